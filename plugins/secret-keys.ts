@@ -1,39 +1,60 @@
-// CONTRACT STUB — replaced by the keyring implementation (issue 2).
-// Loads the keyring once; never exposes key bytes in logs or display decorators.
+// plugins/secret-keys.ts — loads the keyring once at registration; never
+// exposes key bytes in logs, errors or decorators meant for display.
 import fp from 'fastify-plugin'
+import { Type } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import { validateOptions } from '../lib/options.ts'
+import { loadKeyring, type KeyringInfo } from '../lib/keyring/load.ts'
 
-export interface SecretKeyInfo {
-  /** `env:NAME`, `env-file:NAME`, `file:PATH` or `generated:PATH` */
-  source: string
-  count: number
-  /** first 8 hex characters of SHA-256 of the newest key */
-  fingerprint: string
-  warnings: string[]
-}
+export type SecretKeyInfo = KeyringInfo
 
 export interface SecretKeysOptions {
+  /** names the default key file's folder: `<per-OS config dir>/<appName>/secret.key` */
   appName?: string
+  /** environment variables tried in order (each also as NAME_FILE and NAME_PREVIOUS); default ['SESSION_SECRET_KEY'] */
   envVars?: string[]
+  /** key file path, instead of the per-OS default */
   keyFile?: string
+  /** the environment to read (default process.env) */
+  env?: Record<string, string | undefined>
 }
 
 declare module 'fastify' {
   interface FastifyInstance { secretKeys: SecretKeyInfo }
 }
 
+const OptionsSchema = Type.Object({
+  // No path separators: the name becomes one folder under the config dir.
+  appName: Type.Optional(Type.String({ pattern: '^(?!\\.\\.?$)[A-Za-z0-9._@-]+$' })),
+  envVars: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }))),
+  keyFile: Type.Optional(Type.String({ minLength: 1 })),
+  env: Type.Optional(Type.Record(Type.String(), Type.Union([Type.String(), Type.Undefined()])))
+}, { additionalProperties: false })
+
+// Key bytes live here, keyed by the info object that is decorated: nothing
+// reachable by enumerating, logging or serialising the instance holds them.
 const keyBytes = new WeakMap<SecretKeyInfo, Buffer[]>()
 
-/** Key bytes, newest first, for the session plugin only. Not enumerable anywhere. */
+/** Key bytes (32 each), newest first, for the session plugin only. */
 export function getSecretKeyBytes (fastify: FastifyInstance): Buffer[] | undefined {
-  return fastify.hasDecorator('secretKeys') ? keyBytes.get(fastify.secretKeys) : undefined
+  if (!fastify.hasDecorator('secretKeys')) return undefined
+  return keyBytes.get(fastify.secretKeys)?.map((k) => Buffer.from(k))
 }
 
-const secretKeys: FastifyPluginAsync<SecretKeysOptions> = async (fastify) => {
-  const { randomBytes, createHash } = await import('node:crypto')
-  const key = randomBytes(32)
-  const info: SecretKeyInfo = { source: 'generated:memory', count: 1, fingerprint: createHash('sha256').update(key).digest('hex').slice(0, 8), warnings: [] }
-  keyBytes.set(info, [key])
+const secretKeys: FastifyPluginAsync<SecretKeysOptions> = async (fastify, opts) => {
+  // Fastify's own register options travel in the same object; they are not ours to check.
+  const { prefix, logLevel, logSerializers, ...own } = opts as SecretKeysOptions & Record<string, unknown>
+  const options = validateOptions(OptionsSchema, own, 'secret')
+  const ring = await loadKeyring(options)
+  const info = Object.freeze({
+    ...ring.info,
+    warnings: Object.freeze([...ring.info.warnings]),
+    candidates: Object.freeze(ring.info.candidates.map((c) => Object.freeze({ ...c }))),
+    ...(ring.info.file && { file: Object.freeze({ ...ring.info.file }) })
+  }) as SecretKeyInfo
+  keyBytes.set(info, ring.keys)
+  fastify.log.info({ source: info.source, fingerprint: info.fingerprint, count: info.count }, 'secret keyring loaded')
+  for (const warning of info.warnings) fastify.log.warn({ source: info.source }, `secret keyring: ${warning}`)
   fastify.decorate('secretKeys', info)
 }
 

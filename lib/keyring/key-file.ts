@@ -1,0 +1,152 @@
+// The key file: one key per line, newest first, mode 0600 in a 0700 directory.
+// Reading refuses what OpenSSH refuses for a private key; creation is a
+// link() race that exactly one process wins; nothing ever overwrites a key
+// file on load, because a new key logs every user out.
+import { constants, type Stats } from 'node:fs'
+import { lstat, mkdir, open, link, unlink, readFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { basename, dirname, join } from 'node:path'
+import { errors } from '../errors.ts'
+import { KEY_BYTES, decodeFileKey, encodeKey } from './format.ts'
+
+/** Far above any sane keyring (a key line is 44 bytes); stops us reading a wrong, huge file. */
+const MAX_FILE_BYTES = 64 * 1024
+
+export interface KeyFileContents {
+  keys: Buffer[]
+  /** octal permission bits, e.g. '0600' */
+  mode: string
+}
+
+export function formatMode (mode: number): string {
+  return '0' + (mode & 0o777).toString(8).padStart(3, '0')
+}
+
+const RESTORE = 'restore it from a backup, or delete it to generate a new key (this logs every user out)'
+
+function ioError (path: string, err: unknown): Error {
+  const e = err as NodeJS.ErrnoException
+  return new errors.FSS_KEY_FILE_IO(path, e.code ?? e.message)
+}
+
+function checkStats (path: string, st: Stats): void {
+  if (st.isSymbolicLink()) {
+    throw new errors.FSS_KEY_FILE_UNSAFE(path, 'it is a symbolic link', 'replace it with the regular file it points to, or set the keyFile option to that file (mode 0600)')
+  }
+  if (!st.isFile()) {
+    throw new errors.FSS_KEY_FILE_UNSAFE(path, 'it is not a regular file', 'remove it, or set the keyFile option to a regular file with mode 0600')
+  }
+  if ((st.mode & 0o077) !== 0) {
+    throw new errors.FSS_KEY_FILE_UNSAFE(path, `mode ${formatMode(st.mode)} lets group or others read or write it`, `chmod 600 ${path}`)
+  }
+}
+
+/** Parses key-file text; every problem names the line and the fix, never the line's content. */
+export function parseKeyFile (path: string, text: string): Buffer[] {
+  const lines = text.split('\n').map((l) => l.replace(/\r$/, ''))
+  if (lines.at(-1) === '') lines.pop()
+  if (lines.length === 0 || lines.every((l) => l.trim() === '')) {
+    throw new errors.FSS_KEY_FILE_CORRUPT(path, 'it is empty', RESTORE)
+  }
+  return lines.map((line, i) => {
+    const key = decodeFileKey(line)
+    if (typeof key === 'string') throw new errors.FSS_KEY_FILE_CORRUPT(path, `line ${i + 1}: ${key} (truncated or edited?)`, RESTORE)
+    return key
+  })
+}
+
+/**
+ * Reads an existing key file after the safety checks. Returns undefined when
+ * the file does not exist (the caller decides whether to create one).
+ */
+export async function readKeyFile (path: string): Promise<KeyFileContents | undefined> {
+  let st: Stats
+  try {
+    st = await lstat(path)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw ioError(path, err)
+  }
+  checkStats(path, st)
+  if (st.size > MAX_FILE_BYTES) throw new errors.FSS_KEY_FILE_CORRUPT(path, `it is ${st.size} bytes, far more than a keyring`, RESTORE)
+  let text: string
+  try {
+    // O_NOFOLLOW: if the file was swapped for a symlink after lstat(), fail instead of following it.
+    text = await readFile(path, { encoding: 'utf8', flag: constants.O_RDONLY | constants.O_NOFOLLOW })
+  } catch (err) {
+    /* c8 ignore next -- only reachable if the file changes between lstat() and open() */
+    throw ioError(path, err)
+  }
+  return { keys: parseKeyFile(path, text), mode: formatMode(st.mode) }
+}
+
+/** Writes `text` to a fresh 0600 temp file next to `path`, fsynced; returns the temp path. */
+export async function writeTempFile (path: string, text: string): Promise<string> {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
+  const fh = await open(tmp, 'wx', 0o600)
+  try {
+    await fh.writeFile(text)
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+  return tmp
+}
+
+/** Makes a new directory entry durable; directories cannot be fsynced on every platform. */
+export async function syncDir (dir: string): Promise<void> {
+  try {
+    const fh = await open(dir, 'r')
+    try { await fh.sync() } finally { await fh.close() }
+  /* c8 ignore next -- Windows and some network file systems refuse to fsync a directory */
+  } catch {}
+}
+
+/** Warnings about the directory holding the key (others could swap the file). */
+export async function directoryWarnings (path: string): Promise<string[]> {
+  const dir = dirname(path)
+  const st = await lstat(dir)
+  // Sticky directories (0o1000, e.g. /tmp) stop others from replacing our file.
+  if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0) {
+    return [`directory ${dir} is writable by group or others (mode ${formatMode(st.mode)}); chmod 700 ${dir}`]
+  }
+  return []
+}
+
+export interface CreatedKeyFile extends KeyFileContents {
+  /** true when this process wrote the file; false when another process won the race */
+  created: boolean
+}
+
+/**
+ * Creates the key file with one fresh key, or reads the one another process
+ * created first. The temp file is complete and fsynced before link() gives it
+ * the final name, and link() fails with EEXIST instead of replacing: when 20
+ * processes start at once, one links, the others read the winner's key.
+ */
+export async function createKeyFile (path: string): Promise<CreatedKeyFile> {
+  const dir = dirname(path)
+  let tmp: string
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 })
+    tmp = await writeTempFile(path, encodeKey(randomBytes(KEY_BYTES)) + '\n')
+  } catch (err) {
+    throw ioError(path, err)
+  }
+  let created = true
+  try {
+    await link(tmp, path)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+      await unlink(tmp).catch(() => {})
+      throw ioError(path, err)
+    }
+    created = false
+  }
+  await unlink(tmp).catch(/* c8 ignore next -- already gone: nothing to clean up */ () => {})
+  if (created) await syncDir(dir)
+  const contents = await readKeyFile(path)
+  /* c8 ignore next -- the file was just linked; only an outside rm between link() and read lands here */
+  if (contents === undefined) throw new errors.FSS_KEY_FILE_IO(path, 'it disappeared right after creation')
+  return { ...contents, created }
+}

@@ -1,0 +1,103 @@
+import t from 'tap'
+import fc from 'fast-check'
+import { hkdfSync, randomBytes, createHash } from 'node:crypto'
+import { decodeMaterial, decodeSecret, decodeFileKey, encodeKey, fingerprint, HKDF_INFO } from '../lib/keyring/format.ts'
+
+const code = (fn: () => unknown): string | undefined => {
+  try { fn() } catch (e) { return (e as { code?: string }).code }
+  return undefined
+}
+
+t.test('a 32-byte key in hex, base64 or base64url is used as is', async (t) => {
+  const key = randomBytes(32)
+  for (const text of [key.toString('hex'), key.toString('hex').toUpperCase(), key.toString('base64'),
+    key.toString('base64').replace(/=+$/, ''), key.toString('base64url'), ` ${key.toString('base64url')}\n`]) {
+    t.same(decodeSecret(text, 'X'), key, `decodes ${text.length} chars`)
+  }
+})
+
+t.test('an existing @fastify/secure-session base64 key keeps its exact bytes', async (t) => {
+  // secure-session's `key` is 32 raw bytes; operators store them base64 (44 chars, with padding)
+  const key = randomBytes(32)
+  t.ok(decodeSecret(key.toString('base64'), 'X').equals(key))
+})
+
+t.test('longer material (token_hex(64), token_urlsafe(64)) is reduced with HKDF-SHA256, deterministically', async (t) => {
+  const material = randomBytes(64)
+  const expected = Buffer.from(hkdfSync('sha256', material, Buffer.alloc(0), 'fastify-session-suite/v1 session key', 32))
+  t.equal(HKDF_INFO, 'fastify-session-suite/v1 session key')
+  const urlsafe = material.toString('base64url')
+  t.equal(urlsafe.length, 86, 'the length Python secrets.token_urlsafe(64) prints')
+  t.same(decodeSecret(urlsafe, 'X'), expected)
+  t.same(decodeSecret(material.toString('hex'), 'X'), expected)
+  t.same(decodeSecret(urlsafe, 'Y'), decodeSecret(urlsafe, 'Z'), 'same text, same key on every start')
+  t.equal(decodeSecret(urlsafe, 'X').length, 32)
+})
+
+t.test('under 32 bytes of material is FSS_SECRET_WEAK naming the source, never the value', async (t) => {
+  const short = randomBytes(31).toString('base64url')
+  const err = t.throws(() => decodeSecret(short, 'MY_APP_KEY')) as Error & { code: string }
+  t.equal(err.code, 'FSS_SECRET_WEAK')
+  t.match(err.message, /MY_APP_KEY/)
+  t.notMatch(err.message, short)
+  t.equal(code(() => decodeSecret('ab'.repeat(16), 'X')), 'FSS_SECRET_WEAK', '32 hex chars decode as base64 to 24 bytes')
+})
+
+t.test('garbage is FSS_SECRET_MALFORMED naming the source, never the value', async (t) => {
+  const bad = ['not a key at all!!', 'abc$def', 'a'.repeat(65), 'AAAA=A', 'AAA==', 'AB+C-D', 'AAAAA',
+    'AB==', // non-canonical: the trailing bits are not zero
+    '']
+  for (const text of bad) {
+    const err = t.throws(() => decodeSecret(text, 'SESSION_SECRET_KEY'), `rejects ${JSON.stringify(text)}`) as Error & { code: string }
+    t.equal(err.code, 'FSS_SECRET_MALFORMED')
+    t.match(err.message, /SESSION_SECRET_KEY/)
+    if (text.length >= 8) t.notMatch(err.message, text)
+  }
+})
+
+t.test('decodeMaterial accepts canonical padded and unpadded forms only', async (t) => {
+  t.same(decodeMaterial('AA=='), Buffer.from([0]))
+  t.equal(decodeMaterial('AB=='), undefined, 'non-canonical: Buffer.from would silently drop the trailing bits')
+  t.same(decodeMaterial('AAA='), Buffer.from([0, 0]))
+  t.same(decodeMaterial('AAAA'), Buffer.from([0, 0, 0]))
+  t.same(decodeMaterial('AQ'), Buffer.from([1]))
+  t.same(decodeMaterial('AQ=='), Buffer.from([1]))
+  t.equal(decodeMaterial('AQ='), undefined, 'padded length must be a multiple of 4')
+})
+
+t.test('key-file lines must be exactly 32 bytes', async (t) => {
+  const key = randomBytes(32)
+  t.same(decodeFileKey(encodeKey(key)), key)
+  t.same(decodeFileKey(key.toString('hex')), key)
+  t.match(decodeFileKey(randomBytes(64).toString('base64url')), /64 bytes, not 32/)
+  t.match(decodeFileKey(encodeKey(key).slice(0, 40)), /30 bytes, not 32/)
+  t.match(decodeFileKey('%%%'), /not hex, base64 or base64url/)
+})
+
+t.test('the fingerprint is the first 8 hex of SHA-256', async (t) => {
+  const key = randomBytes(32)
+  t.equal(fingerprint(key), createHash('sha256').update(key).digest('hex').slice(0, 8))
+  t.match(fingerprint(key), /^[0-9a-f]{8}$/)
+})
+
+t.test('property: any material of 32+ bytes round-trips through every encoding to the same key', async (t) => {
+  fc.assert(fc.property(fc.uint8Array({ minLength: 32, maxLength: 96 }), (bytes) => {
+    const buf = Buffer.from(bytes)
+    const keys = [buf.toString('hex'), buf.toString('base64'), buf.toString('base64url')].map((s) => decodeSecret(s, 'P'))
+    return keys.every((k) => k.length === 32 && k.equals(keys[0]))
+  }), { numRuns: 300 })
+  t.pass('300 runs')
+})
+
+t.test('property: arbitrary text yields a 32-byte key or an FSS_SECRET_* error that never echoes the text', async (t) => {
+  fc.assert(fc.property(fc.string({ maxLength: 200 }), (text) => {
+    try {
+      return decodeSecret(text, 'P').length === 32
+    } catch (e) {
+      const err = e as Error & { code?: string }
+      const echoed = text.trim().length >= 8 && err.message.includes(text.trim())
+      return (err.code === 'FSS_SECRET_MALFORMED' || err.code === 'FSS_SECRET_WEAK') && !echoed
+    }
+  }), { numRuns: 1000 })
+  t.pass('1000 runs')
+})

@@ -1,0 +1,102 @@
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { chmod, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { loadKeyring, defaultKeyFile } from '../lib/keyring/load.ts'
+import { decodeSecret, encodeKey, fingerprint } from '../lib/keyring/format.ts'
+import { tempDir } from './helper.ts'
+
+const b64 = (k: Buffer): string => k.toString('base64')
+
+t.test('SESSION_SECRET_KEY wins and X_PREVIOUS keys follow it, newest first', async (t) => {
+  const [a, b, c] = [randomBytes(32), randomBytes(32), randomBytes(32)]
+  const dir = await tempDir(t)
+  const ring = await loadKeyring({ keyFile: join(dir, 'never.key'), env: { SESSION_SECRET_KEY: b64(a), SESSION_SECRET_KEY_PREVIOUS: ` ${b.toString('hex')} ,${encodeKey(c)},` } })
+  t.same(ring.keys, [a, b, c])
+  t.same(ring.info, {
+    source: 'env:SESSION_SECRET_KEY',
+    count: 3,
+    fingerprint: fingerprint(a),
+    bits: 256,
+    warnings: [],
+    candidates: [
+      { source: 'env:SESSION_SECRET_KEY', status: 'used' },
+      { source: 'env-file:SESSION_SECRET_KEY_FILE', status: 'unset' },
+      { source: 'env:SESSION_SECRET_KEY_PREVIOUS', status: 'used: 2 older key(s)' }
+    ]
+  })
+  t.notOk('file' in ring.info, 'no file consulted when the environment yields')
+})
+
+t.test('variables are tried in the configured order; a user puts their own in front', async (t) => {
+  const [mine, framework] = [randomBytes(32), randomBytes(32)]
+  const env = { MY_APP_KEY: '', SESSION_SECRET_KEY: b64(framework) }
+  const ring = await loadKeyring({ envVars: ['MY_APP_KEY', 'SESSION_SECRET_KEY'], env })
+  t.equal(ring.info.source, 'env:SESSION_SECRET_KEY')
+  t.same(ring.info.candidates.slice(0, 2), [{ source: 'env:MY_APP_KEY', status: 'empty' }, { source: 'env-file:MY_APP_KEY_FILE', status: 'unset' }])
+  const first = await loadKeyring({ envVars: ['MY_APP_KEY', 'SESSION_SECRET_KEY'], env: { ...env, MY_APP_KEY: b64(mine) } })
+  t.same(first.keys, [mine])
+  t.equal(first.info.candidates.length, 2, 'later variables are not consulted')
+})
+
+t.test('X_FILE (Docker/Kubernetes secret) is honoured, may hold a keyring, and a readable mount is a warning', async (t) => {
+  const dir = await tempDir(t)
+  const [a, b] = [randomBytes(32), randomBytes(64)]
+  const path = join(dir, 'mounted')
+  await writeFile(path, `${a.toString('hex')}\n\n${encodeKey(b)}\n`)
+  await chmod(path, 0o444)
+  const ring = await loadKeyring({ env: { SESSION_SECRET_KEY_FILE: path } })
+  t.equal(ring.info.source, 'env-file:SESSION_SECRET_KEY_FILE')
+  t.same(ring.keys, [a, decodeSecret(encodeKey(b), 'x')])
+  t.match(ring.info.warnings[0], /SESSION_SECRET_KEY_FILE points to .*mounted, which others can read \(mode 0444\)/)
+  await chmod(path, 0o400)
+  t.same((await loadKeyring({ env: { SESSION_SECRET_KEY_FILE: path } })).info.warnings, [])
+})
+
+t.test('when both X and X_FILE are set, X wins with a warning', async (t) => {
+  const a = randomBytes(32)
+  const ring = await loadKeyring({ env: { SESSION_SECRET_KEY: b64(a), SESSION_SECRET_KEY_FILE: '/does/not/matter' } })
+  t.same(ring.keys, [a])
+  t.same(ring.info.candidates[1], { source: 'env-file:SESSION_SECRET_KEY_FILE', status: 'ignored: env:SESSION_SECRET_KEY is set' })
+  t.match(ring.info.warnings, [/both SESSION_SECRET_KEY and SESSION_SECRET_KEY_FILE are set/])
+})
+
+t.test('bad environment values stop start-up naming the variable or file, never the value', async (t) => {
+  const dir = await tempDir(t)
+  const weak = randomBytes(16).toString('hex')
+  await t.rejects(loadKeyring({ env: { SESSION_SECRET_KEY: weak } }), { code: 'FSS_SECRET_WEAK', message: /SESSION_SECRET_KEY/ })
+  await t.rejects(loadKeyring({ env: { SESSION_SECRET_KEY: 'p@ssw0rd-p@ssw0rd' } }), { code: 'FSS_SECRET_MALFORMED', message: /^(?!.*p@ssw0rd).*SESSION_SECRET_KEY/ })
+  await t.rejects(loadKeyring({ env: { SESSION_SECRET_KEY: b64(randomBytes(32)), SESSION_SECRET_KEY_PREVIOUS: 'zzz' } }), { code: 'FSS_SECRET_MALFORMED', message: /SESSION_SECRET_KEY_PREVIOUS\[0\]/ })
+  const missing = join(dir, 'nope')
+  await t.rejects(loadKeyring({ env: { SESSION_SECRET_KEY_FILE: missing } }), { code: 'FSS_KEY_FILE_IO', message: new RegExp(`${missing} \\(from SESSION_SECRET_KEY_FILE\\).*ENOENT`) })
+  const empty = join(dir, 'empty')
+  await writeFile(empty, '\n')
+  await t.rejects(loadKeyring({ env: { SESSION_SECRET_KEY_FILE: empty } }), { code: 'FSS_SECRET_WEAK', message: /SESSION_SECRET_KEY_FILE/ })
+  const two = join(dir, 'two')
+  await writeFile(two, `${b64(randomBytes(32))}\n${weak}\n`)
+  await t.rejects(loadKeyring({ env: { SESSION_SECRET_KEY_FILE: two } }), { code: 'FSS_SECRET_WEAK', message: /line 2/ })
+})
+
+t.test('X_PREVIOUS without X is recorded as ignored; the key file is used', async (t) => {
+  const dir = await tempDir(t)
+  const keyFile = join(dir, 'k', 'secret.key')
+  const first = await loadKeyring({ keyFile, env: { SESSION_SECRET_KEY_PREVIOUS: b64(randomBytes(32)) } })
+  t.equal(first.info.source, `generated:${keyFile}`)
+  t.same(first.info.file, { path: keyFile, mode: '0600' })
+  t.match(first.info.candidates, [{}, {}, { source: 'env:SESSION_SECRET_KEY_PREVIOUS', status: /ignored: neither/ }, { source: `file:${keyFile}`, status: 'missing: generated' }])
+  const again = await loadKeyring({ keyFile, env: {} })
+  t.equal(again.info.source, `file:${keyFile}`, 'a restart reads the same file')
+  t.same(again.keys, first.keys)
+  t.equal(again.info.candidates.at(-1)?.status, 'used')
+})
+
+t.test('create: false reports a missing key instead of generating one', async (t) => {
+  const dir = await tempDir(t)
+  await t.rejects(loadKeyring({ keyFile: join(dir, 'secret.key'), env: {}, create: false }), { code: 'FSS_KEY_FILE_IO', message: /does not exist/ })
+})
+
+t.test('the default key file sits in the per-OS config folder of the app', async (t) => {
+  t.match(defaultKeyFile(), /fastify-session-suite[/\\]secret\.key$/)
+  t.match(defaultKeyFile('my-app'), /my-app[/\\]secret\.key$/)
+  t.notMatch(defaultKeyFile('my-app'), /nodejs/, 'no env-paths suffix')
+})

@@ -1,0 +1,65 @@
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { chmod, readFile, readdir, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { rotateKeyFile } from '../lib/keyring/rotate.ts'
+import { readKeyFile } from '../lib/keyring/key-file.ts'
+import { encodeKey, fingerprint } from '../lib/keyring/format.ts'
+import { tempDir } from './helper.ts'
+
+async function ring (dir: string, n: number): Promise<{ path: string, keys: Buffer[] }> {
+  const keys = Array.from({ length: n }, () => randomBytes(32))
+  const path = join(dir, 'secret.key')
+  await writeFile(path, keys.map(encodeKey).join('\n') + '\n', { mode: 0o600 })
+  return { path, keys }
+}
+
+t.test('rotation puts a new key in front and keeps the newest 2 old ones by default', async (t) => {
+  const dir = await tempDir(t)
+  const { path, keys } = await ring(dir, 3)
+  const r = await rotateKeyFile(path)
+  const after = await readKeyFile(path)
+  t.equal(after?.keys.length, 3)
+  t.same(after?.keys.slice(1), keys.slice(0, 2), 'old keys stay valid, newest first')
+  t.equal(r.fingerprint, fingerprint(after!.keys[0]))
+  t.not(r.fingerprint, fingerprint(keys[0]))
+  t.same({ count: r.count, dropped: r.dropped, created: r.created, path: r.path }, { count: 3, dropped: 1, created: false, path })
+  t.equal((await stat(path)).mode & 0o777, 0o600)
+  t.same(await readdir(dir), ['secret.key'], 'no temp file left')
+})
+
+t.test('keep N keeps exactly N old keys; keep 0 keeps only the new one', async (t) => {
+  const dir = await tempDir(t)
+  const { path, keys } = await ring(dir, 2)
+  const r5 = await rotateKeyFile(path, { keep: 5 })
+  t.same({ count: r5.count, dropped: r5.dropped }, { count: 3, dropped: 0 })
+  t.same((await readKeyFile(path))?.keys.slice(1), keys)
+  const r0 = await rotateKeyFile(path, { keep: 0 })
+  t.same({ count: r0.count, dropped: r0.dropped }, { count: 1, dropped: 3 })
+  t.equal((await readFile(path, 'utf8')).split('\n').filter(Boolean).length, 1)
+})
+
+t.test('rotating a missing file creates it with one key', async (t) => {
+  const dir = await tempDir(t)
+  const path = join(dir, 'conf', 'secret.key')
+  const r = await rotateKeyFile(path)
+  t.same({ count: r.count, dropped: r.dropped, created: r.created }, { count: 1, dropped: 0, created: true })
+  t.equal(fingerprint((await readKeyFile(path))!.keys[0]), r.fingerprint)
+})
+
+t.test('rotation refuses a file it would refuse to load, and leaves it alone', async (t) => {
+  const dir = await tempDir(t)
+  const { path } = await ring(dir, 1)
+  await chmod(path, 0o644)
+  const before = await readFile(path, 'utf8')
+  await t.rejects(rotateKeyFile(path), { code: 'FSS_KEY_FILE_UNSAFE', message: new RegExp(`chmod 600 ${path}`) })
+  t.equal(await readFile(path, 'utf8'), before)
+})
+
+t.test('keep must be a non-negative integer', async (t) => {
+  const dir = await tempDir(t)
+  const { path } = await ring(dir, 1)
+  for (const keep of [-1, 1.5, Number.NaN]) {
+    await t.rejects(rotateKeyFile(path, { keep }), { code: 'FSS_OPTIONS_INVALID', message: /keep/ })
+  }
+})
