@@ -1,0 +1,89 @@
+// The Redis connection as the token store sees it: fail fast during an outage
+// (a request waiting on a dead Redis is worse than a 503), reconnect by itself
+// when Redis returns, and report health without throwing.
+import { Redis, type RedisOptions } from 'ioredis'
+import { errors } from '../errors.ts'
+
+/** What the store and the lock call: ioredis, or a client @fastify/redis already holds. */
+export type RedisClient = Pick<Redis, 'get' | 'set' | 'del' | 'eval' | 'ping' | 'status' | 'once' | 'off' | 'quit'>
+
+export interface RedisConnectionOptions {
+  /** `redis://[:password@]host:port/db` */
+  url: string
+  /** ms a command may take before the request answers 503. */
+  commandTimeout: number
+}
+
+/** Reconnect backoff: quick at first, capped so recovery is noticed within a second or two. */
+export function reconnectDelay (attempt: number): number {
+  return Math.min(50 * 2 ** Math.min(attempt, 6), 2000)
+}
+
+export function createRedisClient (opts: RedisConnectionOptions): Redis {
+  const options: RedisOptions = {
+    // Without these, ioredis queues commands while disconnected and retries
+    // each up to 20 times: requests would hang for the whole outage.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: opts.commandTimeout,
+    connectTimeout: Math.max(opts.commandTimeout, 1000),
+    retryStrategy: reconnectDelay,
+    lazyConnect: false
+  }
+  return new Redis(opts.url, options)
+}
+
+/**
+ * Runs one command with the outage policy: a client that is not ready, a
+ * command error, or no answer within `timeoutMs` all become
+ * FSS_STORE_UNAVAILABLE (503). The cause keeps ioredis's message for the log.
+ */
+export async function guard<T> (client: RedisClient, timeoutMs: number, command: () => Promise<T>): Promise<T> {
+  if (client.status !== 'ready') throw unavailable(`connection ${client.status}`)
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(unavailable('command timed out')), timeoutMs)
+  })
+  try {
+    return await Promise.race([command(), timeout])
+  } catch (err) {
+    if ((err as { code?: string }).code === 'FSS_STORE_UNAVAILABLE') throw err
+    throw unavailable((err as Error).message)
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+function unavailable (reason: string): Error {
+  const err = new errors.FSS_STORE_UNAVAILABLE()
+  // Reason only (ioredis messages name the command, never its arguments).
+  err.cause = reason
+  return err
+}
+
+export interface RedisHealth {
+  name: 'redis'
+  healthy: boolean
+  /** ioredis connection status: ready, connecting, reconnecting, end... */
+  status: string
+}
+
+/** For /health: never throws, answers within `timeoutMs`. */
+export async function redisHealth (client: RedisClient, timeoutMs = 500): Promise<RedisHealth> {
+  try {
+    const pong = await guard(client, timeoutMs, () => client.ping())
+    return { name: 'redis', healthy: pong === 'PONG', status: client.status }
+  } catch {
+    return { name: 'redis', healthy: false, status: client.status }
+  }
+}
+
+/** Resolves once the client is ready, or false after `timeoutMs` (start-up must not hang on a dead Redis). */
+export async function waitReady (client: RedisClient, timeoutMs: number): Promise<boolean> {
+  if (client.status === 'ready') return true
+  return await new Promise<boolean>((resolve) => {
+    const onReady = (): void => { clearTimeout(timer); resolve(true) }
+    const timer = setTimeout(() => { client.off('ready', onReady); resolve(false) }, timeoutMs)
+    client.once('ready', onReady)
+  })
+}

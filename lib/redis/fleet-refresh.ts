@@ -1,0 +1,90 @@
+// Single-flight refresh across instances. The OAuth plugin already coalesces
+// refreshes within a process; this adds the fleet: one instance holds the
+// Redis lock for a refresh token and calls the provider, and hands its result
+// (sealed, for a short grace window) to everyone else under the hash of the
+// old refresh token. Waiters need nothing but the refresh token they hold, so
+// this works with the cookie store too, where other instances cannot see the
+// winner's session. A failure is handed off for the backoff window as a code,
+// so a dead refresh token is not replayed by every instance in turn.
+import { createHash } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
+import { errors } from '../errors.ts'
+import { guard, type RedisClient } from './client.ts'
+import type { RefreshLock } from './lock.ts'
+import { deriveStoreKeys, open, seal } from './seal.ts'
+
+export interface FleetRefresh {
+  /** `refresh` runs once across every instance for this refresh token; the others get its result or its error. */
+  refresh: <T>(refreshToken: string, refresh: () => Promise<T>) => Promise<T>
+}
+
+export interface FleetRefreshOptions {
+  client: RedisClient
+  lock: RefreshLock
+  keys: Buffer[]
+  prefix: string
+  /** ms a result stays available to instances still holding the old refresh token. */
+  graceMs: number
+  /** ms a failure is repeated to the fleet instead of calling the provider again. */
+  backoffMs: number
+  commandTimeout: number
+  log?: FastifyBaseLogger
+}
+
+type Handoff<T> = { ok: T } | { failed: string }
+
+// Errors another instance may hand over; anything else is not shared.
+const SHARED_FAILURES: Record<string, () => Error> = {
+  FSS_TOKEN_REFRESH_REJECTED: () => new errors.FSS_TOKEN_REFRESH_REJECTED(),
+  FSS_TOKEN_PROVIDER_TIMEOUT: () => new errors.FSS_TOKEN_PROVIDER_TIMEOUT(),
+  FSS_TOKEN_PROVIDER_ERROR: () => new errors.FSS_TOKEN_PROVIDER_ERROR('the refresh failed on another instance'),
+  FSS_TOKEN_INVALID: () => new errors.FSS_TOKEN_INVALID('the refresh answer was unusable on another instance')
+}
+
+export function handoffKey (prefix: string, refreshToken: string): string {
+  return `${prefix}handoff:${createHash('sha256').update(refreshToken).digest('base64url')}`
+}
+
+export function createFleetRefresh (opts: FleetRefreshOptions): FleetRefresh {
+  const { client, lock, prefix, graceMs, backoffMs, commandTimeout, log } = opts
+  const keys = deriveStoreKeys(opts.keys)
+  const run = <R>(command: () => Promise<R>): Promise<R> => guard(client, commandTimeout, command)
+
+  async function read<T> (key: string): Promise<T | null> {
+    const sealed = await run(() => client.get(key))
+    const opened = sealed === null ? null : open(keys, sealed, key)
+    if (opened === null) return null
+    const handoff = JSON.parse(opened.plaintext) as Handoff<T>
+    if ('ok' in handoff) return handoff.ok
+    throw (SHARED_FAILURES[handoff.failed] ?? SHARED_FAILURES.FSS_TOKEN_PROVIDER_ERROR)()
+  }
+
+  async function write<T> (key: string, handoff: Handoff<T>, ttl: number): Promise<void> {
+    try {
+      await run(() => client.set(key, seal(keys, JSON.stringify(handoff), key), 'PX', ttl))
+    } catch {
+      // The refresh itself is done; waiters time out or retry after the lock's expiry.
+      log?.warn({ event: 'refresh-handoff-failed' }, 'could not share a refresh result with other instances')
+    }
+  }
+
+  return {
+    async refresh (refreshToken, refresh) {
+      const key = handoffKey(prefix, refreshToken)
+      return await lock.singleFlight(refreshToken, {
+        check: () => read(key),
+        async run () {
+          try {
+            const fresh = await refresh()
+            await write(key, { ok: fresh }, graceMs)
+            return fresh
+          } catch (err) {
+            const code = (err as { code?: string }).code
+            if (code !== undefined && code in SHARED_FAILURES) await write(key, { failed: code }, backoffMs)
+            throw err
+          }
+        }
+      })
+    }
+  }
+}

@@ -1,0 +1,88 @@
+// One refresh across the fleet. A short Redis lock per refresh token
+// (SET NX PX with a random owner token, released by a compare-and-delete
+// script so a holder that outlived its expiry cannot free a successor's lock).
+// Losers poll the token store with a bounded backoff and take the winner's
+// token; a holder that dies blocks nobody past the lock's expiry because the
+// next poll simply acquires it.
+import { createHash, randomBytes } from 'node:crypto'
+import { setTimeout as delay } from 'node:timers/promises'
+import { errors } from '../errors.ts'
+import { guard, type RedisClient } from './client.ts'
+
+// Redis docs, "Distributed locks with Redis": delete only if we still own it.
+const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
+export interface RefreshLockOptions {
+  client: RedisClient
+  prefix: string
+  /** ms the lock lives: longer than one refresh call to the provider, short enough that a crash costs little. */
+  lockTtl: number
+  /** ms a loser waits for the winner before giving up with FSS_TOKEN_PROVIDER_TIMEOUT; > lockTtl so a dead holder's lock can expire and be taken. */
+  maxWait: number
+  commandTimeout: number
+}
+
+export interface SingleFlightSteps<T> {
+  /** The already-refreshed token if someone else has finished (read from the store), else null. May throw (e.g. tokens were cleared). */
+  check: () => Promise<T | null>
+  /** Refresh and store; runs only while holding the lock. */
+  run: () => Promise<T>
+}
+
+export interface RefreshLock {
+  /** A release function when this caller now holds the lock for `name`, null when someone else does. */
+  acquire: (name: string) => Promise<(() => Promise<void>) | null>
+  /** `run` once across every instance sharing Redis; everyone else gets `check`'s answer. */
+  singleFlight: <T>(name: string, steps: SingleFlightSteps<T>) => Promise<T>
+}
+
+export function lockKey (prefix: string, name: string): string {
+  // The name is a refresh token: only its hash may reach Redis.
+  return `${prefix}lock:${createHash('sha256').update(name).digest('base64url')}`
+}
+
+const FIRST_POLL_MS = 20
+const MAX_POLL_MS = 250
+
+export function createRefreshLock (opts: RefreshLockOptions): RefreshLock {
+  const { client, prefix, lockTtl, maxWait, commandTimeout } = opts
+  const run = <R>(command: () => Promise<R>): Promise<R> => guard(client, commandTimeout, command)
+
+  async function acquire (name: string): Promise<(() => Promise<void>) | null> {
+    const key = lockKey(prefix, name)
+    const owner = randomBytes(16).toString('base64url')
+    const ok = await run(() => client.set(key, owner, 'PX', lockTtl, 'NX'))
+    if (ok !== 'OK') return null
+    return async () => {
+      // A failed release only delays the next refresher until the lock expires.
+      await run(() => client.eval(RELEASE, 1, key, owner)).catch(() => {})
+    }
+  }
+
+  async function singleFlight<T> (name: string, steps: SingleFlightSteps<T>): Promise<T> {
+    const deadline = Date.now() + maxWait
+    let pause = FIRST_POLL_MS
+    // Bounded twice: by the deadline, and by a count no backoff can exceed in that time.
+    const maxRounds = Math.ceil(maxWait / FIRST_POLL_MS) + 1
+    for (let round = 0; round < maxRounds; round++) {
+      const release = await acquire(name)
+      if (release !== null) {
+        try {
+          // The previous holder may have finished between our poll and our SET.
+          return (await steps.check()) ?? await steps.run()
+        } finally {
+          await release()
+        }
+      }
+      const done = await steps.check()
+      if (done !== null) return done
+      const left = deadline - Date.now()
+      if (left <= 0) break
+      await delay(Math.min(pause, left))
+      pause = Math.min(pause * 2, MAX_POLL_MS)
+    }
+    throw new errors.FSS_TOKEN_PROVIDER_TIMEOUT()
+  }
+
+  return { acquire, singleFlight }
+}

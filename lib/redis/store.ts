@@ -1,0 +1,89 @@
+// A token store backed by Redis: the session cookie carries only an opaque
+// random reference; the token record lives in Redis, sealed with a subkey of
+// the keyring's newest key, expiring with the session's absolute timeout and
+// deleted on logout. Shaped like the OAuth plugin's TokenStore
+// ({ get, set, delete }, all async) without importing it, so either side can
+// change its token type without a cycle.
+import { createHash, randomBytes } from 'node:crypto'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type {} from '@fastify/secure-session'
+import { guard, type RedisClient } from './client.ts'
+import { deriveStoreKeys, open, seal, type StoreKey } from './seal.ts'
+
+declare module '@fastify/secure-session' {
+  interface SessionData {
+    /** Redis token store: opaque reference to this session's token record (256 random bits). */
+    tokenRef?: string
+  }
+}
+
+export interface RedisTokenStoreOptions {
+  client: RedisClient
+  /** Keyring bytes, newest first (getSecretKeyBytes). */
+  keys: Buffer[]
+  /** Key prefix for every record, e.g. `myapp:`; records are `<prefix>tok:<hash>`. */
+  prefix: string
+  /** Record lifetime in seconds from its first write: the session's absolute timeout. */
+  ttl: number
+  /** ms before a command counts as an outage. */
+  commandTimeout: number
+  log?: FastifyBaseLogger
+}
+
+export interface RedisTokenStore<T> {
+  get: (request: FastifyRequest) => Promise<T | null>
+  set: (request: FastifyRequest, token: T) => Promise<void>
+  delete: (request: FastifyRequest) => Promise<void>
+}
+
+/** The reference in the cookie is hashed into the Redis key, so a Redis dump or MONITOR shows no cookie-bound value. */
+export function recordKey (prefix: string, ref: string): string {
+  return `${prefix}tok:${createHash('sha256').update(ref).digest('base64url')}`
+}
+
+export function createRedisTokenStore<T> (opts: RedisTokenStoreOptions): RedisTokenStore<T> {
+  const { client, prefix, commandTimeout, log } = opts
+  const keys: StoreKey[] = deriveStoreKeys(opts.keys)
+  const ttlMs = opts.ttl * 1000
+  const run = <R>(command: () => Promise<R>): Promise<R> => guard(client, commandTimeout, command)
+
+  return {
+    async get (request) {
+      const ref = request.session.get('tokenRef')
+      if (typeof ref !== 'string') return null
+      const key = recordKey(prefix, ref)
+      const sealed = await run(() => client.get(key))
+      if (sealed === null) return null
+      const opened = open(keys, sealed, key)
+      if (opened === null) {
+        // Sealed by a key that has left the ring, or tampered with: the user logs in again.
+        log?.warn({ event: 'token-record-unreadable' }, 'Redis token record cannot be opened with the current keyring')
+        return null
+      }
+      return JSON.parse(opened.plaintext) as T
+    },
+
+    async set (request, token) {
+      const existing = request.session.get('tokenRef')
+      const ref = typeof existing === 'string' ? existing : randomBytes(32).toString('base64url')
+      const key = recordKey(prefix, ref)
+      // Every write seals with the newest key: rotation re-encrypts as tokens refresh.
+      const sealed = seal(keys, JSON.stringify(token), key)
+      // An update keeps the record's expiry (absolute, from the first write);
+      // a new or vanished record starts a full lifetime.
+      const updated = typeof existing === 'string'
+        ? await run(() => client.set(key, sealed, 'KEEPTTL', 'XX'))
+        : null
+      if (updated === null) await run(() => client.set(key, sealed, 'PX', ttlMs))
+      if (ref !== existing) request.session.set('tokenRef', ref)
+    },
+
+    async delete (request) {
+      const ref = request.session.get('tokenRef')
+      if (typeof ref !== 'string') return
+      // Drop the reference first: even if Redis is down, this response logs the user out.
+      request.session.set('tokenRef', undefined)
+      await run(() => client.del(recordKey(prefix, ref)))
+    }
+  }
+}

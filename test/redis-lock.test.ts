@@ -1,0 +1,141 @@
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { randomBytes } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import { Redis } from 'ioredis'
+import { startRedis, type RedisServer } from './fixtures/redis-server.ts'
+import { createRefreshLock, lockKey, type RefreshLock } from '../lib/redis/lock.ts'
+import { createFleetRefresh, handoffKey } from '../lib/redis/fleet-refresh.ts'
+import { createRedisClient, waitReady } from '../lib/redis/client.ts'
+import { errors } from '../lib/errors.ts'
+
+let redis: RedisServer
+const clients: Redis[] = []
+t.before(async () => {
+  redis = await startRedis(t)
+})
+t.teardown(() => Promise.all(clients.map((c) => c.quit().catch(() => c.disconnect()))))
+
+async function client (): Promise<Redis> {
+  const c = createRedisClient({ url: redis.url, commandTimeout: 1000 })
+  c.on('error', () => {})
+  clients.push(c)
+  if (!await waitReady(c, 5000)) throw new Error('redis client not ready')
+  return c
+}
+
+const name = (): string => 'rt-' + randomBytes(16).toString('base64url')
+async function lockOn (opts: Partial<Parameters<typeof createRefreshLock>[0]> = {}): Promise<RefreshLock> {
+  return createRefreshLock({ client: await client(), prefix: 'lk:', lockTtl: 5000, maxWait: 8000, commandTimeout: 1000, ...opts })
+}
+
+t.test('one holder at a time; release frees the lock; a stale owner cannot free a successor\'s lock', async (t) => {
+  const [a, b] = [await lockOn(), await lockOn()]
+  const raw = await client()
+  const n = name()
+  const releaseA = await a.acquire(n)
+  t.ok(releaseA)
+  t.equal(await b.acquire(n), null, 'busy while held')
+  const key = lockKey('lk:', n)
+  t.notOk(key.includes(n), 'the refresh token is hashed in the key')
+  const pttl = await raw.pttl(key)
+  t.ok(pttl > 0 && pttl <= 5000, 'the lock has an expiry')
+  // A's lock "expires" (deleted as PX would), B takes it, then A's late release runs.
+  await raw.del(key)
+  const releaseB = await b.acquire(n)
+  t.ok(releaseB)
+  await releaseA?.()
+  t.equal(await raw.exists(key), 1, 'compare-and-delete left B\'s lock alone')
+  await releaseB?.()
+  t.equal(await raw.exists(key), 0)
+})
+
+t.test('many callers on two instances: the refresh runs once, everyone gets its result', async (t) => {
+  const raw = await client()
+  const n = name()
+  const result = 'result-' + n
+  let runs = 0
+  const steps = (c: Redis) => ({
+    check: async () => await c.get('lk:result:' + n),
+    run: async () => {
+      runs++
+      await raw.set('lk:result:' + n, result)
+      return result
+    }
+  })
+  const [a, b] = [await lockOn(), await lockOn()]
+  const [ca, cb] = [await client(), await client()]
+  const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => i % 2 === 0 ? a.singleFlight(n, steps(ca)) : b.singleFlight(n, steps(cb))))
+  t.equal(runs, 1)
+  t.ok(answers.every((x) => x === result))
+})
+
+t.test('a lock holder that dies blocks nobody past the lock\'s expiry', async (t) => {
+  const n = name()
+  const raw = await client()
+  const holder = spawn(process.execPath, ['--import=tsx', fileURLToPath(new URL('./fixtures/lock-holder.ts', import.meta.url)), redis.url, 'lk:', n, '400'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const [line] = await once(holder.stdout, 'data') as [Buffer]
+  t.equal(line.toString().trim(), 'held')
+  const [, signal] = await once(holder, 'exit')
+  t.equal(signal, 'SIGKILL', 'the holder died without releasing')
+  t.ok(await raw.pttl(lockKey('lk:', n)) > 0, 'its lock is still there')
+  let checks = 0
+  const lock = await lockOn({ lockTtl: 5000, maxWait: 5000 })
+  const got = await lock.singleFlight(n, { check: async () => { checks++; return null }, run: async () => 'mine' })
+  t.equal(got, 'mine', 'the waiter took over once the dead lock expired')
+  t.ok(checks > 1, 'it waited (polled) before taking over')
+})
+
+t.test('a live holder slower than maxWait: the waiter gives up with a coded timeout', async (t) => {
+  const n = name()
+  const holder = await lockOn()
+  const release = await holder.acquire(n)
+  const waiter = await lockOn({ maxWait: 100 })
+  await t.rejects(waiter.singleFlight(n, { check: async () => null, run: async () => 'never' }), { code: 'FSS_TOKEN_PROVIDER_TIMEOUT', statusCode: 504 })
+  await release?.()
+})
+
+t.test('fleet refresh hands the winner\'s result, or its failure, to the other instances', async (t) => {
+  const keys = [randomBytes(32)]
+  const fleet = async (): Promise<ReturnType<typeof createFleetRefresh>> => {
+    const c = await client()
+    return createFleetRefresh({ client: c, lock: createRefreshLock({ client: c, prefix: 'fl:', lockTtl: 5000, maxWait: 8000, commandTimeout: 1000 }), keys, prefix: 'fl:', graceMs: 30_000, backoffMs: 5000, commandTimeout: 1000 })
+  }
+  const [a, b, c] = [await fleet(), await fleet(), await fleet()]
+  const raw = await client()
+  const rt = name()
+  let calls = 0
+  const fresh = { access_token: 'at-' + randomBytes(16).toString('hex'), token_type: 'Bearer', expires_at: 2_000_000_000 }
+  const call = async (): Promise<typeof fresh> => { calls++; return fresh }
+  const got = await Promise.all([a, b, c].flatMap((f) => Array.from({ length: 10 }, () => f.refresh(rt, call))))
+  t.equal(calls, 1, 'one provider call for 30 callers on 3 instances')
+  t.ok(got.every((x) => x.access_token === fresh.access_token))
+  const sealed = await raw.get(handoffKey('fl:', rt)) as string
+  t.notOk(sealed.includes(fresh.access_token), 'the handed-off token is sealed')
+  t.ok(await raw.pttl(handoffKey('fl:', rt)) <= 30_000)
+
+  const dead = name()
+  let failures = 0
+  const failing = async (): Promise<never> => { failures++; throw new errors.FSS_TOKEN_REFRESH_REJECTED() }
+  await t.rejects(a.refresh(dead, failing), { code: 'FSS_TOKEN_REFRESH_REJECTED' })
+  await t.rejects(b.refresh(dead, failing), { code: 'FSS_TOKEN_REFRESH_REJECTED' }, 'another instance gets the failure')
+  t.equal(failures, 1, 'without replaying the dead refresh token')
+  // An error that is not a provider answer is not shared.
+  const odd = name()
+  await t.rejects(a.refresh(odd, async () => { throw new Error('bug') }), /bug/)
+  t.equal(await raw.exists(handoffKey('fl:', odd)), 0)
+  // A failure code from an unknown version reads as a provider error.
+  const other = name()
+  await t.rejects(c.refresh(other, async () => { throw Object.assign(new Error('x'), { code: 'FSS_TOKEN_PROVIDER_TIMEOUT' }) }), { code: 'FSS_TOKEN_PROVIDER_TIMEOUT' })
+  await t.rejects(b.refresh(other, call), { code: 'FSS_TOKEN_PROVIDER_TIMEOUT' })
+})
+
+t.test('Redis down: acquiring answers FSS_STORE_UNAVAILABLE; a release that cannot reach Redis is harmless', async (t) => {
+  const lock = await lockOn()
+  const release = await lock.acquire(name())
+  await redis.kill()
+  t.teardown(() => redis.restart())
+  await t.resolves(release?.() ?? Promise.resolve())
+  await t.rejects(lock.acquire(name()), { code: 'FSS_STORE_UNAVAILABLE', statusCode: 503 })
+})

@@ -1,0 +1,96 @@
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import Fastify from 'fastify'
+import { Redis } from 'ioredis'
+import { startRedis, freePort } from './fixtures/redis-server.ts'
+import { redisApp } from './fixtures/redis-app.ts'
+import { waitReady, reconnectDelay } from '../lib/redis/client.ts'
+import redisTokenStore from '../plugins/redis-token-store.ts'
+import secretKeys from '../plugins/secret-keys.ts'
+
+const K = randomBytes(32)
+const tok = { access_token: 'at-' + randomBytes(24).toString('base64url'), token_type: 'Bearer', expires_at: 2_000_000_000 }
+
+t.test('Redis down: token routes answer 503 with a code, other routes serve, /health fails; all recover when Redis returns', async (t) => {
+  const redis = await startRedis(t)
+  const { app, logs } = await redisApp(t, [K], { url: redis.url, keyPrefix: 'out:', commandTimeout: 300 })
+  const first = await app.inject({ method: 'POST', url: '/token', payload: tok })
+  const cookies = { session: first.cookies.find((c) => c.name === 'session')?.value ?? '' }
+  t.equal((await app.inject({ url: '/health' })).statusCode, 200)
+
+  await redis.kill()
+  const down = await app.inject({ url: '/token', cookies })
+  t.equal(down.statusCode, 503)
+  t.equal(down.json().code, 'FSS_STORE_UNAVAILABLE')
+  t.equal((await app.inject({ method: 'POST', url: '/token', payload: tok, cookies })).json().code, 'FSS_STORE_UNAVAILABLE')
+  t.equal((await app.inject({ url: '/public' })).statusCode, 200, 'routes without tokens keep serving')
+  const health = await app.inject({ url: '/health' })
+  t.equal(health.statusCode, 503)
+  t.match(health.json().checks.find((c: { name: string }) => c.name === 'redis'), { status: 'fail' })
+
+  await redis.restart()
+  t.ok(await waitReady(app.redisTokenStore.client, 10_000), 'ioredis reconnected by itself')
+  t.equal((await app.inject({ url: '/health' })).statusCode, 200)
+  // No persistence in the test server: the record is gone, the session reads as "log in again", not an error.
+  t.same((await app.inject({ url: '/token', cookies })).json(), { token: null })
+  const again = await app.inject({ method: 'POST', url: '/token', payload: tok, cookies })
+  t.equal(again.statusCode, 200)
+  t.same((await app.inject({ url: '/token', cookies })).json(), { token: tok })
+  t.ok(logs.lines.some((l) => l.includes('Redis unavailable')), 'the outage is logged once')
+  t.ok(logs.lines.some((l) => l.includes('Redis available again')))
+  logs.assertNoSecrets(t, [tok.access_token, cookies.session])
+})
+
+t.test('a hung Redis (accepts, never answers) costs one command timeout, not a hung request', async (t) => {
+  const redis = await startRedis(t)
+  const { app } = await redisApp(t, [K], { url: redis.url, keyPrefix: 'hang:', commandTimeout: 300 })
+  redis.pause()
+  t.teardown(() => redis.resume())
+  const res = await app.inject({ url: '/token', cookies: {} })
+  t.equal(res.statusCode, 200, 'no reference in the session: Redis is not asked')
+  const stored = await app.inject({ method: 'POST', url: '/token', payload: tok })
+  t.equal(stored.statusCode, 503)
+  t.equal(stored.json().code, 'FSS_STORE_UNAVAILABLE')
+  const health = await app.redisTokenStore.health()
+  t.same(health.healthy, false)
+  redis.resume()
+  t.ok(await waitReady(app.redisTokenStore.client, 10_000))
+})
+
+t.test('start-up with Redis unreachable: the app starts, unhealthy, and serves routes without tokens', async (t) => {
+  const port = await freePort()
+  const { app, logs } = await redisApp(t, [K], { url: `redis://127.0.0.1:${port}`, startupWait: 200 })
+  t.equal((await app.inject({ url: '/public' })).statusCode, 200)
+  t.equal((await app.inject({ url: '/health' })).statusCode, 503)
+  t.equal((await app.redisTokenStore.health()).healthy, false)
+  t.ok(logs.lines.some((l) => l.includes('not reachable at start-up')))
+})
+
+t.test('a shared client is used as is and left open on close', async (t) => {
+  const redis = await startRedis(t)
+  const shared = new Redis(redis.url)
+  t.teardown(() => shared.quit())
+  await waitReady(shared, 5000)
+  const { app } = await redisApp(t, [K], { client: shared, keyPrefix: 'shared:' })
+  t.equal(app.redisTokenStore.client, shared)
+  t.equal((await app.inject({ method: 'POST', url: '/token', payload: tok })).statusCode, 200)
+  t.equal((await shared.keys('shared:tok:*')).length, 1)
+  await app.close()
+  t.equal(shared.status, 'ready')
+})
+
+t.test('registration refuses bad options and a missing keyring', async (t) => {
+  const bare = Fastify()
+  t.teardown(() => bare.close())
+  await t.rejects(async () => { await bare.register(redisTokenStore, { url: 'redis://127.0.0.1:1' }).ready() }, { code: 'FSS_OPTIONS_INVALID' })
+  const withKeys = Fastify()
+  t.teardown(() => withKeys.close())
+  await withKeys.register(secretKeys, { env: { SESSION_SECRET_KEY: K.toString('hex') } })
+  await t.rejects(async () => { await withKeys.register(redisTokenStore, { url: 'http://x', commandTimeout: 0 } as object).ready() }, { code: 'FSS_OPTIONS_INVALID' })
+})
+
+t.test('reconnect backoff grows and is capped', async (t) => {
+  t.equal(reconnectDelay(0), 50)
+  t.equal(reconnectDelay(3), 400)
+  t.equal(reconnectDelay(50), 2000)
+})
