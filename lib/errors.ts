@@ -18,6 +18,7 @@ export const errors = {
   // ── session ─────────────────────────────────────────────────────────────
   FSS_SESSION_NO_KEY: createError('FSS_SESSION_NO_KEY', 'The session plugin has no key: register the secret-keys plugin first or pass `key`', 500),
   FSS_SESSION_TOO_LARGE: createError<[number, number]>('FSS_SESSION_TOO_LARGE', 'The session needs %d bytes of cookies, over the limit of %d', 500),
+  FSS_SESSION_KEY_RESERVED: createError<[string]>('FSS_SESSION_KEY_RESERVED', 'Session field %s is reserved for the session plugin', 500),
 
   // ── OAuth tokens ────────────────────────────────────────────────────────
   FSS_TOKEN_INVALID: createError<[string]>('FSS_TOKEN_INVALID', 'Token rejected: %s', 502),
@@ -30,10 +31,13 @@ export const errors = {
   FSS_OAUTH_CODE_MISSING: createError('FSS_OAUTH_CODE_MISSING', 'The callback carries no authorization code', 400),
   FSS_OAUTH_VERIFIER_MISSING: createError('FSS_OAUTH_VERIFIER_MISSING', 'The PKCE verifier cookie is missing: start the login again', 400),
   FSS_TOKEN_BACKUP_IN_PRODUCTION: createError('FSS_TOKEN_BACKUP_IN_PRODUCTION', 'The token backup is for development only and is refused when NODE_ENV=production', 500),
+  FSS_TOKEN_EXPIRED: createError('FSS_TOKEN_EXPIRED', 'The access token expired and there is no refresh token: log in again', 401),
+  FSS_OAUTH_CODE_REJECTED: createError('FSS_OAUTH_CODE_REJECTED', 'The provider rejected the authorization code (invalid_grant): start the login again', 400),
 
   // ── routes ──────────────────────────────────────────────────────────────
   FSS_DEBUG_IN_PRODUCTION: createError('FSS_DEBUG_IN_PRODUCTION', 'Debug routes are refused when NODE_ENV=production; set debug.force to override', 500),
   FSS_DEBUG_FORBIDDEN: createError('FSS_DEBUG_FORBIDDEN', 'Debug routes answer loopback clients only', 403),
+  FSS_HEALTH_CHECK_DUPLICATE: createError<[string]>('FSS_HEALTH_CHECK_DUPLICATE', 'A health check named %s is already registered', 500),
 
   // ── CSRF ────────────────────────────────────────────────────────────────
   FSS_CSRF_INVALID: createError('FSS_CSRF_INVALID', 'Missing or invalid CSRF token', 403),

@@ -1,0 +1,56 @@
+// The crypto, borrowed from @fastify/secure-session (libsodium secretbox, the
+// newest key seals, every key opens). We register it inside a private child
+// context that has no routes, so its eager onRequest/onSend hooks never run,
+// and keep only its decode/encode functions for our lazy code.
+import secureSession from '@fastify/secure-session'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import { checkPayload, type Payload, type RejectReason } from './payload.ts'
+
+export interface Sealer {
+  /** secure-session's `cipher;nonce` → a checked payload, or why it is not one */
+  open (sealed: string): { payload: Payload, rotated: boolean } | RejectReason
+  seal (payload: Record<string, unknown>): string
+}
+
+// Names nobody reads: secure-session decorates the child's requests with this.
+const UNUSED = '__fssSealerOnly'
+
+export async function createSealer (fastify: FastifyInstance, keys: Buffer[], idleTimeout: number, absoluteTimeout: number): Promise<Sealer> {
+  let sealer: Sealer | undefined
+  await fastify.register(async (child) => {
+    await child.register(secureSession, { key: keys, expiry: idleTimeout, cookieName: UNUSED, sessionName: UNUSED })
+    const { decodeSecureSession: decode, encodeSecureSession: encode, createSecureSession: create } = child
+    sealer = {
+      open (sealed) {
+        // secure-session answers null for every failure and says which in a
+        // debug line (constant texts, no values): we read the reason from it
+        // instead of passing on its log lines.
+        let reason: RejectReason = 'decrypt'
+        const log = {
+          debug (msg: string) { reason = msg.includes('expiry') ? 'idle' : 'decrypt' },
+          /* c8 ignore next -- only called for an undefined cookie, which we never pass */
+          trace () {}
+        } as unknown as FastifyBaseLogger
+        let session
+        try {
+          session = decode(sealed, log)
+        } catch {
+          // JSON.parse of the plaintext failed, or it was null/a primitive
+          // (secure-session reads `null.__ts` and throws: a 500 upstream).
+          return 'payload'
+        }
+        if (session === null) return reason
+        const raw = { ...session.data(), __ts: session.get('__ts') }
+        const payload = checkPayload(raw, absoluteTimeout)
+        // `changed` is set by secure-session when an older key opened it.
+        return typeof payload === 'string' ? payload : { payload, rotated: session.changed }
+      },
+      seal (payload) {
+        return encode(create(payload))
+      }
+    }
+  })
+  /* c8 ignore next -- register() awaited above always ran the function */
+  if (sealer === undefined) throw new Error('sealer not initialised')
+  return sealer
+}
