@@ -1,0 +1,71 @@
+// OAuth `state` (RFC 6749 §10.12) and its one-time use.
+// @fastify/oauth2 writes the state into a cookie and compares it with the
+// callback's `state` parameter; we supply both functions so that the state
+// has 256 bits, the comparison is constant-time, each failure has its own
+// coded reason, and a state that already reached the callback is refused even
+// if a client re-sends the cleared cookie (replay).
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import type { FastifyRequest } from 'fastify'
+import { errors } from '../errors.ts'
+
+export interface StateCookieNames { state: string, verifier: string }
+
+/** Cookie names; `__Host-` makes the browser refuse them from a sibling subdomain or over plain HTTP. */
+export function stateCookieNames (hostPrefixed: boolean): StateCookieNames {
+  const prefix = hostPrefixed ? '__Host-' : ''
+  return { state: `${prefix}fss-oauth-state`, verifier: `${prefix}fss-oauth-verifier` }
+}
+
+/** 32 random bytes, base64url: 256 bits, twice the issue's floor. */
+export function generateState (): string {
+  return randomBytes(32).toString('base64url')
+}
+
+function digest (value: string): Buffer {
+  return createHash('sha256').update(value).digest()
+}
+
+/** Throws FSS_OAUTH_STATE_INVALID with the reason; returns the state when it matches its cookie. */
+export function checkState (request: FastifyRequest, cookieName: string): string {
+  const query = request.query as Record<string, unknown>
+  const state = query.state
+  if (typeof state !== 'string' || state === '') throw new errors.FSS_OAUTH_STATE_INVALID('the callback has no state')
+  const cookie = request.cookies[cookieName]
+  if (cookie === undefined || cookie === '') {
+    throw new errors.FSS_OAUTH_STATE_INVALID('no state cookie (expired, already used, or the login started in another browser)')
+  }
+  // Hashes have equal length, so timingSafeEqual never throws and leaks no length.
+  if (!timingSafeEqual(digest(state), digest(cookie))) throw new errors.FSS_OAUTH_STATE_INVALID('the state does not match this browser\'s login')
+  return state
+}
+
+/**
+ * Remembers states that reached the callback (as sha256, for `ttlMs`, which is
+ * the state cookie's lifetime, after which the cookie cannot match anyway).
+ * Bounded: past `max` entries the oldest are dropped, and replay defence falls
+ * back to the cleared cookie and the provider's single-use code.
+ */
+export class UsedStates {
+  readonly #seen = new Map<string, number>()
+  readonly #ttlMs: number
+  readonly #max: number
+
+  constructor (ttlMs: number, max = 10_000) {
+    this.#ttlMs = ttlMs
+    this.#max = max
+  }
+
+  /** Marks the state used; throws FSS_OAUTH_STATE_INVALID if it already was. */
+  consume (state: string): void {
+    const key = digest(state).toString('base64url')
+    const now = Date.now()
+    const until = this.#seen.get(key)
+    if (until !== undefined && until > now) throw new errors.FSS_OAUTH_STATE_INVALID('this state was already used (replayed callback)')
+    this.#seen.delete(key)
+    this.#seen.set(key, now + this.#ttlMs)
+    for (const [k, expiry] of this.#seen) {
+      if (this.#seen.size <= this.#max && expiry > now) break
+      this.#seen.delete(k)
+    }
+  }
+}

@@ -1,0 +1,152 @@
+// The token schema and its normalization: whatever a provider, a caller or an
+// old cookie hands us becomes one StoredToken shape, or FSS_TOKEN_INVALID.
+// The seed crashed because an unvalidated `None` reached the OAuth client;
+// here nothing reaches storage or the client without passing `normalizeToken`.
+import { createHash } from 'node:crypto'
+import { Type, type Static } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+import { errors } from '../errors.ts'
+
+/** The fields a token may carry (RFC 6749 §5.1 + OIDC `id_token` + simple-oauth2's `expires_at`); others are stripped. */
+export const TOKEN_FIELDS = ['access_token', 'refresh_token', 'token_type', 'expires_in', 'expires_at', 'scope', 'id_token'] as const
+
+// Input as it may arrive: from a token endpoint (through simple-oauth2, which
+// adds `expires_at` as a Date), from `request.tokens.store()`, or from storage.
+const TokenInput = Type.Object({
+  access_token: Type.String({ minLength: 1 }),
+  token_type: Type.String(),
+  refresh_token: Type.Optional(Type.String({ minLength: 1 })),
+  // A string ("3600") is refused on purpose: the issue treats it as a broken
+  // provider answer, and guessing would hide a unit error (ms vs s).
+  expires_in: Type.Optional(Type.Number({ minimum: 0 })),
+  expires_at: Type.Optional(Type.Union([Type.Number({ minimum: 0 }), Type.String({ minLength: 1 }), Type.Date()])),
+  scope: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())])),
+  id_token: Type.Optional(Type.String({ minLength: 1 }))
+})
+
+/** The one stored shape. `expires_in` is the lifetime the provider announced; absent means the lifetime was assumed. */
+export const StoredTokenSchema = Type.Object({
+  access_token: Type.String({ minLength: 1 }),
+  token_type: Type.Literal('Bearer'),
+  expires_at: Type.Integer({ minimum: 0 }),
+  expires_in: Type.Optional(Type.Number({ minimum: 0 })),
+  refresh_token: Type.Optional(Type.String({ minLength: 1 })),
+  scope: Type.Optional(Type.String()),
+  id_token: Type.Optional(Type.String({ minLength: 1 }))
+}, { additionalProperties: false })
+
+export type StoredToken = Static<typeof StoredTokenSchema>
+
+// Compiled once at import: this runs on every token read and refresh.
+const inputCheck = TypeCompiler.Compile(TokenInput)
+const storedCheck = TypeCompiler.Compile(StoredTokenSchema)
+
+/** No provider issues expiry dates beyond this (year 5138): a larger number is a millisecond timestamp. */
+const MAX_EPOCH_SECONDS = 1e11
+
+export interface NormalizeOptions {
+  /** epoch ms; default Date.now() */
+  now?: number
+  /** seconds assumed when the token states neither expires_in nor expires_at */
+  assumedLifetime: number
+}
+
+/**
+ * Validate and normalize a token. Throws FSS_TOKEN_INVALID naming the field
+ * and the rule, never the value.
+ *
+ * Expiry policy: `expires_at` (Date, ISO string, or epoch seconds) wins, since
+ * it is absolute and survives storage; otherwise `now + expires_in`; with
+ * neither, `now + assumedLifetime` and `expires_in` is left out so that
+ * metadata reports `expiresAssumed: true`. A token never "never expires".
+ */
+export function normalizeToken (raw: unknown, opts: NormalizeOptions): StoredToken {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new errors.FSS_TOKEN_INVALID(raw === null ? 'the token is null' : `the token is ${Array.isArray(raw) ? 'an array' : typeof raw}, not an object`)
+  }
+  // Strip unknown fields; treat null/undefined optional fields as absent
+  // (simple-oauth2 sets `refresh_token: undefined` after a refresh).
+  const picked: Record<string, unknown> = {}
+  for (const field of TOKEN_FIELDS) {
+    const value = (raw as Record<string, unknown>)[field]
+    if (value !== undefined && value !== null) picked[field] = value
+  }
+  if (!inputCheck.Check(picked)) {
+    const first = inputCheck.Errors(picked).First()
+    /* c8 ignore next -- Check() failed, so Errors() has an entry */
+    if (first === undefined) throw new errors.FSS_TOKEN_INVALID('invalid')
+    // The path names the field (`/expires_in`); the message is TypeBox's rule, never the value.
+    throw new errors.FSS_TOKEN_INVALID(`${first.path.slice(1).split('/')[0]}: ${first.message}`)
+  }
+  const input = picked as Static<typeof TokenInput>
+  // RFC 6749 §7.1: the type is case-insensitive; only Bearer (RFC 6750) is usable here.
+  if (input.token_type.toLowerCase() !== 'bearer') {
+    throw new errors.FSS_TOKEN_INVALID('token_type: only Bearer tokens are supported')
+  }
+  const nowSeconds = Math.floor((opts.now ?? Date.now()) / 1000)
+  const token: StoredToken = {
+    access_token: input.access_token,
+    token_type: 'Bearer',
+    expires_at: input.expires_at !== undefined
+      ? toEpochSeconds(input.expires_at)
+      : nowSeconds + Math.floor(input.expires_in ?? opts.assumedLifetime)
+  }
+  if (input.expires_in !== undefined) token.expires_in = input.expires_in
+  if (input.refresh_token !== undefined) token.refresh_token = input.refresh_token
+  if (input.scope !== undefined) token.scope = Array.isArray(input.scope) ? input.scope.join(' ') : input.scope
+  if (input.id_token !== undefined) token.id_token = input.id_token
+  return token
+}
+
+function toEpochSeconds (value: number | string | Date): number {
+  if (typeof value === 'number') {
+    // simple-oauth2 reads numbers as seconds; a ms timestamp would mean year 50000+.
+    if (value >= MAX_EPOCH_SECONDS) throw new errors.FSS_TOKEN_INVALID('expires_at: a number must be epoch seconds, not milliseconds')
+    return Math.floor(value)
+  }
+  const ms = typeof value === 'string' ? Date.parse(value) : value.getTime()
+  if (!Number.isFinite(ms) || ms < 0) throw new errors.FSS_TOKEN_INVALID('expires_at: not a valid date')
+  return Math.floor(ms / 1000)
+}
+
+/** True when a stored value already has the exact stored shape (cheap check on the read path). */
+export function isStoredToken (value: unknown): value is StoredToken {
+  return storedCheck.Check(value)
+}
+
+/** 8 hex characters of sha256: enough to tell tokens apart in a backup or a test, useless to an attacker. */
+export function fingerprint (value: string): string {
+  return createHash('sha256').update(value).digest('hex').slice(0, 8)
+}
+
+export interface TokenMetadata {
+  /** the token fields present (names only) */
+  fields: string[]
+  tokenType: 'Bearer'
+  /** epoch seconds */
+  expiresAt: number
+  /** seconds left, negative once expired */
+  expiresIn: number
+  expired: boolean
+  /** true when the provider stated no lifetime and `assumedLifetime` was applied */
+  expiresAssumed: boolean
+  hasRefreshToken: boolean
+  hasIdToken: boolean
+  scopes: string[]
+}
+
+/** Everything about a token except its values. */
+export function tokenMetadata (token: StoredToken, nowMs = Date.now()): TokenMetadata {
+  const expiresIn = token.expires_at - Math.floor(nowMs / 1000)
+  return {
+    fields: TOKEN_FIELDS.filter((f) => token[f] !== undefined),
+    tokenType: 'Bearer',
+    expiresAt: token.expires_at,
+    expiresIn,
+    expired: expiresIn <= 0,
+    expiresAssumed: token.expires_in === undefined,
+    hasRefreshToken: token.refresh_token !== undefined,
+    hasIdToken: token.id_token !== undefined,
+    scopes: token.scope === undefined ? [] : token.scope.split(' ').filter(Boolean)
+  }
+}

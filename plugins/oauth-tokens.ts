@@ -1,0 +1,188 @@
+// plugins/oauth-tokens.ts — validated OAuth token storage with single-flight
+// refresh. Registers @fastify/oauth2 (PKCE S256, our state functions) and
+// decorates `request.tokens`; routes/oauth.ts adds login/callback/logout.
+import fp from 'fastify-plugin'
+import oauth2Plugin, { type OAuth2Namespace, type Token } from '@fastify/oauth2'
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
+import { errors } from '../lib/errors.ts'
+import { resolveOAuthOptions, describeProvider, fastifyOAuth2Options, type OAuthOptions, type ResolvedOAuthOptions } from '../lib/oauth/options.ts'
+import { normalizeToken, tokenMetadata, type StoredToken, type TokenMetadata } from '../lib/oauth/token.ts'
+import { sessionTokenStore, type TokenStore } from '../lib/oauth/store.ts'
+import { RefreshCoordinator, type RefreshCounters } from '../lib/oauth/refresh.ts'
+import { classifyTokenEndpointError } from '../lib/oauth/provider-errors.ts'
+import { assertBackupAllowed, withTokenBackup } from '../lib/oauth/backup.ts'
+import { checkState, generateState, stateCookieNames, UsedStates, type StateCookieNames } from '../lib/oauth/state.ts'
+
+export type { OAuthOptions, StoredToken, TokenMetadata, TokenStore }
+
+/** The per-request token API. Values leave it only through accessToken(). */
+export interface RequestTokens {
+  /** what is stored, without any value; null when there is no token */
+  metadata (): Promise<TokenMetadata | null>
+  /** a valid access token, refreshed when under `refreshSkew` seconds remain; throws coded errors */
+  accessToken (): Promise<string>
+  /** validates + normalizes + stores; throws FSS_TOKEN_INVALID */
+  store (token: unknown): Promise<StoredToken>
+  clear (): Promise<void>
+}
+
+export interface OAuthInfo {
+  configured: boolean
+  /** the issuer (discovery) or the token endpoint's origin (explicit); never a credential */
+  provider: string | null
+  providerKind: 'discovery' | 'explicit' | null
+  /** the last failed refresh: epoch ms and code */
+  lastRefreshFailure: { at: number, code: string } | null
+  policy: { refreshSkew: number, assumedLifetime: number, refreshBackoff: number, timeout: number, pkce: 'S256', stateMaxAge: number, revokeOnLogout: boolean, tokenBackup: boolean } | null
+  counters: RefreshCounters & { logins: number, loginFailures: Record<string, number>, refreshInFlight: number }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance { oauthInfo: OAuthInfo }
+  interface FastifyRequest { tokens: RequestTokens }
+}
+
+/** What routes/oauth.ts needs; reached through getOAuthRuntime, never displayed. */
+export interface OAuthRuntime {
+  options: ResolvedOAuthOptions
+  oauth2: OAuth2Namespace
+  store: TokenStore
+  cookies: StateCookieNames
+  usedStates: UsedStates
+  info: OAuthInfo
+  normalize: (raw: unknown) => StoredToken
+}
+
+const kRuntime = Symbol.for('fastify-session-suite.oauth-runtime')
+/** @fastify/oauth2's decorator name (it also adds `oauth2FssOAuth2`). */
+export const OAUTH2_DECORATOR = 'fssOAuth2'
+
+export function getOAuthRuntime (fastify: FastifyInstance): OAuthRuntime {
+  const runtime = (fastify as unknown as Record<symbol, OAuthRuntime | undefined>)[kRuntime]
+  if (runtime === undefined) throw new errors.FSS_OPTIONS_INVALID('oauth', 'register the oauth-tokens plugin before the OAuth routes')
+  return runtime
+}
+
+/** oauthInfo for an app without OAuth (the root plugin decorates this so health output has one shape). */
+export function unconfiguredOAuthInfo (): OAuthInfo {
+  return {
+    configured: false,
+    provider: null,
+    providerKind: null,
+    lastRefreshFailure: null,
+    policy: null,
+    counters: { refreshes: 0, shared: 0, failures: { rejected: 0, provider: 0, timeout: 0, invalid: 0 }, backedOff: 0, logins: 0, loginFailures: {}, refreshInFlight: 0 }
+  }
+}
+
+const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) => {
+  const opts = resolveOAuthOptions(rawOpts)
+  if (opts.tokenBackup !== undefined) assertBackupAllowed()
+  const cookies = stateCookieNames(opts.hostPrefixedCookies)
+
+  await fastify.register(oauth2Plugin, {
+    ...fastifyOAuth2Options(opts, OAUTH2_DECORATOR),
+    redirectStateCookieName: cookies.state,
+    verifierCookieName: cookies.verifier,
+    generateStateFunction: (_request: FastifyRequest) => generateState(),
+    // Pure comparison; the callback route also marks the state used.
+    checkStateFunction: (request: FastifyRequest) => checkState(request, cookies.state) !== ''
+  })
+  const oauth2 = (fastify as unknown as Record<string, OAuth2Namespace>)[OAUTH2_DECORATOR]
+
+  const normalize = (raw: unknown): StoredToken => normalizeToken(raw, { assumedLifetime: opts.assumedLifetime })
+  let store = opts.store ?? sessionTokenStore()
+  if (opts.tokenBackup !== undefined) store = withTokenBackup(store, opts.tokenBackup.file, fastify.log)
+
+  // simple-oauth2 (through @fastify/oauth2) rather than our own POST: the same
+  // client, client authentication and Wreck `timeout` as the code exchange, and
+  // Wreck's Boom errors carry what classification needs (status, body, 504/408).
+  const coordinator = new RefreshCoordinator({
+    async call (refreshToken) {
+      try {
+        const fresh = await oauth2.getNewAccessTokenUsingRefreshToken({ refresh_token: refreshToken } as Token, {})
+        return fresh.token
+      } catch (err) {
+        throw classifyTokenEndpointError(err, 'refresh_token')
+      }
+    },
+    normalize,
+    backoffMs: opts.refreshBackoff * 1000,
+    graceMs: 30_000,
+    lock: opts.refreshLock
+  })
+
+  const counters = Object.assign(coordinator.counters, { logins: 0, loginFailures: {} as Record<string, number> })
+  Object.defineProperty(counters, 'refreshInFlight', { enumerable: true, get: () => coordinator.inflight })
+  const provider = describeProvider(opts)
+  const info: OAuthInfo = {
+    configured: true,
+    provider: provider.url,
+    providerKind: provider.kind,
+    get lastRefreshFailure () { return coordinator.lastFailure },
+    policy: {
+      refreshSkew: opts.refreshSkew,
+      assumedLifetime: opts.assumedLifetime,
+      refreshBackoff: opts.refreshBackoff,
+      timeout: opts.timeout,
+      pkce: 'S256',
+      stateMaxAge: opts.stateMaxAge,
+      revokeOnLogout: opts.revokeOnLogout,
+      tokenBackup: opts.tokenBackup !== undefined
+    },
+    counters: counters as OAuthInfo['counters']
+  }
+  fastify.decorate('oauthInfo', info)
+  fastify.decorate(kRuntime, { options: opts, oauth2, store, cookies, usedStates: new UsedStates(opts.stateMaxAge * 1000), info, normalize } satisfies OAuthRuntime)
+
+  // A getter, not a hook: requests that never touch tokens pay nothing.
+  fastify.decorateRequest('tokens', {
+    getter (this: FastifyRequest): RequestTokens {
+      return requestTokens(this, store, coordinator, normalize, opts.refreshSkew)
+    }
+  })
+}
+
+function requestTokens (request: FastifyRequest, store: TokenStore, coordinator: RefreshCoordinator, normalize: (raw: unknown) => StoredToken, refreshSkew: number): RequestTokens {
+  return {
+    async metadata () {
+      const token = await store.get(request)
+      return token === null ? null : tokenMetadata(token)
+    },
+    async accessToken () {
+      const token = await store.get(request)
+      if (token === null) throw new errors.FSS_TOKEN_MISSING()
+      // A token that lives 30 s must not be refreshed on every request: skew
+      // is at most half the announced lifetime.
+      const skew = Math.min(refreshSkew, (token.expires_in ?? Infinity) / 2)
+      if (token.expires_at - Date.now() / 1000 > skew) return token.access_token
+      if (token.refresh_token === undefined) throw new errors.FSS_TOKEN_EXPIRED()
+      let fresh: StoredToken
+      try {
+        fresh = await coordinator.refresh({ ...token, refresh_token: token.refresh_token })
+      } catch (err) {
+        // invalid_grant: the refresh token is dead; keeping it would only replay it.
+        if ((err as { code?: string }).code === 'FSS_TOKEN_REFRESH_REJECTED') await store.delete(request)
+        throw err
+      }
+      // Every caller, winner or not, writes the winner's token: no request
+      // sends a Set-Cookie with the stale pair.
+      await store.set(request, fresh)
+      return fresh.access_token
+    },
+    async store (raw) {
+      const token = normalize(raw)
+      await store.set(request, token)
+      return token
+    },
+    async clear () {
+      await store.delete(request)
+    }
+  }
+}
+
+export default fp(oauthTokens, {
+  fastify: '5.x',
+  name: 'fastify-session-suite/oauth-tokens',
+  dependencies: ['fastify-session-suite/session']
+})

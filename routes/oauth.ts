@@ -1,0 +1,146 @@
+// GET login → provider (PKCE S256, 256-bit state); GET callback → validated
+// token in a regenerated session; POST logout → session and tokens gone.
+// Built on @fastify/oauth2 as registered by plugins/oauth-tokens.ts, whose
+// options (paths, redirect, revocation) these routes read.
+import { Type } from '@sinclair/typebox'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
+import type { Token } from '@fastify/oauth2'
+import { errors } from '../lib/errors.ts'
+import { checkState } from '../lib/oauth/state.ts'
+import { classifyTokenEndpointError, codeOf, isEmptySuccess } from '../lib/oauth/provider-errors.ts'
+import { getOAuthRuntime } from '../plugins/oauth-tokens.ts'
+
+// Exactly what Fastify's error handler sends; declared so nothing else is.
+const ErrorReply = Type.Object({
+  statusCode: Type.Integer(),
+  code: Type.String(),
+  error: Type.String(),
+  message: Type.String()
+})
+const errorReplies = { 400: ErrorReply, 401: ErrorReply, 500: ErrorReply, 502: ErrorReply, 504: ErrorReply }
+
+const CallbackQuery = Type.Object({
+  code: Type.Optional(Type.String({ maxLength: 4096 })),
+  state: Type.Optional(Type.String({ maxLength: 512 })),
+  error: Type.Optional(Type.String({ maxLength: 256 })),
+  error_description: Type.Optional(Type.String({ maxLength: 2048 })),
+  error_uri: Type.Optional(Type.String({ maxLength: 2048 })),
+  iss: Type.Optional(Type.String({ maxLength: 2048 })),
+  session_state: Type.Optional(Type.String({ maxLength: 2048 }))
+})
+
+const LogoutReply = Type.Object({
+  loggedOut: Type.Literal(true),
+  /** true when revokeOnLogout is set and the provider accepted both revocations */
+  revoked: Type.Boolean()
+})
+
+// The callback URL carries the code and the state: the request log shows its
+// path only. (The default serializer logs `url` with the query string.)
+function requestWithoutQuery (req: FastifyRequest): Record<string, unknown> {
+  return { method: req.method, url: req.url.split('?')[0], host: req.host, remoteAddress: req.ip }
+}
+
+// An RFC 6749 §4.1.2.1 error code is short ASCII; anything else is not echoed.
+function providerErrorCode (value: string): string {
+  return /^[a-z0-9_.-]{1,64}$/i.test(value) ? value : 'unrecognised error'
+}
+
+const oauthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  const rt = getOAuthRuntime(fastify)
+  const { options: opts, oauth2, cookies, info } = rt
+  const cookieOpts = { path: '/', secure: true, httpOnly: true, sameSite: 'lax' as const }
+
+  fastify.get(opts.loginPath, {
+    schema: {
+      summary: 'Start the OAuth login: redirect to the provider',
+      querystring: Type.Object({}),
+      response: { 302: Type.Null(), 500: ErrorReply }
+    }
+  }, async (request, reply) => {
+    // Sets the state and PKCE verifier cookies (Secure, HttpOnly, Path=/, Max-Age=stateMaxAge).
+    const uri = await oauth2.generateAuthorizationUri(request, reply)
+    reply.header('cache-control', 'no-store')
+    return reply.redirect(uri, 302)
+  })
+
+  fastify.get(opts.callbackPath, {
+    logSerializers: { req: requestWithoutQuery },
+    schema: {
+      summary: 'OAuth callback: exchange the code, store the token, redirect',
+      querystring: CallbackQuery,
+      response: { 302: Type.Null(), ...errorReplies }
+    }
+  }, async (request, reply) => {
+    reply.header('cache-control', 'no-store')
+    // The code and state must not leak to the next page's resources.
+    reply.header('referrer-policy', 'no-referrer')
+    // Single-use cookies: cleared on every outcome (the values were read from the request).
+    reply.clearCookie(cookies.state, cookieOpts)
+    reply.clearCookie(cookies.verifier, cookieOpts)
+    try {
+      const query = request.query
+      if (query.error !== undefined) throw new errors.FSS_OAUTH_DENIED(providerErrorCode(query.error))
+      rt.usedStates.consume(checkState(request, cookies.state))
+      if (query.code === undefined || query.code === '') throw new errors.FSS_OAUTH_CODE_MISSING()
+      const verifier = request.cookies[cookies.verifier]
+      if (verifier === undefined || verifier === '') throw new errors.FSS_OAUTH_VERIFIER_MISSING()
+      let raw: unknown
+      try {
+        // Without `reply`: the cookies are already cleared above. It runs our
+        // state check again (pure) and POSTs code + code_verifier.
+        raw = (await oauth2.getAccessTokenFromAuthorizationCodeFlow(request)).token
+      } catch (err) {
+        throw classifyTokenEndpointError(err, 'authorization_code')
+      }
+      const token = rt.normalize(raw)
+      // New privilege level, new session (session fixation, OWASP ASVS 3.2.1).
+      request.session.regenerate()
+      await rt.store.set(request, token)
+      info.counters.logins++
+      return reply.redirect(opts.redirectAfterLogin, 302)
+    } catch (err) {
+      const code = codeOf(err)
+      info.counters.loginFailures[code] = (info.counters.loginFailures[code] ?? 0) + 1
+      throw err
+    }
+  })
+
+  fastify.post(opts.logoutPath, {
+    schema: {
+      summary: 'Log out: end the session and drop the tokens (optionally revoke them)',
+      response: { 200: LogoutReply, ...errorReplies }
+    }
+  }, async (request, reply) => {
+    reply.header('cache-control', 'no-store')
+    const token = await rt.store.get(request)
+    const revoked = opts.revokeOnLogout && token !== null ? await revoke(request, token as unknown as Token) : false
+    await rt.store.delete(request)
+    request.session.delete()
+    return { loggedOut: true as const, revoked }
+  })
+
+  // RFC 7009: the refresh token first (servers should then drop its access
+  // tokens too), then the access token. A failure does not block the logout:
+  // the local session ends regardless, and the log says revocation failed.
+  async function revokeOne (token: Token, type: 'refresh_token' | 'access_token'): Promise<void> {
+    await oauth2.revokeToken(token, type, undefined).catch((err: unknown) => {
+      if (!isEmptySuccess(err)) throw err
+    })
+  }
+
+  async function revoke (request: FastifyRequest, token: Token): Promise<boolean> {
+    try {
+      if (token.refresh_token !== undefined) await revokeOne(token, 'refresh_token')
+      await revokeOne(token, 'access_token')
+      return true
+    } catch (err) {
+      const coded = classifyTokenEndpointError(err, 'refresh_token')
+      request.log.warn({ code: coded.code }, 'token revocation failed; the session ended anyway')
+      return false
+    }
+  }
+}
+
+export default oauthRoutes

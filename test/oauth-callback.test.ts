@@ -1,0 +1,158 @@
+// Every way a callback can fail answers a coded JSON error, clears the
+// single-use cookies, stores nothing, and puts no value in the body or logs.
+import t, { type Test } from 'tap'
+import { startOidcServer, type OidcServer, type TokenSubstitute } from './fixtures/oidc-server.ts'
+import { startOAuthApp, type OAuthApp, type Answer, type HttpBrowser } from './fixtures/oauth-app.ts'
+
+let oidc: OidcServer
+let env: OAuthApp
+const states: string[] = []
+const browsers: HttpBrowser[] = []
+t.before(async () => {
+  oidc = await startOidcServer()
+  env = await startOAuthApp(t, oidc, { timeout: 300 })
+})
+t.teardown(() => oidc.stop())
+
+function assertCoded (t: Test, res: Answer, status: number, code: string): void {
+  t.equal(res.status, status, `HTTP ${status}`)
+  const body = res.json()
+  t.same(Object.keys(body).sort(), ['code', 'error', 'message', 'statusCode'])
+  t.equal(body.code, code)
+  t.equal(body.statusCode, status)
+  for (const secret of [...oidc.issued(), ...states]) {
+    if (res.text.includes(secret)) t.fail('a code, token or state appears in the error body')
+  }
+  t.equal(res.headers.get('referrer-policy'), 'no-referrer')
+  t.equal(res.headers.get('cache-control'), 'no-store')
+}
+
+function assertCookiesCleared (t: Test, res: Answer): void {
+  for (const name of ['__Host-fss-oauth-state', '__Host-fss-oauth-verifier']) {
+    t.ok(res.setCookies.some((l) => l.startsWith(`${name}=;`) && /Max-Age=0/.test(l)), `${name} cleared`)
+  }
+}
+
+async function started (): Promise<{ b: HttpBrowser, callbackUrl: URL }> {
+  const b = env.browser()
+  browsers.push(b)
+  const { callbackUrl } = await b.startLogin()
+  states.push(callbackUrl.searchParams.get('state') as string)
+  return { b, callbackUrl }
+}
+
+async function nothingStored (t: Test, b: HttpBrowser): Promise<void> {
+  t.same((await b.request('/api/meta')).json(), { meta: null }, 'no token stored')
+}
+
+t.test('provider redirect errors', async (t) => {
+  const cases: Array<[string, (u: URL) => void, number, string]> = [
+    ['error=access_denied', (u) => { u.searchParams.delete('code'); u.searchParams.set('error', 'access_denied'); u.searchParams.set('error_description', 'The user said no') }, 400, 'FSS_OAUTH_DENIED'],
+    ['missing code', (u) => { u.searchParams.delete('code') }, 400, 'FSS_OAUTH_CODE_MISSING'],
+    ['missing state', (u) => { u.searchParams.delete('state') }, 400, 'FSS_OAUTH_STATE_INVALID'],
+    ['mismatched state', (u) => { u.searchParams.set('state', 'A'.repeat(43)) }, 400, 'FSS_OAUTH_STATE_INVALID']
+  ]
+  for (const [name, edit, status, code] of cases) {
+    await t.test(name, async (t) => {
+      oidc.service.once('beforeAuthorizeRedirect', (r: { url: URL }) => edit(r.url))
+      const calls = oidc.tokenCalls.total
+      const { b, callbackUrl } = await started()
+      const res = await b.request(callbackUrl.href)
+      assertCoded(t, res, status, code)
+      assertCookiesCleared(t, res)
+      t.equal(oidc.tokenCalls.total, calls, 'the token endpoint was not called')
+      await nothingStored(t, b)
+    })
+  }
+  t.match((await (await started()).b.request('/callback?error=%3Cscript%3E')).json().message, /unrecognised error/, 'an odd error code is not echoed')
+})
+
+t.test('a callback from another browser (no state cookie) is refused', async (t) => {
+  const { callbackUrl } = await started()
+  const other = env.browser()
+  const res = await other.request(callbackUrl.href)
+  assertCoded(t, res, 400, 'FSS_OAUTH_STATE_INVALID')
+  t.match(res.json().message, /no state cookie/)
+})
+
+t.test('a replayed callback is refused, with or without the old cookies', async (t) => {
+  const b = env.browser()
+  const flow = await b.login()
+  states.push(flow.callbackUrl.searchParams.get('state') as string)
+  t.equal(flow.callback.status, 302)
+  const calls = oidc.tokenCalls.total
+  // The browser replays the URL: its state cookie was cleared.
+  assertCoded(t, await b.request(flow.callbackUrl.href), 400, 'FSS_OAUTH_STATE_INVALID')
+  // An attacker replays URL and the old cookies together.
+  const old = flow.login.setCookies.map((l) => l.split(';')[0]).join('; ')
+  const replay = await env.browser().request(flow.callbackUrl.href, { headers: { cookie: old } })
+  assertCoded(t, replay, 400, 'FSS_OAUTH_STATE_INVALID')
+  t.match(replay.json().message, /already used/)
+  t.equal(oidc.tokenCalls.total, calls, 'no second code exchange')
+})
+
+t.test('a missing verifier cookie is refused before the token endpoint', async (t) => {
+  const { b, callbackUrl } = await started()
+  await b.jar.setCookie('__Host-fss-oauth-verifier=; Max-Age=0; Path=/; Secure; HttpOnly', b.origin + '/')
+  const calls = oidc.tokenCalls.total
+  const res = await b.request(callbackUrl.href)
+  assertCoded(t, res, 400, 'FSS_OAUTH_VERIFIER_MISSING')
+  t.equal(oidc.tokenCalls.total, calls)
+})
+
+t.test('token endpoint failures', async (t) => {
+  const html = '<!doctype html><html><body><h1>502 Bad Gateway</h1></body></html>'
+  const cases: Array<[string, TokenSubstitute, number, string]> = [
+    ['non-JSON text', { body: 'access_token=abc&token_type=bearer', contentType: 'text/plain' }, 502, 'FSS_TOKEN_INVALID'],
+    ['an HTML error page', { status: 500, body: html, contentType: 'text/html' }, 502, 'FSS_TOKEN_PROVIDER_ERROR'],
+    ['malformed JSON', { body: '{"access_token": ', contentType: 'application/json' }, 502, 'FSS_TOKEN_INVALID'],
+    ['{}', { json: {} }, 502, 'FSS_TOKEN_INVALID'],
+    ['null', { json: null }, 502, 'FSS_TOKEN_INVALID'],
+    ['a JSON string', { json: 'token' }, 502, 'FSS_TOKEN_INVALID'],
+    ['no access_token', { patch: (b) => { delete b.access_token } }, 502, 'FSS_TOKEN_INVALID'],
+    ['token_type mac', { patch: (b) => { b.token_type = 'mac' } }, 502, 'FSS_TOKEN_INVALID'],
+    ['expires_in negative', { patch: (b) => { b.expires_in = -5 } }, 502, 'FSS_TOKEN_INVALID'],
+    ['expires_in a string', { patch: (b) => { b.expires_in = '3600' } }, 502, 'FSS_TOKEN_INVALID'],
+    ['400 invalid_grant', { status: 400, json: { error: 'invalid_grant' } }, 400, 'FSS_OAUTH_CODE_REJECTED'],
+    ['401 invalid_client', { status: 401, json: { error: 'invalid_client' } }, 502, 'FSS_TOKEN_PROVIDER_ERROR'],
+    ['503', { status: 503, json: { error: 'temporarily_unavailable' } }, 502, 'FSS_TOKEN_PROVIDER_ERROR'],
+    ['a timeout', { hang: true }, 504, 'FSS_TOKEN_PROVIDER_TIMEOUT']
+  ]
+  for (const [name, sub, status, code] of cases) {
+    await t.test(name, async (t) => {
+      const { b, callbackUrl } = await started()
+      oidc.substitute(sub)
+      const calls = oidc.tokenCalls.authorization_code
+      const res = await b.request(callbackUrl.href)
+      assertCoded(t, res, status, code)
+      assertCookiesCleared(t, res)
+      t.equal(oidc.tokenCalls.authorization_code, calls + 1, 'one code exchange')
+      t.notOk(res.setCookies.some((l) => l.startsWith('__Host-session=') && !/Max-Age=0/.test(l)), 'no session issued')
+      await nothingStored(t, b)
+    })
+  }
+  t.equal(env.app.oauthInfo.counters.loginFailures.FSS_TOKEN_INVALID, 9)
+})
+
+t.test('token_type is case-insensitive and stored as Bearer', async (t) => {
+  const { b, callbackUrl } = await started()
+  oidc.substitute({ patch: (body) => { body.token_type = 'BEARER' } })
+  t.equal((await b.request(callbackUrl.href)).status, 302)
+  t.equal((await b.request('/api/meta')).json().meta.tokenType, 'Bearer')
+})
+
+t.test('a token without a lifetime gets the assumed one, flagged', async (t) => {
+  const { b, callbackUrl } = await started()
+  oidc.substitute({ patch: (body) => { delete body.expires_in } })
+  t.equal((await b.request(callbackUrl.href)).status, 302)
+  const meta = (await b.request('/api/meta')).json().meta
+  t.equal(meta.expiresAssumed, true)
+  t.ok(meta.expiresIn > 3500 && meta.expiresIn <= 3600)
+})
+
+t.test('nothing secret reached the logs', async (t) => {
+  const cookies = (await Promise.all(browsers.map((b) => b.cookieValues()))).flat()
+  const setCookieValues = browsers.flatMap((b) => b.allSetCookies.map((l) => l.slice(l.indexOf('=') + 1).split(';')[0]))
+  env.logs.assertNoSecrets(t, [...oidc.issued(), ...states, ...cookies, ...setCookieValues.filter((v) => v.length >= 8)])
+  t.ok(env.logs.lines.length > 50, 'the requests were logged')
+})

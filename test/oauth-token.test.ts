@@ -1,0 +1,142 @@
+// The token schema: exactly the allowed fields, Bearer only, expiry in epoch
+// seconds, never "never expires"; and the error classification it feeds.
+import t from 'tap'
+import fc from 'fast-check'
+import { normalizeToken, tokenMetadata, fingerprint, isStoredToken } from '../lib/oauth/token.ts'
+import { classifyTokenEndpointError, codeOf, failureKind, isEmptySuccess } from '../lib/oauth/provider-errors.ts'
+import { errors } from '../lib/errors.ts'
+import { fastifyOAuth2Options, resolveOAuthOptions } from '../lib/oauth/options.ts'
+import { backupDocument } from '../lib/oauth/backup.ts'
+import { UsedStates } from '../lib/oauth/state.ts'
+
+const now = Date.UTC(2030, 0, 1)
+const norm = (raw: unknown): ReturnType<typeof normalizeToken> => normalizeToken(raw, { now, assumedLifetime: 3600 })
+const code = (fn: () => unknown): string | undefined => {
+  try { fn() } catch (err) { return (err as { code?: string }).code }
+  return undefined
+}
+
+t.test('unknown fields are stripped and token_type is stored as Bearer', async (t) => {
+  const token = norm({ access_token: 'at', token_type: 'bEaReR', expires_in: 60, refresh_token: 'rt', scope: ['a', 'b'], id_token: 'it', extra: 'x', user: { id: 1 }, refresh_expires_in: 5 })
+  t.same(token, { access_token: 'at', token_type: 'Bearer', expires_at: now / 1000 + 60, expires_in: 60, refresh_token: 'rt', scope: 'a b', id_token: 'it' })
+  t.ok(isStoredToken(token))
+  t.notOk(isStoredToken({ ...token, extra: 1 }), 'the stored shape admits nothing else')
+  t.same(norm({ access_token: 'at', token_type: 'Bearer', refresh_token: null, scope: undefined }).refresh_token, undefined, 'null optional fields are absent')
+})
+
+t.test('expires_at from a Date, an ISO string, epoch seconds or expires_in; expires_at wins', async (t) => {
+  const at = now / 1000 + 100
+  t.equal(norm({ access_token: 'a', token_type: 'Bearer', expires_at: new Date(at * 1000) }).expires_at, at)
+  t.equal(norm({ access_token: 'a', token_type: 'Bearer', expires_at: new Date(at * 1000).toISOString() }).expires_at, at)
+  t.equal(norm({ access_token: 'a', token_type: 'Bearer', expires_at: at + 0.7 }).expires_at, at)
+  t.equal(norm({ access_token: 'a', token_type: 'Bearer', expires_at: at, expires_in: 5 }).expires_at, at)
+  t.equal(normalizeToken({ access_token: 'a', token_type: 'Bearer', expires_in: 10 }, { assumedLifetime: 1 }).expires_at, Math.floor(Date.now() / 1000) + 10, 'now defaults to Date.now()')
+})
+
+t.test('no lifetime at all: the assumed lifetime, flagged in metadata', async (t) => {
+  const token = norm({ access_token: 'a', token_type: 'Bearer' })
+  t.equal(token.expires_at, now / 1000 + 3600)
+  t.equal(tokenMetadata(token, now).expiresAssumed, true)
+  t.equal(tokenMetadata(norm({ access_token: 'a', token_type: 'Bearer', expires_in: 1 }), now).expiresAssumed, false)
+})
+
+t.test('invalid tokens are FSS_TOKEN_INVALID naming the field, never the value', async (t) => {
+  const bad: Array<[unknown, RegExp]> = [
+    [null, /null/],
+    ['a string', /string/],
+    [[1], /array/],
+    [{}, /access_token/],
+    [{ access_token: '', token_type: 'Bearer' }, /access_token/],
+    [{ access_token: 'secret-value-1', token_type: 'mac' }, /Bearer/],
+    [{ access_token: 'secret-value-1', token_type: 'Bearer', expires_in: -1 }, /expires_in/],
+    [{ access_token: 'secret-value-1', token_type: 'Bearer', expires_in: '3600' }, /expires_in/],
+    [{ access_token: 'secret-value-1', token_type: 'Bearer', expires_at: 'tomorrow' }, /expires_at/],
+    [{ access_token: 'secret-value-1', token_type: 'Bearer', expires_at: Date.now() }, /milliseconds/],
+    [{ access_token: 'secret-value-1', token_type: 'Bearer', expires_at: new Date(NaN) }, /expires_at/],
+    [{ access_token: 'secret-value-1', token_type: 'Bearer', refresh_token: 5 }, /refresh_token/]
+  ]
+  for (const [raw, reason] of bad) {
+    const err = t.throws(() => norm(raw)) as Error & { code: string, statusCode: number }
+    t.equal(err.code, 'FSS_TOKEN_INVALID')
+    t.equal(err.statusCode, 502)
+    t.match(err.message, reason)
+    t.notMatch(err.message, /secret-value/)
+  }
+})
+
+t.test('any input either normalizes to the stored shape or throws FSS_TOKEN_INVALID', async (t) => {
+  const field = fc.oneof(fc.string(), fc.integer(), fc.double(), fc.constant(null), fc.date(), fc.array(fc.string()), fc.boolean())
+  const input = fc.oneof(
+    fc.anything(),
+    fc.record({ access_token: field, token_type: fc.oneof(fc.constantFrom('Bearer', 'bearer', 'MAC'), fc.string()), expires_in: field, expires_at: field, refresh_token: field, scope: field, id_token: field }, { requiredKeys: [] })
+  )
+  fc.assert(fc.property(input, (raw) => {
+    try {
+      const token = norm(raw)
+      return isStoredToken(token) && Number.isInteger(token.expires_at)
+    } catch (err) {
+      return (err as { code?: string }).code === 'FSS_TOKEN_INVALID'
+    }
+  }), { numRuns: 2000 })
+  t.pass('2000 inputs')
+})
+
+t.test('metadata carries no value', async (t) => {
+  const token = norm({ access_token: 'access-value-123', token_type: 'Bearer', expires_in: 60, refresh_token: 'refresh-value-123', id_token: 'id-value-123', scope: 'openid  email' })
+  const meta = tokenMetadata(token, now + 61_000)
+  t.same(meta, { fields: ['access_token', 'refresh_token', 'token_type', 'expires_in', 'expires_at', 'scope', 'id_token'], tokenType: 'Bearer', expiresAt: now / 1000 + 60, expiresIn: -1, expired: true, expiresAssumed: false, hasRefreshToken: true, hasIdToken: true, scopes: ['openid', 'email'] })
+  t.same(tokenMetadata(norm({ access_token: 'a', token_type: 'Bearer' }), now).scopes, [])
+  t.notMatch(JSON.stringify(meta), /value-123/)
+  const doc = JSON.stringify(backupDocument(token, now))
+  t.notMatch(doc, /value-123/)
+  t.match(doc, fingerprint('access-value-123'))
+  t.match(fingerprint('x'), /^[0-9a-f]{8}$/)
+  t.same(backupDocument(null, now), { savedAt: new Date(now).toISOString(), token: null })
+})
+
+t.test('token-endpoint errors map to codes by kind', async (t) => {
+  const boom = (status: number, data?: Record<string, unknown> | null): unknown => ({ isBoom: true, output: { statusCode: status }, data })
+  const res = (statusCode: number) => ({ statusCode })
+  const cases: Array<[unknown, 'refresh_token' | 'authorization_code', string]> = [
+    [boom(504), 'refresh_token', 'FSS_TOKEN_PROVIDER_TIMEOUT'], // no headers in time
+    [boom(408, { res: res(200) }), 'refresh_token', 'FSS_TOKEN_PROVIDER_TIMEOUT'], // body stalled
+    [boom(502, null), 'refresh_token', 'FSS_TOKEN_PROVIDER_ERROR'], // connection refused
+    [boom(503, { isResponseError: true, res: res(503), payload: {} }), 'refresh_token', 'FSS_TOKEN_PROVIDER_ERROR'],
+    [boom(400, { isResponseError: true, res: res(400), payload: { error: 'invalid_grant' } }), 'refresh_token', 'FSS_TOKEN_REFRESH_REJECTED'],
+    [boom(400, { isResponseError: true, res: res(400), payload: { error: 'invalid_grant' } }), 'authorization_code', 'FSS_OAUTH_CODE_REJECTED'],
+    [boom(400, { isResponseError: true, res: res(400), payload: 'x' }), 'authorization_code', 'FSS_TOKEN_PROVIDER_ERROR'],
+    [boom(406, { res: res(200) }), 'refresh_token', 'FSS_TOKEN_INVALID'],
+    [new TypeError('Cannot use \'in\' operator'), 'refresh_token', 'FSS_TOKEN_INVALID']
+  ]
+  for (const [err, grant, expected] of cases) t.equal(classifyTokenEndpointError(err, grant).code, expected, expected)
+  const odd = classifyTokenEndpointError(boom(400, { isResponseError: true, res: res(400), payload: { error: 'x'.repeat(100) } }), 'refresh_token')
+  t.notMatch(odd.message, /xxxx/, 'a long provider error string is not echoed')
+  t.same(['FSS_OAUTH_CODE_REJECTED', 'FSS_TOKEN_PROVIDER_TIMEOUT', 'FSS_TOKEN_INVALID', 'FSS_TOKEN_PROVIDER_ERROR'].map(failureKind), ['rejected', 'timeout', 'invalid', 'provider'])
+  const coded = new errors.FSS_TOKEN_PROVIDER_TIMEOUT()
+  t.equal(classifyTokenEndpointError(coded, 'refresh_token'), coded, 'a coded error passes through')
+  t.equal(classifyTokenEndpointError(null, 'refresh_token').code, 'FSS_TOKEN_INVALID')
+  t.equal(classifyTokenEndpointError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }), 'refresh_token').code, 'FSS_TOKEN_INVALID')
+  t.equal(codeOf(coded), 'FSS_TOKEN_PROVIDER_TIMEOUT')
+  t.equal(codeOf(new Error('x')), 'unknown')
+  t.ok(isEmptySuccess(boom(406, { res: res(200) })))
+  t.notOk(isEmptySuccess(boom(406, { res: res(503) })))
+  t.notOk(isEmptySuccess(new Error('x')))
+})
+
+t.test('explicit endpoints map to @fastify/oauth2 hosts and paths; PKCE is always S256', async (t) => {
+  const opts = resolveOAuthOptions({ provider: { authorizeUrl: 'https://id.example/oauth/authorize?tenant=a', tokenUrl: 'https://api.example/oauth/token' }, clientId: 'c', clientSecret: '', callbackUri: 'https://app.example/cb' })
+  const mapped = fastifyOAuth2Options(opts, 'x')
+  t.same(mapped.credentials.auth, { tokenHost: 'https://api.example', tokenPath: '/oauth/token', authorizeHost: 'https://id.example', authorizePath: '/oauth/authorize?tenant=a' })
+  t.equal(mapped.pkce, 'S256')
+  t.same(mapped.scope, ['openid'])
+  t.equal(mapped.credentials.http.timeout, 10_000)
+})
+
+t.test('used states are remembered for their lifetime, within a bound', async (t) => {
+  const used = new UsedStates(60_000, 2)
+  used.consume('a')
+  t.equal(code(() => used.consume('a')), 'FSS_OAUTH_STATE_INVALID')
+  used.consume('b')
+  used.consume('c') // over the bound: 'a' is forgotten
+  t.equal(code(() => used.consume('a')), undefined)
+})
