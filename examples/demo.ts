@@ -1,8 +1,92 @@
-// Placeholder example service until the demo (issue 5) lands.
-import Fastify from 'fastify'
-import sessionSuite from '../index.ts'
+// `npm start`: the demo service on http://127.0.0.1:3000 with a development
+// identity provider on 127.0.0.1:3001, so the whole login works with no
+// account anywhere. Environment (all optional):
+//   PORT                  demo port (default 3000; 0 picks a free one)
+//   FSS_DEMO_DIR          folder of the key file (default ./.fss-demo)
+//   FSS_DEMO_KEY_FILE     the key file itself (default $FSS_DEMO_DIR/secret.key)
+//   FSS_DEMO_IDP_PORT     embedded provider port (default 3001; 0 picks one)
+//   FSS_DEMO_USER, FSS_DEMO_USER_NAME   who the embedded provider logs in
+//   OAUTH_ISSUER | OAUTH_AUTHORIZE_URL + OAUTH_TOKEN_URL [+ OAUTH_REVOKE_URL]
+//   OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, OAUTH_SCOPE, OAUTH_CALLBACK_URL, OAUTH_USERINFO_URL
+import { createServer } from 'node:net'
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import { demoConfig, DemoConfigError } from './demo-config.ts'
+import { startDevProvider, type DevProvider } from './dev-provider.ts'
+import { buildDemoApp, discoverUserinfo } from './demo-app.ts'
 
-const app = Fastify({ logger: true })
-await app.register(sessionSuite, { appName: 'fastify-session-suite-demo' })
-app.get('/', async () => ({ hello: 'fastify-session-suite', key: app.secretKeys.fingerprint }))
-await app.listen({ host: '127.0.0.1', port: Number(process.env.PORT ?? 3000) })
+const HOST = '127.0.0.1'
+
+/** The callback URL must name the port before the server listens, so 0 is resolved first. */
+async function freePort (): Promise<number> {
+  const probe = createServer().listen(0, HOST)
+  await once(probe, 'listening')
+  const { port } = probe.address() as AddressInfo
+  await new Promise((resolve) => probe.close(resolve))
+  return port
+}
+
+async function main (): Promise<void> {
+  const config = demoConfig()
+  const port = config.port === 0 ? await freePort() : config.port
+  const origin = `http://${HOST}:${port}`
+
+  let provider: DevProvider | undefined
+  let oauth, userinfoUrl
+  if (config.provider.kind === 'embedded') {
+    provider = await startDevProvider(config.provider.port, config.provider.user)
+    oauth = { provider: { issuer: provider.issuer }, clientId: 'fss-demo', clientSecret: 'fss-demo-secret', scope: ['openid', 'profile'] }
+    userinfoUrl = `${provider.issuer}/userinfo`
+  } else {
+    oauth = config.provider.oauth
+    userinfoUrl = config.provider.userinfoUrl ??
+      ('issuer' in oauth.provider ? await discoverUserinfo(oauth.provider.issuer).catch(() => undefined) : undefined)
+  }
+
+  const app = await buildDemoApp({ origin, keyFile: config.keyFile, oauth, userinfoUrl, callbackUrl: config.callbackUrl })
+
+  let closing = false
+  const shutdown = async (signal: string) => {
+    if (closing) return
+    closing = true
+    app.log.info({ signal }, 'demo: shutting down')
+    // In-flight requests get a moment; then connections a browser opened
+    // ahead of need (and never used) are cut, or close() would wait for them.
+    const force = setTimeout(() => app.server.closeAllConnections(), 2000)
+    await app.close()
+    clearTimeout(force)
+    await provider?.stop()
+    process.exit(0)
+  }
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      shutdown(signal).catch((err: Error) => {
+        process.stderr.write(`demo: shutdown failed: ${err.message}\n`)
+        process.exit(1)
+      })
+    })
+  }
+
+  await app.listen({ host: HOST, port })
+  const lines = [
+    '',
+    `fastify-session-suite demo ready: ${origin}/`,
+    `  open          ${origin}/`,
+    `  health        ${origin}/health`,
+    `  session debug ${origin}/api/session/debug`,
+    `  OAuth state   ${origin}/api/oauth/test-flow`,
+    `  key file      ${config.keyFile} (fingerprint ${app.secretKeys.fingerprint})`,
+    provider === undefined
+      ? `  provider      ${app.oauthInfo.provider ?? '?'}`
+      : `  provider      development provider at ${provider.issuer} (no account needed; FSS_DEMO_IDP_PORT moves it)`,
+    '  stop          Ctrl+C',
+    ''
+  ]
+  process.stdout.write(lines.join('\n') + '\n')
+}
+
+main().catch((err: Error & { code?: string }) => {
+  // Start-up errors carry an FSS_* code and a fix; a config error says which variable.
+  process.stderr.write(`demo: could not start: ${err instanceof DemoConfigError ? err.message : `${err.code ?? err.name}: ${err.message}`}\n`)
+  process.exit(1)
+})

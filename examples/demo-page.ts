@@ -1,0 +1,68 @@
+// The demo's one page: who is logged in, the token's state (never its value),
+// and the controls. Log out is a POST form (a GET would let any page log the
+// user out with an <img>); a few lines of script turn its JSON answer into a
+// reload.
+import type { TokenMetadata } from '../index.ts'
+
+export interface PageModel {
+  user: { sub: string, name?: string } | null
+  token: TokenMetadata | null
+  /** an FSS_* code when the user could not be shown */
+  problem: string | null
+  provider: string
+  csrfToken: string | null
+}
+
+const escapeHtml = (s: string) =>
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string)
+
+function loggedIn (m: PageModel, token: TokenMetadata): string {
+  const who = m.user === null ? 'someone (no user info)' : `${escapeHtml(m.user.name ?? m.user.sub)} <small>(${escapeHtml(m.user.sub)})</small>`
+  const csrf = m.csrfToken === null ? '' : `<input type="hidden" name="_csrf" value="${escapeHtml(m.csrfToken)}">`
+  return `
+  <p id="who" data-state="logged-in">Logged in as <strong id="user">${who}</strong></p>
+  <table>
+    <tr><th>token expires</th><td id="expires">${new Date(token.expiresAt * 1000).toISOString()}${token.expired ? ' (expired)' : ''}</td></tr>
+    <tr><th>refresh token</th><td>${token.hasRefreshToken ? 'yes' : 'no'}</td></tr>
+    <tr><th>scopes</th><td>${escapeHtml(token.scopes.join(' ') || '(none)')}</td></tr>
+    <tr><th>fields stored</th><td>${escapeHtml(token.fields.join(', '))}</td></tr>
+  </table>
+  ${m.problem === null ? '' : `<p class="problem">Could not load the user: ${escapeHtml(m.problem)}</p>`}
+  <form id="logout-form" method="post" action="/logout">${csrf}<button id="logout" type="submit">Log out</button></form>`
+}
+
+export function renderPage (m: PageModel): string {
+  const body = m.token === null
+    ? `<p id="who" data-state="logged-out">Not logged in.</p>
+  <p><a id="login" class="button" href="/login">Log in</a> <small>with ${escapeHtml(m.provider)}</small></p>`
+    : loggedIn(m, m.token)
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>fastify-session-suite demo</title>
+<style>
+  body { font: 16px/1.5 system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem; color: #222 }
+  h1 { font-size: 1.4rem } th { text-align: left; padding-right: 1rem; font-weight: 500; color: #555; white-space: nowrap }
+  .button, button { display: inline-block; padding: .4rem 1rem; border: 1px solid #333; border-radius: 4px; background: #fff; color: #222; text-decoration: none; font: inherit; cursor: pointer }
+  .problem { color: #a00 } footer { margin-top: 2rem; font-size: .9rem; color: #555 }
+</style>
+</head>
+<body>
+  <h1>fastify-session-suite demo</h1>
+  ${body}
+  <footer>Inspect: <a href="/health">/health</a> · <a href="/api/session/debug">session debug</a> ·
+  <a href="/api/oauth/test-flow">OAuth test flow</a> · <a href="/api/session/test-persistence">persistence test</a></footer>
+  <script>
+    document.getElementById('logout-form')?.addEventListener('submit', async (event) => {
+      event.preventDefault()
+      const form = event.target
+      await fetch(form.action, { method: 'POST', body: new URLSearchParams(new FormData(form)), credentials: 'same-origin' })
+      location.assign('/')
+    })
+  </script>
+</body>
+</html>
+`
+}

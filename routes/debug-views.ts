@@ -1,0 +1,46 @@
+// What the debug routes answer, assembled from the plugins' decorators. Each
+// part is optional: the routes answer truthfully ("not configured", null)
+// when a plugin is not registered on this instance.
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { SecretKeyInfo } from '../plugins/secret-keys.ts'
+import { getSessionDetails, type SessionInfo } from '../plugins/session.ts'
+import { optional, type Decorated } from './health-checks.ts'
+import type { OAuthTestFlowResponse, SessionDebugResponse } from './schemas.ts'
+import type { OAuthInfo } from '../plugins/oauth-tokens.ts'
+
+type Instance = Decorated & Pick<FastifyInstance, 'hasRequestDecorator'>
+
+export function sessionDebug (fastify: Instance, request: FastifyRequest): SessionDebugResponse {
+  const key = optional<SecretKeyInfo>(fastify, 'secretKeys')
+  const info = optional<SessionInfo>(fastify, 'sessionInfo')
+  const details = info === undefined ? undefined : getSessionDetails(request)
+  return {
+    key: key === undefined
+      ? null
+      : { source: key.source, bits: key.bits, fingerprint: key.fingerprint, count: key.count, warnings: [...key.warnings] },
+    cookie: info?.policy ?? null,
+    session: {
+      fields: details?.fields ?? [],
+      createdAt: details?.createdAt ?? null,
+      expiresAt: details?.expiresAt ?? null,
+      encodedBytes: details?.encodedBytes ?? 0,
+      chunks: details?.chunks ?? 0,
+      rejected: details?.rejected ?? null
+    }
+  }
+}
+
+export async function oauthTestFlow (fastify: Instance, request: FastifyRequest): Promise<OAuthTestFlowResponse> {
+  const info = optional<OAuthInfo>(fastify, 'oauthInfo')
+  const meta = fastify.hasRequestDecorator('tokens') ? await request.tokens.metadata() : null
+  return {
+    configured: info?.configured ?? false,
+    provider: info?.provider ?? null,
+    tokenPresent: meta !== null,
+    expiresAt: meta?.expiresAt ?? null,
+    expired: meta?.expired ?? null,
+    refreshTokenPresent: meta?.hasRefreshToken ?? false,
+    scopes: meta?.scopes ?? [],
+    fieldsPresent: meta?.fields ?? []
+  }
+}

@@ -1,0 +1,141 @@
+// The checks behind GET /health, and the registry other plugins add theirs to
+// (the Redis token store adds a ping). Every check reads snapshots the plugins
+// keep (policy, counters, key info): none touches a request or a session, so
+// /health never decrypts a cookie and never sets one.
+import { stat } from 'node:fs/promises'
+import type { FastifyInstance } from 'fastify'
+import { errors } from '../lib/errors.ts'
+import type { SecretKeyInfo } from '../plugins/secret-keys.ts'
+import type { SessionInfo } from '../plugins/session.ts'
+import type { OAuthInfo } from '../plugins/oauth-tokens.ts'
+
+export type HealthCheckStatus = 'pass' | 'warn' | 'fail'
+export interface HealthCheckResult { status: HealthCheckStatus, detail: string }
+/** A check must not throw for an expected problem: answer `fail` with a detail (no secret values). */
+export type HealthCheck = () => HealthCheckResult | Promise<HealthCheckResult>
+
+export interface HealthRegistry {
+  /** Adds a named check to GET /health. Names are unique. */
+  add: (name: string, check: HealthCheck) => void
+  list: () => Array<{ name: string, check: HealthCheck }>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance { sessionSuiteHealth: HealthRegistry }
+}
+
+/**
+ * The registry on this instance, created on first use, so a plugin can add a
+ * check whether it registers before or after the health route.
+ */
+export function healthRegistry (fastify: FastifyInstance): HealthRegistry {
+  if (fastify.hasDecorator('sessionSuiteHealth')) return fastify.sessionSuiteHealth
+  const checks = new Map<string, HealthCheck>()
+  const registry: HealthRegistry = {
+    add (name, check) {
+      if (checks.has(name)) throw new errors.FSS_HEALTH_CHECK_DUPLICATE(name)
+      checks.set(name, check)
+    },
+    list: () => [...checks].map(([name, check]) => ({ name, check }))
+  }
+  fastify.decorate('sessionSuiteHealth', registry)
+  return registry
+}
+
+/** What the checks need of an instance, whatever its type provider. */
+export type Decorated = Pick<FastifyInstance, 'hasDecorator' | 'getDecorator'>
+
+export function optional<T> (fastify: Decorated, name: string): T | undefined {
+  return fastify.hasDecorator(name) ? fastify.getDecorator<T>(name) : undefined
+}
+
+/** `file:/srv/app/secret.key` → `file`: the health answer may be public, so no paths. */
+function sourceKind (source: string): string {
+  const [kind, rest] = source.split(/:(.*)/s)
+  return kind.startsWith('env') ? `${kind}:${rest}` : kind
+}
+
+export function keySourceCheck (fastify: Decorated): HealthCheck {
+  return () => {
+    const info = optional<SecretKeyInfo>(fastify, 'secretKeys')
+    if (info === undefined) {
+      return optional(fastify, 'sessionInfo') === undefined
+        ? { status: 'fail', detail: 'no key loaded: register the secret-keys plugin' }
+        : { status: 'pass', detail: 'key passed to the session plugin directly' }
+    }
+    const detail = `${sourceKind(info.source)}, ${info.count} key(s), ${info.bits}-bit`
+    // The warnings themselves name files: they are in the start-up log and the debug route.
+    if (info.warnings.length > 0) return { status: 'warn', detail: `${detail}: ${info.warnings.length} warning(s) in the start-up log` }
+    return { status: 'pass', detail }
+  }
+}
+
+export function keyFileCheck (fastify: Decorated): HealthCheck {
+  return async () => {
+    const file = optional<SecretKeyInfo>(fastify, 'secretKeys')?.file
+    if (file === undefined) return { status: 'pass', detail: 'no key file in use' }
+    // Re-read the mode now: a chmod or a deleted file after start-up shows here.
+    let mode: number
+    try {
+      mode = (await stat(file.path)).mode & 0o777
+    } catch (err) {
+      // fs errors always carry a code (ENOENT, EACCES, ...).
+      return { status: 'warn', detail: `key file unreadable (${(err as NodeJS.ErrnoException).code}): the next start will not find this key and every session ends` }
+    }
+    const octal = '0' + mode.toString(8).padStart(3, '0')
+    if ((mode & 0o077) !== 0) return { status: 'warn', detail: `key file mode ${octal} lets other users read it: chmod 600` }
+    return { status: 'pass', detail: `key file mode ${octal}` }
+  }
+}
+
+export function cookiePolicyCheck (fastify: Decorated): HealthCheck {
+  return () => {
+    const info = optional<SessionInfo>(fastify, 'sessionInfo')
+    if (info === undefined) return { status: 'fail', detail: 'session plugin not registered' }
+    const { policy, warnings } = info
+    const summary = `${policy.cookieName}: Secure=${policy.secure}, HttpOnly=${policy.httpOnly}, SameSite=${policy.sameSite}, Path=${policy.path}` +
+      (policy.domain === undefined ? '' : `, Domain=${policy.domain}`)
+    // The session plugin's own judgement of its policy (Secure off, HttpOnly off,
+    // SameSite=None, a Domain); SameSite=None without Secure never gets this far:
+    // it is refused at registration.
+    if (warnings.length > 0) return { status: 'warn', detail: `${summary}; ${warnings.join('; ')}` }
+    return { status: 'pass', detail: summary }
+  }
+}
+
+export function cookieSizeCheck (fastify: Decorated): HealthCheck {
+  return () => {
+    const info = optional<SessionInfo>(fastify, 'sessionInfo')
+    if (info === undefined) return { status: 'fail', detail: 'session plugin not registered' }
+    const { issued, chunked, tooLarge, rejected } = info.counters
+    const rejectedText = Object.entries(rejected).map(([reason, n]) => `${reason} ${n}`).join(', ')
+    const detail = `${issued} issued, ${chunked} chunked, ${tooLarge} too large` + (rejectedText === '' ? '' : `; rejected: ${rejectedText}`)
+    // Rejections are what clients sent (anyone can send any cookie): reported, not judged.
+    if (tooLarge > 0) return { status: 'warn', detail: `${detail}: sessions too large for cookies failed their requests; store less in the session` }
+    if (chunked > 0) return { status: 'warn', detail: `${detail}: sessions over ${info.policy.maxCookieBytes} bytes needed several cookies` }
+    return { status: 'pass', detail }
+  }
+}
+
+export function oauthCheck (fastify: Decorated): HealthCheck {
+  return () => {
+    const info = optional<OAuthInfo>(fastify, 'oauthInfo')
+    if (info === undefined || !info.configured) return { status: 'pass', detail: 'OAuth not configured: sessions only' }
+    const failure = info.lastRefreshFailure
+    if (failure !== undefined && failure !== null) {
+      return { status: 'warn', detail: `${info.provider}: last refresh failed with ${failure.code} at ${new Date(failure.at).toISOString()}` }
+    }
+    return { status: 'pass', detail: `${info.provider}: configured, no refresh failure` }
+  }
+}
+
+/** The built-in checks, in the order the answer lists them. */
+export function builtInChecks (fastify: Decorated): Array<{ name: string, check: HealthCheck }> {
+  return [
+    { name: 'secret-key', check: keySourceCheck(fastify) },
+    { name: 'key-file', check: keyFileCheck(fastify) },
+    { name: 'cookie-policy', check: cookiePolicyCheck(fastify) },
+    { name: 'cookie-size', check: cookieSizeCheck(fastify) },
+    { name: 'oauth', check: oauthCheck(fastify) }
+  ]
+}

@@ -1,0 +1,62 @@
+// GET /health: is this instance's session setup sound? Built-in checks (key,
+// key file, cookie policy, cookie size, OAuth) plus any a plugin added to the
+// registry. healthy/degraded answer 200 so a load balancer keeps a degraded
+// instance in rotation; unhealthy answers 503.
+import fp from 'fastify-plugin'
+import { Type } from '@sinclair/typebox'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { validateOptions } from '../lib/options.ts'
+import { HealthResponseSchema } from './schemas.ts'
+import { builtInChecks, healthRegistry, type HealthCheck, type HealthCheckResult } from './health-checks.ts'
+
+export interface HealthOptions {
+  /** Route path; default `/health`. */
+  path?: string
+  /** Milliseconds one check may take before it counts as `fail`; default 2000. */
+  timeout?: number
+}
+
+export const HealthOptionsSchema = Type.Object({
+  path: Type.Optional(Type.String({ pattern: '^/', maxLength: 200 })),
+  timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 60_000 }))
+}, { additionalProperties: false })
+
+/** Only the code: an error message from a driver may carry a connection string. */
+function thrown (err: unknown): HealthCheckResult {
+  const code = (err as { code?: unknown } | null | undefined)?.code
+  return { status: 'fail', detail: `check threw ${typeof code === 'string' ? code : 'an error'}` }
+}
+
+async function runCheck (check: HealthCheck, timeout: number): Promise<HealthCheckResult> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<HealthCheckResult>((resolve) => {
+    timer = setTimeout(resolve, timeout, { status: 'fail', detail: `no answer within ${timeout} ms` })
+  })
+  const result = await Promise.race([Promise.resolve().then(check).catch(thrown), late])
+  clearTimeout(timer)
+  return result
+}
+
+const health: FastifyPluginAsyncTypebox<HealthOptions> = async (fastify, opts) => {
+  const { path = '/health', timeout = 2000 } = validateOptions(HealthOptionsSchema, opts, 'health')
+  const registry = healthRegistry(fastify)
+  const builtIn = builtInChecks(fastify)
+
+  fastify.get(path, {
+    schema: {
+      summary: 'Session suite health: key, cookie policy, OAuth and plugin checks',
+      response: { 200: HealthResponseSchema, 503: HealthResponseSchema }
+    }
+  }, async (_request, reply) => {
+    // Deliberately never touches request.session: the session is decoded lazily, so it stays sealed.
+    const all = [...builtIn, ...registry.list()]
+    const results = await Promise.all(all.map(async ({ name, check }) => ({ name, ...await runCheck(check, timeout) })))
+    const status = results.some((r) => r.status === 'fail')
+      ? 'unhealthy'
+      : results.some((r) => r.status === 'warn') ? 'degraded' : 'healthy'
+    reply.header('cache-control', 'no-store')
+    return reply.code(status === 'unhealthy' ? 503 : 200).send({ status, checks: results })
+  })
+}
+
+export default fp(health, { fastify: '5.x', name: 'fastify-session-suite/health' })

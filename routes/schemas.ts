@@ -1,0 +1,88 @@
+// Response schemas for the health and debug routes. fast-json-stringify
+// serializes only what these declare, so a value a plugin adds to an object by
+// mistake (a token, a key) is dropped instead of sent: the schemas are the last
+// line of defence, and the leak test holds them to it.
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+
+const Nullable = <T extends TSchema>(schema: T, options: { description?: string } = {}) => Type.Union([schema, Type.Null()], options)
+
+export const HealthCheckStatus = Type.Union([Type.Literal('pass'), Type.Literal('warn'), Type.Literal('fail')])
+
+export const HealthResponseSchema = Type.Object({
+  status: Type.Union([Type.Literal('healthy'), Type.Literal('degraded'), Type.Literal('unhealthy')]),
+  checks: Type.Array(Type.Object({
+    name: Type.String(),
+    status: HealthCheckStatus,
+    detail: Type.String()
+  }))
+})
+export type HealthResponse = Static<typeof HealthResponseSchema>
+
+/** Fastify's own error shape, declared so error answers are serialized by schema too. */
+export const ErrorResponse = Type.Object({
+  statusCode: Type.Integer(),
+  code: Type.Optional(Type.String()),
+  error: Type.String(),
+  message: Type.String()
+})
+
+export const CookiePolicy = Type.Object({
+  cookieName: Type.String(),
+  secure: Type.Boolean(),
+  httpOnly: Type.Boolean(),
+  sameSite: Type.String(),
+  path: Type.String(),
+  domain: Type.Optional(Type.String()),
+  idleTimeout: Type.Number({ description: 'seconds' }),
+  absoluteTimeout: Type.Number({ description: 'seconds' }),
+  rollingInterval: Type.Number({ description: 'seconds' }),
+  maxCookieBytes: Type.Integer()
+})
+
+export const SessionDebugResponseSchema = Type.Object({
+  key: Nullable(Type.Object({
+    source: Type.String(),
+    bits: Type.Integer(),
+    fingerprint: Type.String({ description: '8 hex of SHA-256 of the newest key' }),
+    count: Type.Integer(),
+    warnings: Type.Array(Type.String())
+  })),
+  cookie: Nullable(CookiePolicy),
+  session: Type.Object({
+    fields: Type.Array(Type.String(), { description: 'names only, never values' }),
+    createdAt: Nullable(Type.Number()),
+    expiresAt: Nullable(Type.Number()),
+    encodedBytes: Type.Integer(),
+    chunks: Type.Integer(),
+    rejected: Nullable(Type.String(), { description: 'why the received cookie was not used, if it was not' })
+  })
+})
+export type SessionDebugResponse = Static<typeof SessionDebugResponseSchema>
+
+export const PersistenceStored = Type.Object({
+  nonce: Type.String({ description: 'random, stored in the session; not a secret' }),
+  storedAt: Type.Number()
+})
+
+export const PersistenceQuery = Type.Object({
+  nonce: Type.Optional(Type.String({ maxLength: 64 }))
+})
+
+export const PersistenceCheckSchema = Type.Object({
+  persisted: Type.Boolean({ description: 'the session carries a nonce stored by POST' }),
+  storedAt: Nullable(Type.Number()),
+  matches: Nullable(Type.Boolean(), { description: 'null unless ?nonce= was given' })
+})
+export type PersistenceCheck = Static<typeof PersistenceCheckSchema>
+
+export const OAuthTestFlowResponseSchema = Type.Object({
+  configured: Type.Boolean(),
+  provider: Nullable(Type.String()),
+  tokenPresent: Type.Boolean(),
+  expiresAt: Nullable(Type.Number()),
+  expired: Nullable(Type.Boolean()),
+  refreshTokenPresent: Type.Boolean(),
+  scopes: Type.Array(Type.String()),
+  fieldsPresent: Type.Array(Type.String(), { description: 'names of the allowed token fields present; never values' })
+})
+export type OAuthTestFlowResponse = Static<typeof OAuthTestFlowResponseSchema>

@@ -1,0 +1,129 @@
+// The demo's parts in-process (the browser test drives the whole process):
+// its settings from the environment, the page, the development provider.
+import t from 'tap'
+import { join, resolve } from 'node:path'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import { demoConfig, DemoConfigError } from '../examples/demo-config.ts'
+import { buildDemoApp, discoverUserinfo } from '../examples/demo-app.ts'
+import { renderPage } from '../examples/demo-page.ts'
+import { startDevProvider } from '../examples/dev-provider.ts'
+import { tempDir } from './helper.ts'
+import { startOidcServer } from './fixtures/oidc-server.ts'
+
+t.test('with no OAuth variables the demo runs its own provider on 3001 and listens on 3000', async (t) => {
+  t.same(demoConfig({}), {
+    port: 3000,
+    keyFile: resolve('.fss-demo/secret.key'),
+    provider: { kind: 'embedded', port: 3001, user: { sub: 'ada', name: 'Ada Lovelace' } }
+  })
+  t.match(demoConfig({ PORT: '0', FSS_DEMO_IDP_PORT: '0', FSS_DEMO_DIR: '/tmp/x', FSS_DEMO_USER: 'bob', FSS_DEMO_USER_NAME: 'Bob' }),
+    { port: 0, keyFile: '/tmp/x/secret.key', provider: { port: 0, user: { sub: 'bob', name: 'Bob' } } })
+  t.equal(demoConfig({ FSS_DEMO_KEY_FILE: '/k/secret.key' }).keyFile, '/k/secret.key')
+})
+
+t.test('OAUTH_* variables select a real provider', async (t) => {
+  t.match(demoConfig({ OAUTH_ISSUER: 'https://id.example', OAUTH_CLIENT_ID: 'app', OAUTH_CLIENT_SECRET: 's', OAUTH_CALLBACK_URL: 'https://app.example/callback' }), {
+    callbackUrl: 'https://app.example/callback',
+    provider: { kind: 'external', oauth: { provider: { issuer: 'https://id.example' }, clientId: 'app', clientSecret: 's', scope: ['openid', 'profile'] } }
+  })
+  t.same(demoConfig({ OAUTH_AUTHORIZE_URL: 'https://id.example/a', OAUTH_TOKEN_URL: 'https://id.example/t', OAUTH_REVOKE_URL: 'https://id.example/r', OAUTH_CLIENT_ID: 'app', OAUTH_SCOPE: 'read  write', OAUTH_USERINFO_URL: 'https://id.example/me' }).provider, {
+    kind: 'external',
+    oauth: { provider: { authorizeUrl: 'https://id.example/a', tokenUrl: 'https://id.example/t', revokeUrl: 'https://id.example/r' }, clientId: 'app', clientSecret: '', scope: ['read', 'write'] },
+    userinfoUrl: 'https://id.example/me'
+  })
+  t.same(demoConfig({ OAUTH_AUTHORIZE_URL: 'https://id.example/a', OAUTH_TOKEN_URL: 'https://id.example/t', OAUTH_CLIENT_ID: 'app' }).provider,
+    { kind: 'external', oauth: { provider: { authorizeUrl: 'https://id.example/a', tokenUrl: 'https://id.example/t' }, clientId: 'app', clientSecret: '', scope: ['openid', 'profile'] } })
+})
+
+t.test('a wrong variable stops the demo with its name', async (t) => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ PORT: 'http' }, /^PORT must be a port number/],
+    [{ PORT: '70000' }, /^PORT/],
+    [{ FSS_DEMO_IDP_PORT: '-1' }, /^FSS_DEMO_IDP_PORT/],
+    [{ OAUTH_ISSUER: 'https://id.example' }, /^OAUTH_CLIENT_ID is required/],
+    [{ OAUTH_TOKEN_URL: 'https://id.example/t', OAUTH_CLIENT_ID: 'app' }, /^OAUTH_AUTHORIZE_URL and OAUTH_TOKEN_URL go together/]
+  ]
+  for (const [env, message] of cases) {
+    const err = (() => { try { demoConfig(env) } catch (e) { return e } })()
+    t.type(err, DemoConfigError, JSON.stringify(env))
+    t.match((err as Error | undefined)?.message, message)
+  }
+})
+
+type Jar = Map<string, string>
+function keep (jar: Jar, res: LightMyRequestResponse): void {
+  for (const c of res.cookies as Array<{ name: string, value: string, maxAge?: number }>) {
+    if (c.maxAge === 0) jar.delete(c.name)
+    else jar.set(c.name, c.value)
+  }
+}
+async function login (app: FastifyInstance, jar: Jar): Promise<LightMyRequestResponse> {
+  const start = await app.inject('/login')
+  keep(jar, start)
+  const back = new URL((await fetch(start.headers.location as string, { redirect: 'manual' })).headers.get('location') as string)
+  const done = await app.inject({ url: back.pathname + back.search, cookies: Object.fromEntries(jar) })
+  keep(jar, done)
+  const page = await app.inject({ url: '/', cookies: Object.fromEntries(jar) })
+  keep(jar, page)
+  return page
+}
+
+t.test('the page shows who the development provider logged in, escaped', async (t) => {
+  const provider = await startDevProvider(0, { sub: 'ada', name: '<b>Ada</b>' })
+  t.teardown(() => provider.stop())
+  t.match(provider.issuer, /^http:\/\/127\.0\.0\.1:\d+$/)
+  t.equal(await discoverUserinfo(provider.issuer), `${provider.issuer}/userinfo`)
+  const app = await buildDemoApp({
+    origin: 'http://127.0.0.1:1',
+    keyFile: join(await tempDir(t), 'secret.key'),
+    oauth: { provider: { issuer: provider.issuer }, clientId: 'demo', clientSecret: '' },
+    userinfoUrl: `${provider.issuer}/userinfo`,
+    logger: false
+  })
+  t.teardown(() => app.close())
+  const out = await app.inject('/')
+  t.equal(out.headers['cache-control'], 'no-store')
+  t.match(out.body, /data-state="logged-out".*href="\/login"/s)
+  const jar: Jar = new Map()
+  const page = await login(app, jar)
+  t.match(page.body, /data-state="logged-in">Logged in as <strong id="user">&lt;b&gt;Ada&lt;\/b&gt; <small>\(ada\)<\/small>/)
+  t.match(page.body, /<form id="logout-form" method="post" action="\/logout"><button/)
+  // The user is kept in the session: the next page needs no provider call.
+  await provider.stop()
+  const again = await app.inject({ url: '/', cookies: Object.fromEntries(jar) })
+  t.match(again.body, /&lt;b&gt;Ada/)
+  const logout = await app.inject({ method: 'POST', url: '/logout', cookies: Object.fromEntries(jar), headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: '' })
+  t.equal(logout.statusCode, 200, 'the form\'s urlencoded POST is accepted')
+})
+
+t.test('with a provider that has no usable userinfo the page still shows the login', async (t) => {
+  const oidc = await startOidcServer()
+  t.teardown(() => oidc.stop())
+  t.equal(await discoverUserinfo(`${oidc.issuer}/nothing-here/`), undefined)
+  for (const [userinfoUrl, expected] of [[`${oidc.issuer}/no-such-endpoint`, /Could not load the user: USERINFO_404/], [undefined, /someone \(no user info\)/]] as const) {
+    const app = await buildDemoApp({
+      origin: 'http://127.0.0.1:1',
+      keyFile: join(await tempDir(t), 'secret.key'),
+      oauth: { provider: { issuer: oidc.issuer }, clientId: 'demo', clientSecret: '', scope: ['openid'] },
+      ...(userinfoUrl !== undefined && { userinfoUrl }),
+      logger: false
+    })
+    t.teardown(() => app.close())
+    t.match((await login(app, new Map())).body, expected)
+  }
+})
+
+t.test('the page states an expired token without a refresh token, and carries a CSRF token when given', async (t) => {
+  const html = renderPage({
+    user: null,
+    token: { fields: ['access_token', 'token_type', 'expires_at'], tokenType: 'Bearer', expiresAt: 0, expiresIn: -1, expired: true, expiresAssumed: true, hasRefreshToken: false, hasIdToken: false, scopes: [] },
+    problem: null,
+    provider: 'https://id.example',
+    csrfToken: 'a"b'
+  })
+  t.match(html, /1970-01-01T00:00:00.000Z \(expired\)/)
+  t.match(html, /<th>refresh token<\/th><td>no<\/td>/)
+  t.match(html, /<th>scopes<\/th><td>\(none\)<\/td>/)
+  t.match(html, /<input type="hidden" name="_csrf" value="a&quot;b">/)
+  t.notMatch(html, /class="problem"/)
+})
