@@ -7,7 +7,10 @@ import { validateOptions } from './lib/options.ts'
 import secretKeys, { type SecretKeysOptions } from './plugins/secret-keys.ts'
 import session, { type SessionOptions } from './plugins/session.ts'
 import oauthTokens, { unconfiguredOAuthInfo, type OAuthOptions } from './plugins/oauth-tokens.ts'
-import oauthRoutes from './routes/oauth.ts'
+import oauthRoutes, { type OAuthRoutesOptions } from './routes/oauth.ts'
+import csrf, { type CsrfOptions } from './plugins/csrf.ts'
+import redisTokenStore, { type RedisTokenStorePluginOptions } from './plugins/redis-token-store.ts'
+import { errors } from './lib/errors.ts'
 import health, { type HealthOptions } from './routes/health.ts'
 import debug, { type DebugOptions } from './routes/debug.ts'
 import { healthRegistry } from './routes/health-checks.ts'
@@ -19,7 +22,11 @@ export interface SessionSuiteOptions {
   /** Cookie policy and timeouts; the key comes from `secret` unless `session.key` is given. */
   session?: SessionOptions
   /** OAuth login and token storage; without it, sessions only and no OAuth routes. */
-  oauth?: OAuthOptions
+  oauth?: OAuthOptions & OAuthRoutesOptions
+  /** CSRF tokens kept in the session (reply.generateCsrf / fastify.csrfProtection); off by default. With it, POST /logout needs a token. */
+  csrf?: boolean | CsrfOptions
+  /** OAuth tokens in Redis instead of the cookie, and one refresh across the fleet; needs `oauth`. */
+  redis?: RedisTokenStorePluginOptions
   /** GET /health; on by default. `false` leaves it out. */
   health?: boolean | HealthOptions
   /** Debug routes; off by default. */
@@ -36,6 +43,8 @@ export const SessionSuiteOptionsSchema = Type.Object({
   secret: Type.Optional(Section),
   session: Type.Optional(Section),
   oauth: Type.Optional(Section),
+  csrf: Type.Optional(Toggle),
+  redis: Type.Optional(Section),
   health: Type.Optional(Toggle),
   debug: Type.Optional(Toggle)
 }, { additionalProperties: false })
@@ -54,15 +63,29 @@ const sessionSuite: FastifyPluginAsync<SessionSuiteOptions> = async (fastify, op
     await fastify.register(secretKeys, { ...opts.secret, ...(opts.appName !== undefined && { appName: opts.appName }) })
   }
   await fastify.register(session, opts.session ?? {})
+  // After the session (its dependency) and before the OAuth routes: POST /logout
+  // asks hasPlugin('fastify-session-suite/csrf') when it registers.
+  const csrfOptions = section(opts.csrf)
+  if (csrfOptions !== undefined) await fastify.register(csrf, csrfOptions)
+
   if (opts.oauth !== undefined) {
-    await fastify.register(oauthTokens, opts.oauth)
-    await fastify.register(oauthRoutes)
+    const { redirectAfterLogout, ...oauth } = opts.oauth
+    if (opts.redis !== undefined) {
+      // Two places for the tokens would be a silent choice: refuse it at start-up.
+      if (oauth.store !== undefined) throw new errors.FSS_OPTIONS_INVALID('oauth.store', 'give either oauth.store or redis, not both')
+      // After the session: the store reads its keyring and absoluteTimeout.
+      await fastify.register(redisTokenStore, opts.redis)
+      const { store, fleet } = fastify.redisTokenStore
+      await fastify.register(oauthTokens, { refreshLock: fleet, ...oauth, store })
+    } else {
+      await fastify.register(oauthTokens, oauth)
+    }
+    await fastify.register(oauthRoutes, redirectAfterLogout === undefined ? {} : { redirectAfterLogout })
   } else {
+    if (opts.redis !== undefined) throw new errors.FSS_OPTIONS_INVALID('redis', 'the Redis store keeps OAuth tokens: it needs the oauth option')
     // One shape for health and debug output, configured or not.
     fastify.decorate('oauthInfo', unconfiguredOAuthInfo())
   }
-
-  // (CSRF protection registers here, after the session and before the routes.)
 
   const healthOptions = section(opts.health ?? true)
   if (healthOptions !== undefined) await fastify.register(health, healthOptions)
@@ -72,7 +95,8 @@ const sessionSuite: FastifyPluginAsync<SessionSuiteOptions> = async (fastify, op
 
 export default fp(sessionSuite, { fastify: '5.x', name: 'fastify-session-suite' })
 
-export { secretKeys, session, oauthTokens, oauthRoutes, health, debug, healthRegistry }
+export { secretKeys, session, oauthTokens, oauthRoutes, csrf, redisTokenStore, health, debug, healthRegistry }
+export { CSRF_HEADER, CSRF_FIELD } from './plugins/csrf.ts'
 export { getSessionDetails } from './plugins/session.ts'
 export { getSecretKeyBytes } from './plugins/secret-keys.ts'
 export { errors, type ErrorCode } from './lib/errors.ts'
@@ -80,6 +104,9 @@ export type { SecretKeyInfo, SecretKeysOptions } from './plugins/secret-keys.ts'
 export type { SessionOptions, SessionInfo, SessionCounters, SessionDetails } from './plugins/session.ts'
 export type { SessionPolicy, SameSite } from './lib/session/policy.ts'
 export type { OAuthOptions, OAuthInfo, RequestTokens, StoredToken, TokenMetadata, TokenStore } from './plugins/oauth-tokens.ts'
+export type { OAuthRoutesOptions } from './routes/oauth.ts'
+export type { CsrfOptions } from './plugins/csrf.ts'
+export type { RedisTokenStorePluginOptions, RedisTokenStoreDecorator } from './plugins/redis-token-store.ts'
 export type { HealthOptions } from './routes/health.ts'
 export type { DebugOptions } from './routes/debug.ts'
 export type { HealthCheck, HealthCheckResult, HealthCheckStatus, HealthRegistry } from './routes/health-checks.ts'

@@ -20,7 +20,9 @@ export interface DemoAppOptions {
   oauth: Pick<OAuthOptions, 'provider' | 'clientId' | 'clientSecret' | 'scope'>
   callbackUrl?: string
   userinfoUrl?: string
-  logger?: FastifyServerOptions['logger']
+  logger: FastifyServerOptions['logger']
+  /** with it, OAuth tokens live in this Redis and the cookie holds a reference only */
+  redisUrl?: string
 }
 
 async function fetchUser (url: string, accessToken: string): Promise<{ sub: string, name?: string }> {
@@ -31,16 +33,15 @@ async function fetchUser (url: string, accessToken: string): Promise<{ sub: stri
 }
 
 export async function buildDemoApp (opts: DemoAppOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: opts.logger ?? { level: 'info' } })
-  // The log-out form posts urlencoded; Fastify core parses JSON and text only.
-  // Added first: the suite's routes see the parsers that exist when it registers.
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
-    done(null, Object.fromEntries(new URLSearchParams(body as string)))
-  })
+  const app = Fastify({ logger: opts.logger })
   await app.register(sessionSuite, {
     appName: 'fastify-session-suite-demo',
     secret: { keyFile: opts.keyFile },
-    oauth: { ...opts.oauth, callbackUri: opts.callbackUrl ?? `${opts.origin}/callback` },
+    // The log-out form posts here without script: the route answers it with a 303 back to the page.
+    oauth: { ...opts.oauth, callbackUri: opts.callbackUrl ?? `${opts.origin}/callback`, redirectAfterLogout: '/' },
+    // Log out needs the session's CSRF token; the csrf plugin also parses the form's urlencoded body.
+    csrf: true,
+    ...(opts.redisUrl !== undefined && { redis: { url: opts.redisUrl } }),
     debug: true
   })
 
@@ -58,9 +59,10 @@ export async function buildDemoApp (opts: DemoAppOptions): Promise<FastifyInstan
         request.log.warn({ code: problem }, 'demo: could not load the user')
       }
     }
-    const csrfToken = app.hasReplyDecorator('generateCsrf') ? await reply.generateCsrf() : null
+    // Only the logged-in page has a form; a visitor gets no session from merely looking.
+    const csrfToken = token === null ? null : reply.generateCsrf()
     reply.header('cache-control', 'no-store').type('text/html; charset=utf-8')
-    return renderPage({ user, token, problem, provider: app.oauthInfo.provider ?? 'the identity provider', csrfToken })
+    return renderPage({ user, token, problem, provider: app.oauthInfo.provider, csrfToken })
   })
   return app
 }

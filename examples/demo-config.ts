@@ -9,6 +9,8 @@ export interface DemoConfig {
   port: number
   keyFile: string
   callbackUrl?: string
+  /** REDIS_URL: OAuth tokens in Redis instead of the session cookie */
+  redisUrl?: string
   provider:
     | { kind: 'embedded', port: number, user: { sub: string, name: string } }
     | { kind: 'external', oauth: Pick<OAuthOptions, 'provider' | 'clientId' | 'clientSecret' | 'scope'>, userinfoUrl?: string }
@@ -29,7 +31,8 @@ export function demoConfig (env: NodeJS.ProcessEnv = process.env): DemoConfig {
   const base = {
     port: port(env, 'PORT', 3000),
     keyFile: env.FSS_DEMO_KEY_FILE ?? resolve(dir, 'secret.key'),
-    ...(env.OAUTH_CALLBACK_URL !== undefined && { callbackUrl: env.OAUTH_CALLBACK_URL })
+    ...(env.OAUTH_CALLBACK_URL !== undefined && { callbackUrl: env.OAUTH_CALLBACK_URL }),
+    ...(env.REDIS_URL !== undefined && env.REDIS_URL !== '' && { redisUrl: env.REDIS_URL })
   }
   const issuer = env.OAUTH_ISSUER
   const explicit = env.OAUTH_AUTHORIZE_URL !== undefined || env.OAUTH_TOKEN_URL !== undefined

@@ -1,7 +1,7 @@
 // The demo's one page: who is logged in, the token's state (never its value),
-// and the controls. Log out is a POST form (a GET would let any page log the
-// user out with an <img>); a few lines of script turn its JSON answer into a
-// reload.
+// and the controls. Log out is a plain POST form carrying the session's CSRF
+// token (a GET would let any page log the user out with an <img>); the route
+// answers a form post with a 303 back here, so no script is needed.
 import type { TokenMetadata } from '../index.ts'
 
 export interface PageModel {
@@ -9,7 +9,8 @@ export interface PageModel {
   token: TokenMetadata | null
   /** an FSS_* code when the user could not be shown */
   problem: string | null
-  provider: string
+  /** the issuer or token endpoint's origin; null when OAuth is not configured */
+  provider: string | null
   csrfToken: string | null
 }
 
@@ -34,7 +35,7 @@ function loggedIn (m: PageModel, token: TokenMetadata): string {
 export function renderPage (m: PageModel): string {
   const body = m.token === null
     ? `<p id="who" data-state="logged-out">Not logged in.</p>
-  <p><a id="login" class="button" href="/login">Log in</a> <small>with ${escapeHtml(m.provider)}</small></p>`
+  <p><a id="login" class="button" href="/login">Log in</a> <small>with ${escapeHtml(m.provider ?? 'the identity provider')}</small></p>`
     : loggedIn(m, m.token)
   return `<!doctype html>
 <html lang="en">
@@ -54,14 +55,6 @@ export function renderPage (m: PageModel): string {
   ${body}
   <footer>Inspect: <a href="/health">/health</a> · <a href="/api/session/debug">session debug</a> ·
   <a href="/api/oauth/test-flow">OAuth test flow</a> · <a href="/api/session/test-persistence">persistence test</a></footer>
-  <script>
-    document.getElementById('logout-form')?.addEventListener('submit', async (event) => {
-      event.preventDefault()
-      const form = event.target
-      await fetch(form.action, { method: 'POST', body: new URLSearchParams(new FormData(form)), credentials: 'same-origin' })
-      location.assign('/')
-    })
-  </script>
 </body>
 </html>
 `

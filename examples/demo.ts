@@ -8,6 +8,7 @@
 //   FSS_DEMO_USER, FSS_DEMO_USER_NAME   who the embedded provider logs in
 //   OAUTH_ISSUER | OAUTH_AUTHORIZE_URL + OAUTH_TOKEN_URL [+ OAUTH_REVOKE_URL]
 //   OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, OAUTH_SCOPE, OAUTH_CALLBACK_URL, OAUTH_USERINFO_URL
+//   REDIS_URL             keep OAuth tokens in this Redis (redis://host:port); else in the cookie
 import { createServer } from 'node:net'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
@@ -43,7 +44,7 @@ async function main (): Promise<void> {
       ('issuer' in oauth.provider ? await discoverUserinfo(oauth.provider.issuer).catch(() => undefined) : undefined)
   }
 
-  const app = await buildDemoApp({ origin, keyFile: config.keyFile, oauth, userinfoUrl, callbackUrl: config.callbackUrl })
+  const app = await buildDemoApp({ origin, keyFile: config.keyFile, oauth, userinfoUrl, callbackUrl: config.callbackUrl, redisUrl: config.redisUrl, logger: { level: 'info' } })
 
   let closing = false
   const shutdown = async (signal: string) => {
@@ -79,6 +80,11 @@ async function main (): Promise<void> {
     provider === undefined
       ? `  provider      ${app.oauthInfo.provider ?? '?'}`
       : `  provider      development provider at ${provider.issuer} (no account needed; FSS_DEMO_IDP_PORT moves it)`,
+    // The host only: a Redis URL may carry a password.
+    config.redisUrl === undefined
+      ? '  tokens        in the session cookie (set REDIS_URL=redis://host:port to keep them in Redis)'
+      : `  tokens        in Redis at ${new URL(config.redisUrl).host} (the cookie holds a reference; see /health)`,
+    '  CSRF          on: log out needs the page\'s token',
     '  stop          Ctrl+C',
     ''
   ]

@@ -1,12 +1,14 @@
 // GET login → provider (PKCE S256, 256-bit state); GET callback → validated
 // token in a regenerated session; POST logout → session and tokens gone.
 // Built on @fastify/oauth2 as registered by plugins/oauth-tokens.ts, whose
-// options (paths, redirect, revocation) these routes read.
+// options (paths, redirect, revocation) these routes read. With the suite's
+// csrf plugin registered first, POST logout needs the session's CSRF token.
 import { Type } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import type { Token } from '@fastify/oauth2'
 import { errors } from '../lib/errors.ts'
+import { validateOptions } from '../lib/options.ts'
 import { checkState } from '../lib/oauth/state.ts'
 import { classifyTokenEndpointError, codeOf, isEmptySuccess } from '../lib/oauth/provider-errors.ts'
 import { getOAuthRuntime } from '../plugins/oauth-tokens.ts'
@@ -18,7 +20,28 @@ const ErrorReply = Type.Object({
   error: Type.String(),
   message: Type.String()
 })
-const errorReplies = { 400: ErrorReply, 401: ErrorReply, 500: ErrorReply, 502: ErrorReply, 504: ErrorReply }
+// 503: a token store that is down (the Redis store's FSS_STORE_UNAVAILABLE).
+const errorReplies = { 400: ErrorReply, 401: ErrorReply, 500: ErrorReply, 502: ErrorReply, 503: ErrorReply, 504: ErrorReply }
+
+export interface OAuthRoutesOptions {
+  /**
+   * Where a browser lands after logging out with a plain HTML form: with it, a
+   * form post (urlencoded) or a request accepting text/html gets a 303 to this
+   * local path; API clients still get JSON. Unset (default): always JSON.
+   */
+  redirectAfterLogout?: string
+}
+
+export const OAuthRoutesOptionsSchema = Type.Object({
+  // A local path only, as redirectAfterLogin: `//evil.example` would be an open redirect.
+  redirectAfterLogout: Type.Optional(Type.String({ pattern: '^/(?![/\\\\])[^\\s]*$' }))
+}, { additionalProperties: false })
+
+/** A plain HTML form posts urlencoded and its navigation accepts text/html; fetch() and API clients do neither by default. */
+function isPageRequest (request: FastifyRequest): boolean {
+  const type = request.headers['content-type'] ?? ''
+  return /^application\/x-www-form-urlencoded\b/i.test(type) || /\btext\/html\b/i.test(request.headers.accept ?? '')
+}
 
 const CallbackQuery = Type.Object({
   code: Type.Optional(Type.String({ maxLength: 4096 })),
@@ -47,7 +70,10 @@ function providerErrorCode (value: string): string {
   return /^[a-z0-9_.-]{1,64}$/i.test(value) ? value : 'unrecognised error'
 }
 
-const oauthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastify, routeOpts) => {
+  // Fastify's own register options travel in the same object; they are not ours to check.
+  const { prefix: _p, logLevel: _l, logSerializers: _s, ...own } = routeOpts as OAuthRoutesOptions & Record<string, unknown>
+  const { redirectAfterLogout } = validateOptions(OAuthRoutesOptionsSchema, own, 'oauth')
   const rt = getOAuthRuntime(fastify)
   const { options: opts, oauth2, cookies, info } = rt
   const cookieOpts = { path: '/', secure: true, httpOnly: true, sameSite: 'lax' as const }
@@ -107,10 +133,24 @@ const oauthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   })
 
+  // With the csrf plugin registered, logging out needs the session's CSRF token (header
+  // x-csrf-token or form field _csrf): a hostile page cannot log a user out. Checked in
+  // preHandler, after the body is parsed, so a plain HTML form can carry it.
+  const csrfCheck = fastify.hasPlugin('fastify-session-suite/csrf') ? fastify.csrfProtection : undefined
   fastify.post(opts.logoutPath, {
+    ...(csrfCheck !== undefined && { preHandler: csrfCheck }),
     schema: {
       summary: 'Log out: end the session and drop the tokens (optionally revoke them)',
-      response: { 200: LogoutReply, ...errorReplies }
+      description: 'JSON. With redirectAfterLogout set, an HTML form post (urlencoded, or Accept: text/html) is ' +
+        'answered 303 to that path instead. With the csrf option, the token is required ' +
+        '(header x-csrf-token or form field _csrf), else 403 FSS_CSRF_INVALID. A token store that is down ' +
+        'answers 503 FSS_STORE_UNAVAILABLE and the session is left as it was.',
+      response: {
+        200: LogoutReply,
+        303: Type.Null({ description: 'HTML form post: logged out, go to redirectAfterLogout' }),
+        403: ErrorReply,
+        ...errorReplies
+      }
     }
   }, async (request, reply) => {
     reply.header('cache-control', 'no-store')
@@ -118,6 +158,7 @@ const oauthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const revoked = opts.revokeOnLogout && token !== null ? await revoke(request, token as unknown as Token) : false
     await rt.store.delete(request)
     request.session.delete()
+    if (redirectAfterLogout !== undefined && isPageRequest(request)) return reply.redirect(redirectAfterLogout, 303)
     return { loggedOut: true as const, revoked }
   })
 

@@ -1,6 +1,7 @@
 // Debian's Chromium walks the demo as a person would: log in through the
 // development identity provider, reload, survive a restart of the server
-// process on the same key file, log out. Nothing is mocked: a real child
+// process on the same key file, log out through the page's CSRF-protected
+// form. Nothing is mocked: a real child
 // process, a real provider, a real browser with a fresh profile.
 import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -125,7 +126,24 @@ t.test('a browser logs in, stays logged in across a reload and a server restart,
   const persisted = await (await page.request.get(`${url}api/session/test-persistence?nonce=${stored.nonce}`)).json()
   t.same(persisted, { persisted: true, storedAt: stored.storedAt, matches: true }, 'the self-test nonce survived the restart')
 
-  await Promise.all([page.waitForURL(url), page.click('#logout')])
+  // Log out is a plain form carrying the session's CSRF token; without the token the page's own
+  // POST is refused and the user stays logged in.
+  const csrfField = page.locator('form[action="/logout"] input[name="_csrf"]')
+  t.match(await csrfField.getAttribute('value'), /^[\w-]{20,}$/, 'the log-out form carries a CSRF token')
+  const refused = await page.evaluate(async () => {
+    const res = await fetch('/logout', { method: 'POST', credentials: 'same-origin' })
+    return { status: res.status, code: ((await res.json()) as { code?: string }).code }
+  })
+  t.same(refused, { status: 403, code: 'FSS_CSRF_INVALID' }, 'a POST /logout without the token is refused')
+  t.equal(await state(context, url), 'logged-in', 'still logged in after the refused logout')
+
+  // The form posts natively (no script): the route answers 303 back to the page.
+  const [logoutResponse] = await Promise.all([
+    page.waitForResponse((r) => new URL(r.url()).pathname === '/logout' && r.request().method() === 'POST'),
+    page.waitForURL(url),
+    page.click('#logout')
+  ])
+  t.equal(logoutResponse.status(), 303, 'the form post is answered with a redirect to the page')
   await page.locator('#who[data-state="logged-out"]').waitFor()
   t.equal(await state(context, url), 'logged-out', 'logged out, also after loading the page again')
   t.notOk((await context.cookies(url)).some((c) => c.name === '__Host-session'), 'the session cookie is gone')

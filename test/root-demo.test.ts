@@ -2,6 +2,9 @@
 // its settings from the environment, the page, the development provider.
 import t from 'tap'
 import { join, resolve } from 'node:path'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { once } from 'node:events'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { demoConfig, DemoConfigError } from '../examples/demo-config.ts'
 import { buildDemoApp, discoverUserinfo } from '../examples/demo-app.ts'
@@ -9,6 +12,7 @@ import { renderPage } from '../examples/demo-page.ts'
 import { startDevProvider } from '../examples/dev-provider.ts'
 import { tempDir } from './helper.ts'
 import { startOidcServer } from './fixtures/oidc-server.ts'
+import { startRedis } from './fixtures/redis-server.ts'
 
 t.test('with no OAuth variables the demo runs its own provider on 3001 and listens on 3000', async (t) => {
   t.same(demoConfig({}), {
@@ -19,6 +23,8 @@ t.test('with no OAuth variables the demo runs its own provider on 3001 and liste
   t.match(demoConfig({ PORT: '0', FSS_DEMO_IDP_PORT: '0', FSS_DEMO_DIR: '/tmp/x', FSS_DEMO_USER: 'bob', FSS_DEMO_USER_NAME: 'Bob' }),
     { port: 0, keyFile: '/tmp/x/secret.key', provider: { port: 0, user: { sub: 'bob', name: 'Bob' } } })
   t.equal(demoConfig({ FSS_DEMO_KEY_FILE: '/k/secret.key' }).keyFile, '/k/secret.key')
+  t.equal(demoConfig({ REDIS_URL: 'redis://127.0.0.1:6390/2' }).redisUrl, 'redis://127.0.0.1:6390/2', 'REDIS_URL puts the tokens in Redis')
+  t.notOk('redisUrl' in demoConfig({ REDIS_URL: '' }), 'an empty REDIS_URL is unset')
 })
 
 t.test('OAUTH_* variables select a real provider', async (t) => {
@@ -87,20 +93,40 @@ t.test('the page shows who the development provider logged in, escaped', async (
   const jar: Jar = new Map()
   const page = await login(app, jar)
   t.match(page.body, /data-state="logged-in">Logged in as <strong id="user">&lt;b&gt;Ada&lt;\/b&gt; <small>\(ada\)<\/small>/)
-  t.match(page.body, /<form id="logout-form" method="post" action="\/logout"><button/)
+  const csrf = /<form id="logout-form" method="post" action="\/logout"><input type="hidden" name="_csrf" value="([\w-]+)"><button/.exec(page.body)?.[1]
+  t.ok(csrf, 'the log-out form carries a CSRF token')
+  t.notMatch(page.body, /<script/, 'the form works without script')
   // The user is kept in the session: the next page needs no provider call.
   await provider.stop()
   const again = await app.inject({ url: '/', cookies: Object.fromEntries(jar) })
   t.match(again.body, /&lt;b&gt;Ada/)
-  const logout = await app.inject({ method: 'POST', url: '/logout', cookies: Object.fromEntries(jar), headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: '' })
-  t.equal(logout.statusCode, 200, 'the form\'s urlencoded POST is accepted')
+  const form = { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' }
+  const refused = await app.inject({ method: 'POST', url: '/logout', cookies: Object.fromEntries(jar), headers: form, payload: '' })
+  t.equal(refused.statusCode, 403, 'a form without the token is refused')
+  t.equal(refused.json().code, 'FSS_CSRF_INVALID')
+  const logout = await app.inject({ method: 'POST', url: '/logout', cookies: Object.fromEntries(jar), headers: form, payload: `_csrf=${csrf}` })
+  t.equal(logout.statusCode, 303, 'the form\'s urlencoded POST logs out and goes back to the page')
+  t.equal(logout.headers.location, '/')
+  keep(jar, logout)
+  t.match((await app.inject({ url: '/', cookies: Object.fromEntries(jar) })).body, /data-state="logged-out"/)
 })
 
 t.test('with a provider that has no usable userinfo the page still shows the login', async (t) => {
   const oidc = await startOidcServer()
   t.teardown(() => oidc.stop())
   t.equal(await discoverUserinfo(`${oidc.issuer}/nothing-here/`), undefined)
-  for (const [userinfoUrl, expected] of [[`${oidc.issuer}/no-such-endpoint`, /Could not load the user: USERINFO_404/], [undefined, /someone \(no user info\)/]] as const) {
+  // A discovery document without a userinfo endpoint.
+  const bare = createServer((_req, res) => { res.setHeader('content-type', 'application/json'); res.end('{"issuer":"x"}') }).listen(0, '127.0.0.1')
+  await once(bare, 'listening')
+  t.teardown(() => new Promise((resolve) => bare.close(resolve)))
+  t.equal(await discoverUserinfo(`http://127.0.0.1:${(bare.address() as AddressInfo).port}`), undefined, 'no userinfo_endpoint in the document')
+  const cases = [
+    [`${oidc.issuer}/no-such-endpoint`, /Could not load the user: USERINFO_404/],
+    // Nothing listens on port 1: fetch fails without an HTTP status.
+    ['http://127.0.0.1:1/userinfo', /Could not load the user: error/],
+    [undefined, /someone \(no user info\)/]
+  ] as const
+  for (const [userinfoUrl, expected] of cases) {
     const app = await buildDemoApp({
       origin: 'http://127.0.0.1:1',
       keyFile: join(await tempDir(t), 'secret.key'),
@@ -126,4 +152,33 @@ t.test('the page states an expired token without a refresh token, and carries a 
   t.match(html, /<th>scopes<\/th><td>\(none\)<\/td>/)
   t.match(html, /<input type="hidden" name="_csrf" value="a&quot;b">/)
   t.notMatch(html, /class="problem"/)
+  const named = renderPage({
+    user: { sub: 'bob' },
+    token: { fields: ['access_token'], tokenType: 'Bearer', expiresAt: 0, expiresIn: 1, expired: false, expiresAssumed: true, hasRefreshToken: true, hasIdToken: false, scopes: ['openid'] },
+    problem: null,
+    provider: 'https://id.example',
+    csrfToken: null
+  })
+  t.match(named, /<strong id="user">bob <small>\(bob\)<\/small>/, 'a user without a name shows the subject')
+  t.match(named, /<form id="logout-form" method="post" action="\/logout"><button/, 'no token, no hidden field')
+  t.match(renderPage({ user: null, token: null, problem: null, provider: null, csrfToken: null }), /<small>with the identity provider<\/small>/)
+})
+
+t.test('with REDIS_URL the demo keeps tokens in Redis and /health reports it', async (t) => {
+  const [redis, provider] = await Promise.all([startRedis(t), startDevProvider(0, { sub: 'ada', name: 'Ada' })])
+  t.teardown(() => provider.stop())
+  const app = await buildDemoApp({
+    origin: 'http://127.0.0.1:1',
+    keyFile: join(await tempDir(t), 'secret.key'),
+    oauth: { provider: { issuer: provider.issuer }, clientId: 'demo', clientSecret: '' },
+    redisUrl: redis.url,
+    logger: false
+  })
+  t.teardown(() => app.close())
+  t.ok(app.hasPlugin('fastify-session-suite/redis-token-store'))
+  const jar: Jar = new Map()
+  t.match((await login(app, jar)).body, /data-state="logged-in"/, 'the login works with the token in Redis')
+  t.ok((jar.get('__Host-session') ?? '').length < 300, 'the cookie holds a reference, not the token')
+  const health = (await app.inject('/health')).json()
+  t.match(health.checks.find((c: { name: string }) => c.name === 'redis'), { status: 'pass' })
 })

@@ -65,7 +65,10 @@ t.test('an invalid option fails registration with FSS_OPTIONS_INVALID naming it'
     [{ session: { idleTimeout: 1 } }, /session\.idleTimeout/],
     [{ secret: { keyFile: '' } }, /secret\.keyFile/],
     [{ debug: { allow: 'everyone' } }, /debug\.allow/],
-    [{ oauth: { clientId: 'x' } }, /oauth\./]
+    [{ oauth: { clientId: 'x' } }, /oauth\./],
+    [{ csrf: 'on' }, /option csrf:/],
+    [{ csrf: { sessionKey: '' } }, /csrf\.sessionKey/],
+    [{ oauth: { provider: { authorizeUrl: 'http://127.0.0.1:9/a', tokenUrl: 'http://127.0.0.1:9/t' }, clientId: 'x', clientSecret: '', callbackUri: 'http://127.0.0.1:9/cb', redirectAfterLogout: '//evil.example' } }, /oauth\.redirectAfterLogout/]
   ]
   for (const [opts, name] of cases) {
     const app = await build(t)
@@ -85,6 +88,9 @@ t.test('each part is usable alone through its named export', async (t) => {
   t.equal(typeof api.secretKeys, 'function')
   t.equal(typeof api.oauthTokens, 'function')
   t.equal(typeof api.oauthRoutes, 'function')
+  t.equal(typeof api.csrf, 'function')
+  t.equal(typeof api.redisTokenStore, 'function')
+  t.same([api.CSRF_HEADER, api.CSRF_FIELD], ['x-csrf-token', '_csrf'])
   t.equal(typeof api.getSessionDetails, 'function')
   t.equal(api.errors.FSS_DEBUG_FORBIDDEN.name, 'FastifyError')
   const app = await build(t)

@@ -1,0 +1,98 @@
+// The benchmark harness and the soak run end to end in a child process, in
+// their shortest form, and produce every row. Structure only: a speed is never
+// asserted (CI machines differ), and bench/results.md is never touched.
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { readFile, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { tempDir } from './helper.ts'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const ROW_IDS = ['1', '2', '3', '4', '5', '6', '7a', '7b', '7c', '7d', '8', '9a', '9b', '9c']
+
+// Two child runs of tens of seconds each, more on a busy CI machine: the
+// root timeout (sent to the tap runner) overrides .taprc's 120 s for this file.
+t.setTimeout(360_000)
+
+interface Run { code: number | null, stdout: string, stderr: string }
+
+function run (script: string, args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // No coverage from the harness and its servers: they run the suite as a
+      // load, for a time that varies by machine, so what they happen to reach
+      // must not count as (or hide gaps in) the unit tests' coverage.
+      env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+    // bounded: a hung harness fails the test instead of hanging CI
+    const timer = setTimeout(() => child.kill('SIGKILL'), 200_000)
+    child.on('error', reject)
+    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }) })
+  })
+}
+
+async function mtime (path: string): Promise<number | null> {
+  return await stat(path).then((s) => s.mtimeMs, () => null)
+}
+
+t.test('npm run bench -- --quick prints and writes the whole table, elsewhere than bench/results.md', { timeout: 240_000 }, async (t) => {
+  const dir = await tempDir(t, 'fss-bench-')
+  const out = join(dir, 'results.md')
+  const committed = join(root, 'bench', 'results.md')
+  const before = await mtime(committed)
+
+  const result = await run('bench/run.ts', ['--quick', '--out', out])
+  t.equal(result.code, 0, `the harness exits 0 (stderr: ${result.stderr.slice(-500)})`)
+  t.equal(await mtime(committed), before, 'bench/results.md is left alone')
+
+  const markdown = await readFile(out, 'utf8')
+  t.match(markdown, /^# Benchmark results/, 'a markdown report')
+  t.match(markdown, /- Machine: .+, \d+ cores, .+; Node v\d+\.\d+\.\d+/, 'the machine: CPU model, cores and Node version')
+  t.match(markdown, /Produced by `npm run bench -- --quick --out /, 'the command that made it')
+  t.match(markdown, /\| # \| case \| req\/s \| p99 ms \| ratio \(same run\) \| target \| result \| notes \|/, 'one table with the agreed columns')
+
+  const rows = new Map(markdown.split('\n').filter((l) => /^\| \d/.test(l)).map((l) => {
+    const cells = l.split(' | ').map((c) => c.replace(/^\| |\s\|$/g, '').trim())
+    return [cells[0], cells]
+  }))
+  t.same([...rows.keys()], ROW_IDS, 'rows 1–9 in order')
+  for (const [id, cells] of rows) {
+    const unavailable = cells[6] === 'n/a'
+    if (unavailable) {
+      t.match(cells[4], /n\/a \(plugin not available\)/, `#${id} says why it is not measured`)
+      continue
+    }
+    if (!id.startsWith('8') && !id.startsWith('9')) t.match(cells[2], /^\d+$/, `#${id} has a req/s figure`)
+    if (!id.startsWith('9')) t.match(cells[3], /^\d+$/, `#${id} has a p99`)
+    t.match(cells[6], /^(—|met|missed)(<br>(—|met|missed))*$/, `#${id} reports targets as met / missed / none`)
+  }
+  for (const id of ['2', '4', '7b', '7c', '8', '9a']) t.match(rows.get(id)?.[5] ?? '', /\S/, `#${id} shows the issue's target`)
+  t.match(rows.get('6')?.[4] ?? '', /Set-Cookie in \d+ responses|n\/a/, '#6 reports the Set-Cookie share')
+  t.match(rows.get('8')?.[4] ?? '', /calls for \d+ refresh tokens|n\/a/, '#8 reports calls per refresh token')
+
+  t.match(result.stdout, /^#\s+case\s+req\/s/m, 'the table is printed too')
+  t.match(result.stdout, /Node v\d+/, 'with the machine in the header')
+})
+
+t.test('npm run soak runs bounded and reports every measure', { timeout: 120_000 }, async (t) => {
+  const dir = await tempDir(t, 'fss-soak-')
+  const out = join(dir, 'soak.md')
+  const result = await run('bench/soak.ts', ['--duration', '3', '--users', '4', '--out', out])
+  t.equal(result.code, 0, `the soak exits 0 (stderr: ${result.stderr.slice(-500)})`)
+  if (/soak: n\/a/.test(result.stdout)) {
+    t.match(result.stdout, /soak: n\/a \(.+\)/, 'the soak says which part of the suite is missing')
+    return
+  }
+  const report = await readFile(out, 'utf8')
+  for (const measure of ['requests', 'responses by status', '5xx', 'lost sessions', 'server RSS after warm-up / middle / end', 'token-endpoint refresh calls']) {
+    t.match(report, new RegExp(`\\| ${measure.replace(/[/]/g, '\\/')} \\| [^|]+ \\|`), `the report has ${measure}`)
+  }
+  t.match(report, /\| requests \| [1-9]\d* /, 'the soak sent requests')
+})
