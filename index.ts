@@ -99,6 +99,7 @@ export { secretKeys, session, oauthTokens, oauthRoutes, csrf, redisTokenStore, h
 export { CSRF_HEADER, CSRF_FIELD } from './plugins/csrf.ts'
 export { getSessionDetails } from './plugins/session.ts'
 export { getSecretKeyBytes } from './plugins/secret-keys.ts'
+export { rotateKeyFile, type RotateOptions, type RotateResult } from './lib/keyring/rotate.ts'
 export { errors, type ErrorCode } from './lib/errors.ts'
 export type { SecretKeyInfo, SecretKeysOptions } from './plugins/secret-keys.ts'
 export type { SessionOptions, SessionInfo, SessionCounters, SessionDetails } from './plugins/session.ts'

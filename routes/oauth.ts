@@ -5,7 +5,7 @@
 // csrf plugin registered first, POST logout needs the session's CSRF token.
 import { Type } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Token } from '@fastify/oauth2'
 import { errors } from '../lib/errors.ts'
 import { validateOptions } from '../lib/options.ts'
@@ -138,6 +138,8 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
   // preHandler, after the body is parsed, so a plain HTML form can carry it.
   const csrfCheck = fastify.hasPlugin('fastify-session-suite/csrf') ? fastify.csrfProtection : undefined
   fastify.post(opts.logoutPath, {
+    // Set before any check runs, so a CSRF refusal is not cached either.
+    onRequest: noStore,
     ...(csrfCheck !== undefined && { preHandler: csrfCheck }),
     schema: {
       summary: 'Log out: end the session and drop the tokens (optionally revoke them)',
@@ -153,7 +155,6 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
       }
     }
   }, async (request, reply) => {
-    reply.header('cache-control', 'no-store')
     const token = await rt.store.get(request)
     const revoked = opts.revokeOnLogout && token !== null ? await revoke(request, token as unknown as Token) : false
     await rt.store.delete(request)
@@ -185,3 +186,8 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
 }
 
 export default oauthRoutes
+
+function noStore (_request: FastifyRequest, reply: FastifyReply, done: () => void): void {
+  reply.header('cache-control', 'no-store')
+  done()
+}

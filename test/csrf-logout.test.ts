@@ -54,6 +54,7 @@ t.test('with csrf on, a logout without the token is refused and the session surv
   const res = await app.inject({ method: 'POST', url: '/logout', cookies, headers: form, payload: '' })
   t.equal(res.statusCode, 403)
   t.equal(res.json().code, 'FSS_CSRF_INVALID')
+  t.equal(res.headers['cache-control'], 'no-store', 'the refusal is not cached either')
   t.same((await app.inject({ url: '/visited', cookies })).json(), { visited: true }, 'still logged in')
   cap.assertNoSecrets(t, [token, ...Object.values(cookies)])
 })

@@ -92,6 +92,7 @@ t.test('each part is usable alone through its named export', async (t) => {
   t.equal(typeof api.redisTokenStore, 'function')
   t.same([api.CSRF_HEADER, api.CSRF_FIELD], ['x-csrf-token', '_csrf'])
   t.equal(typeof api.getSessionDetails, 'function')
+  t.equal(typeof api.rotateKeyFile, 'function', 'key rotation is public API (the CLI uses the same function)')
   t.equal(api.errors.FSS_DEBUG_FORBIDDEN.name, 'FastifyError')
   const app = await build(t)
   await app.register(api.session, { key: randomBytes(32), secure: false })
