@@ -1,0 +1,105 @@
+// Rows 1–7: every server runs in its own process; after a warm-up each round
+// measures every server once, in an order rotated per round, so that drift
+// (thermal, a noisy neighbour, GC of the harness) hits all rows alike.
+import { startServer, type ServerHandle } from './children.ts'
+import { runLoad, mergeCookies, type LoadResult } from './load.ts'
+import type { ThroughputCase } from './cases.ts'
+
+export interface ThroughputSettings {
+  warmup: number
+  duration: number
+  rounds: number
+  connections: number
+  log: (line: string) => void
+}
+
+export interface Measured {
+  spec: ThroughputCase
+  /** set when the case could not run (a suite plugin not written yet) */
+  unavailable?: string
+  rounds: LoadResult[]
+  rps: number
+  p99: number
+  cookieBytes: number
+  cookieCount: number
+  non2xx: number
+  errors: number
+  responses: number
+  withSetCookie: number
+}
+
+export function median (values: number[]): number {
+  if (values.length === 0) return Number.NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}
+
+/** Logs in through the server's bench route and returns the Cookie header it set. */
+export async function login (url: string, path: string): Promise<string> {
+  const res = await fetch(url + path, { redirect: 'manual' })
+  await res.arrayBuffer()
+  if (res.status >= 400) throw new Error(`${path} answered ${res.status}`)
+  const cookie = mergeCookies('', res.headers.getSetCookie())
+  if (cookie === '') throw new Error(`${path} set no cookie`)
+  return cookie
+}
+
+interface Running { spec: ThroughputCase, server?: ServerHandle, cookie?: string, unavailable?: string, rounds: LoadResult[] }
+
+export async function measureThroughput (cases: ThroughputCase[], settings: ThroughputSettings): Promise<Measured[]> {
+  const running: Running[] = []
+  try {
+    // start one at a time: start-up is CPU heavy and the machine may have two cores
+    for (const spec of cases) {
+      // a suite part that is missing or broken makes its row n/a, not the run
+      const started = await startServer(spec.server, { env: spec.env }).catch((err: Error) => ({ ok: false as const, reason: err.message }))
+      if (!started.ok) {
+        settings.log(`#${spec.id}: n/a (${started.reason})`)
+        running.push({ spec, unavailable: started.reason, rounds: [] })
+        continue
+      }
+      const entry: Running = { spec, server: started.server, rounds: [] }
+      if (spec.login !== undefined) entry.cookie = await login(started.server.url, spec.login)
+      running.push(entry)
+    }
+    const active = running.filter((r) => r.server !== undefined)
+    const load = (r: Running, duration: number): Promise<LoadResult> => runLoad({
+      url: (r.server as ServerHandle).url + r.spec.path,
+      duration,
+      connections: settings.connections,
+      cookie: r.cookie,
+      followCookies: r.spec.followCookies
+    })
+    for (const r of active) {
+      settings.log(`warm-up #${r.spec.id} (${settings.warmup} s)`)
+      await load(r, settings.warmup)
+    }
+    for (let round = 0; round < settings.rounds; round++) {
+      const order = active.map((_, i) => active[(i + round) % active.length])
+      for (const r of order) {
+        const result = await load(r, settings.duration)
+        r.rounds.push(result)
+        settings.log(`round ${round + 1}/${settings.rounds} #${r.spec.id}: ${Math.round(result.rps)} req/s, p99 ${result.p99} ms`)
+      }
+    }
+  } finally {
+    await Promise.all(running.map((r) => r.server?.stop()))
+  }
+  return running.map(({ spec, unavailable, rounds, cookie }) => {
+    const sum = (pick: (r: LoadResult) => number): number => rounds.reduce((total, r) => total + pick(r), 0)
+    return {
+      spec,
+      unavailable,
+      rounds,
+      rps: median(rounds.map((r) => r.rps)),
+      p99: median(rounds.map((r) => r.p99)),
+      cookieBytes: cookie?.length ?? 0,
+      cookieCount: cookie === undefined ? 0 : cookie.split('; ').length,
+      non2xx: sum((r) => r.non2xx),
+      errors: sum((r) => r.errors),
+      responses: sum((r) => r.responses),
+      withSetCookie: sum((r) => r.withSetCookie)
+    }
+  })
+}

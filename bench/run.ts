@@ -1,0 +1,118 @@
+// `npm run bench`: issue 6's table in one run. Rows 1–7 are throughput rows
+// measured round-robin, row 8 is the refresh storm, row 9 the start-up time.
+// `--quick` is the CI smoke (speeds are never asserted); `--only 1,4,7` picks
+// rows; `--out <file>` writes the markdown somewhere else than bench/results.md.
+import { parseArgs } from 'node:util'
+import { writeFile, mkdir } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
+import { guardChildren, repoRoot } from './lib/children.ts'
+import { throughputCases } from './lib/cases.ts'
+import { measureThroughput, median, type Measured } from './lib/throughput.ts'
+import { consoleTable, currentLoad, markdownReport, machine, type Row } from './lib/report.ts'
+import { refreshStorm } from './lib/storm.ts'
+import { startupTimes } from './lib/startup.ts'
+import { profileRow } from './lib/profile.ts'
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    out: { type: 'string' },
+    profile: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    connections: { type: 'string' }
+  }
+})
+
+const quick = values.quick === true
+const num = (value: string | undefined, fallback: number): number => value === undefined ? fallback : Number(value)
+const settings = {
+  rounds: num(values.rounds, quick ? 1 : 5),
+  duration: num(values.duration, quick ? 1 : 4),
+  warmup: num(values.warmup, quick ? 1 : 3),
+  connections: Math.min(50, num(values.connections, quick ? 10 : 50)),
+  log: (line: string) => console.error(`[bench] ${line}`)
+}
+const rollingIntervalSeconds = quick ? 1 : 2
+const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean)
+const wanted = (id: string): boolean => only === undefined || only.some((o) => id === o || (/^\d+$/.test(o) && id.startsWith(o) && !/\d/.test(id.slice(o.length))))
+const out = resolve(values.out ?? `${repoRoot}/bench/results.md`)
+
+function rowsFrom (measured: Measured[]): Row[] {
+  const byId = new Map(measured.map((m) => [m.spec.id, m]))
+  return measured.map((m): Row => {
+    const { spec } = m
+    const row: Row = { id: spec.id, label: spec.label, comparisons: [], notes: [] }
+    if (m.unavailable !== undefined) return { ...row, unavailable: m.unavailable, comparisons: (spec.targets ?? []).map((t) => ({ measured: '', target: t.text })) }
+    row.rps = m.rps
+    row.p99 = m.p99
+    // the median of per-round ratios: both rows of a pair ran in the same
+    // round, so load that comes and goes between rounds cancels out
+    const ratioTo = (id: string): number | undefined => {
+      const base = byId.get(id)
+      if (base === undefined || base.unavailable !== undefined) return undefined
+      const n = Math.min(m.rounds.length, base.rounds.length)
+      return median(Array.from({ length: n }, (_, i) => m.rounds[i].rps / base.rounds[i].rps))
+    }
+    if (spec.baseline !== undefined) {
+      const r = ratioTo(spec.baseline)
+      row.comparisons.push({ measured: r === undefined ? `— (#${spec.baseline} not measured)` : `${r.toFixed(2)}× #${spec.baseline}` })
+    }
+    for (const target of spec.targets ?? []) {
+      const r = ratioTo(target.baseline)
+      if (r === undefined) row.comparisons.push({ measured: `— (#${target.baseline} not measured)`, target: target.text })
+      else if (target.invert === true) row.comparisons.push({ measured: `#${target.baseline} = ${(1 / r).toFixed(2)}× this`, target: target.text, met: 1 / r >= target.min })
+      else row.comparisons.push({ measured: `${r.toFixed(2)}× #${target.baseline}`, target: target.text, met: r >= target.min })
+    }
+    if (spec.rollingIntervalSeconds !== undefined) {
+      const perConnection = 1 + Math.floor(settings.duration / spec.rollingIntervalSeconds)
+      const allowed = settings.rounds * settings.connections * perConnection
+      row.comparisons.push({
+        measured: `${m.withSetCookie} Set-Cookie in ${m.responses} responses (${(100 * m.withSetCookie / Math.max(1, m.responses)).toFixed(2)} %)`,
+        target: `≤ ${allowed} (1 per ${spec.rollingIntervalSeconds} s per connection)`,
+        met: m.withSetCookie <= allowed
+      })
+    } else if (spec.login !== undefined) {
+      row.notes.push(`Set-Cookie on ${(100 * m.withSetCookie / Math.max(1, m.responses)).toFixed(0)} % of responses`)
+    }
+    const toBare = ratioTo('1')
+    if (spec.id !== '1' && toBare !== undefined) row.notes.push(`${toBare.toFixed(2)}× bare`)
+    if (m.cookieBytes > 0) row.notes.push(`cookie ${m.cookieBytes} B in ${m.cookieCount}`)
+    if (m.non2xx > 0 || m.errors > 0) row.notes.push(`non-2xx ${m.non2xx}, errors ${m.errors}`)
+    return row
+  })
+}
+
+async function main (): Promise<void> {
+  guardChildren()
+  const m = machine()
+  const loadAtStart = currentLoad()
+  settings.log(`${m.cpu}, ${m.cores} cores, Node ${m.node}; load average ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}`)
+  const rows: Row[] = []
+  const extra: string[] = []
+  const cases = throughputCases({ rollingIntervalSeconds }).filter((c) => wanted(c.id))
+  if (cases.length > 0) rows.push(...rowsFrom(await measureThroughput(cases, settings)))
+  if (wanted('8')) {
+    const storm = await refreshStorm({ clients: quick ? 5 : 40, requestsPerClient: quick ? 3 : 5, log: settings.log })
+    rows.push(storm.row)
+    extra.push(...storm.extra)
+  }
+  if (wanted('9')) rows.push(...await startupTimes({ iterations: quick ? 2 : 10, log: settings.log }))
+  if (values.profile === true) {
+    for (const row of [{ id: '4', mode: 'tokens', path: '/me', what: 'suite token read' }, { id: '7a', mode: 'counter', path: '/counter', what: 'suite counter, writes every request' }]) {
+      extra.push(...await profileRow({ ...row, duration: Math.max(5, settings.duration), connections: settings.connections, log: settings.log }))
+    }
+  }
+
+  console.log(`\n${m.cpu}, ${m.cores} cores, Node ${m.node}\n`)
+  console.log(consoleTable(rows))
+  const command = `npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`
+  const settingsText = `${settings.rounds} round(s) × ${settings.duration} s per row after a ${settings.warmup} s warm-up, ${settings.connections} connections`
+  await mkdir(dirname(out), { recursive: true })
+  await writeFile(out, markdownReport(rows, { command, settings: settingsText, date: new Date().toISOString(), extra, loadAtStart }))
+  console.log(`\nwritten to ${out}`)
+}
+
+await main()
