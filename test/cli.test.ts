@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { fingerprint } from '../lib/keyring/format.ts'
 import { readKeyFile } from '../lib/keyring/key-file.ts'
-import { tempDir } from './helper.ts'
+import { NO_CHILD_COVERAGE, tempDir } from './helper.ts'
 
 const cli = fileURLToPath(new URL('../bin/cli.ts', import.meta.url))
 
@@ -15,7 +15,7 @@ interface Run { code: number | null, stdout: string, stderr: string }
 
 async function run (args: string[], env: Record<string, string> = {}): Promise<Run> {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SESSION_SECRET_KEY')))
-  const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], { env: { ...base, ...env, ...NO_CHILD_COVERAGE }, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (d) => { stdout += d })

@@ -6,6 +6,14 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
+/**
+ * Env for a child process started with `node --import tsx`: tsx's source maps
+ * do not reach tap's coverage, so such a child would report every line of
+ * every file it loads as covered, masking real gaps in the merged report.
+ * Children run for behaviour; coverage comes from in-process tests.
+ */
+export const NO_CHILD_COVERAGE = { _TAPJS_PROCESSINFO_COVERAGE_: '0' } as const
+
 type Test = { teardown: (fn: () => unknown) => void, fail: (msg: string) => void, pass: (msg: string) => void }
 
 export interface LogCapture {

@@ -5,13 +5,13 @@ import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { fingerprint } from '../lib/keyring/format.ts'
-import { tempDir } from './helper.ts'
+import { NO_CHILD_COVERAGE, tempDir } from './helper.ts'
 
 const fixture = fileURLToPath(new URL('./fixtures/keyring-race.ts', import.meta.url))
 const CHILDREN = 20
 
 async function runChild (path: string): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fixture, path], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, ['--import', 'tsx', fixture, path], { env: { ...process.env, ...NO_CHILD_COVERAGE }, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (d) => { stdout += d })

@@ -9,6 +9,7 @@ import { createRefreshLock, lockKey, type RefreshLock } from '../lib/redis/lock.
 import { createFleetRefresh, handoffKey } from '../lib/redis/fleet-refresh.ts'
 import { createRedisClient, waitReady } from '../lib/redis/client.ts'
 import { errors } from '../lib/errors.ts'
+import { NO_CHILD_COVERAGE } from './helper.ts'
 
 let redis: RedisServer
 const clients: Redis[] = []
@@ -74,7 +75,7 @@ t.test('many callers on two instances: the refresh runs once, everyone gets its 
 t.test('a lock holder that dies blocks nobody past the lock\'s expiry', async (t) => {
   const n = name()
   const raw = await client()
-  const holder = spawn(process.execPath, ['--import=tsx', fileURLToPath(new URL('./fixtures/lock-holder.ts', import.meta.url)), redis.url, 'lk:', n, '400'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const holder = spawn(process.execPath, ['--import=tsx', fileURLToPath(new URL('./fixtures/lock-holder.ts', import.meta.url)), redis.url, 'lk:', n, '400'], { env: { ...process.env, ...NO_CHILD_COVERAGE }, stdio: ['ignore', 'pipe', 'inherit'] })
   const [line] = await once(holder.stdout, 'data') as [Buffer]
   t.equal(line.toString().trim(), 'held')
   const [, signal] = await once(holder, 'exit')

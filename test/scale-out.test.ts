@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { startRedis, type RedisServer } from './fixtures/redis-server.ts'
 import { startOidcServer, type OidcServer } from './fixtures/oidc-server.ts'
-import { secretForms } from './helper.ts'
+import { NO_CHILD_COVERAGE, secretForms } from './helper.ts'
 
 const APP = fileURLToPath(new URL('./fixtures/scale-out-app.ts', import.meta.url))
 const K1 = randomBytes(32).toString('hex')
@@ -29,6 +29,7 @@ t.before(async () => {
 async function launch (name: string, keys: string[]): Promise<Instance> {
   const child = spawn(process.execPath, ['--import=tsx', APP], {
     env: {
+      ...NO_CHILD_COVERAGE,
       PATH: process.env.PATH,
       NODE_ENV: 'test',
       SESSION_SECRET_KEY: keys[0],
