@@ -9,7 +9,9 @@ import { createRefreshLock, lockKey, type RefreshLock } from '../lib/redis/lock.
 import { createFleetRefresh, handoffKey } from '../lib/redis/fleet-refresh.ts'
 import { createRedisClient, waitReady } from '../lib/redis/client.ts'
 import { errors } from '../lib/errors.ts'
-import { NO_CHILD_COVERAGE } from './helper.ts'
+import Fastify from 'fastify'
+import { captureLogs, NO_CHILD_COVERAGE } from './helper.ts'
+import { deriveStoreKeys, seal } from '../lib/redis/seal.ts'
 
 let redis: RedisServer
 const clients: Redis[] = []
@@ -126,10 +128,47 @@ t.test('fleet refresh hands the winner\'s result, or its failure, to the other i
   const odd = name()
   await t.rejects(a.refresh(odd, async () => { throw new Error('bug') }), /bug/)
   t.equal(await raw.exists(handoffKey('fl:', odd)), 0)
-  // A failure code from an unknown version reads as a provider error.
-  const other = name()
-  await t.rejects(c.refresh(other, async () => { throw Object.assign(new Error('x'), { code: 'FSS_TOKEN_PROVIDER_TIMEOUT' }) }), { code: 'FSS_TOKEN_PROVIDER_TIMEOUT' })
-  await t.rejects(b.refresh(other, call), { code: 'FSS_TOKEN_PROVIDER_TIMEOUT' })
+  // Every shareable failure reaches the other instances with its own code, without a provider call.
+  for (const [code, failure] of [
+    ['FSS_TOKEN_PROVIDER_TIMEOUT', () => new errors.FSS_TOKEN_PROVIDER_TIMEOUT()],
+    ['FSS_TOKEN_PROVIDER_ERROR', () => new errors.FSS_TOKEN_PROVIDER_ERROR('HTTP 500')],
+    ['FSS_TOKEN_INVALID', () => new errors.FSS_TOKEN_INVALID('no access_token')]
+  ] as const) {
+    const other = name()
+    await t.rejects(c.refresh(other, async () => { throw failure() }), { code })
+    const before = calls
+    await t.rejects(b.refresh(other, call), { code, statusCode: failure().statusCode }, `${code} is handed to another instance`)
+    t.equal(calls, before, `${code}: the other instance did not call the provider`)
+  }
+  // A newer instance in a rolling deploy may hand off a code this version does not know: it reads as a provider error.
+  const newer = name()
+  const key = handoffKey('fl:', newer)
+  await raw.set(key, seal(deriveStoreKeys(keys), JSON.stringify({ failed: 'FSS_TOKEN_FROM_THE_FUTURE' }), key), 'PX', 5000)
+  await t.rejects(a.refresh(newer, call), { code: 'FSS_TOKEN_PROVIDER_ERROR', statusCode: 502 })
+  t.equal(calls, 1, 'still one provider call in all')
+})
+
+t.test('fleet refresh: a result Redis refuses to store is still returned, and the failed hand-off is logged', async (t) => {
+  const c = await client()
+  const raw = await client()
+  const logs = captureLogs()
+  const log = Fastify({ logger: { level: 'warn', stream: logs.stream } }).log
+  const f = createFleetRefresh({ client: c, lock: createRefreshLock({ client: c, prefix: 'oom:', lockTtl: 5000, maxWait: 8000, commandTimeout: 1000 }), keys: [randomBytes(32)], prefix: 'oom:', graceMs: 30_000, backoffMs: 5000, commandTimeout: 1000, log })
+  const rt = name()
+  const fresh = { access_token: 'at-' + randomBytes(16).toString('hex') }
+  const restore = async (): Promise<void> => { await raw.config('SET', 'maxmemory', '0') }
+  t.teardown(restore)
+  // The lock is held by now; from here every write is refused (a real OOM reply).
+  const got = await f.refresh(rt, async () => {
+    await raw.config('SET', 'maxmemory', '1')
+    return fresh
+  })
+  await restore()
+  t.same(got, fresh, 'the caller gets its refreshed token')
+  t.equal(await raw.exists(handoffKey('oom:', rt)), 0, 'nothing was handed off')
+  const warned = logs.lines.map((l) => JSON.parse(l)).find((l) => l.event === 'refresh-handoff-failed')
+  t.match(warned, { level: 40, msg: 'could not share a refresh result with other instances' })
+  logs.assertNoSecrets(t, [fresh.access_token, rt])
 })
 
 t.test('Redis down: acquiring answers FSS_STORE_UNAVAILABLE; a release that cannot reach Redis is harmless', async (t) => {

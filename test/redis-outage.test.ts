@@ -4,7 +4,7 @@ import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { startRedis, freePort } from './fixtures/redis-server.ts'
 import { redisApp } from './fixtures/redis-app.ts'
-import { waitReady, reconnectDelay } from '../lib/redis/client.ts'
+import { guard, waitReady, reconnectDelay } from '../lib/redis/client.ts'
 import redisTokenStore from '../plugins/redis-token-store.ts'
 import secretKeys from '../plugins/secret-keys.ts'
 
@@ -79,6 +79,35 @@ t.test('a shared client is used as is and left open on close', async (t) => {
   t.equal(shared.status, 'ready')
 })
 
+t.test('without `url`, the owned client connects to REDIS_URL', async (t) => {
+  const redis = await startRedis(t)
+  const saved = process.env.REDIS_URL
+  process.env.REDIS_URL = redis.url
+  t.teardown(() => { restoreEnv(saved) })
+  const { app } = await redisApp(t, [K], { keyPrefix: 'env:' })
+  restoreEnv(saved)
+  t.equal(app.redisTokenStore.client.status, 'ready')
+  t.equal((await app.inject({ method: 'POST', url: '/token', payload: tok })).statusCode, 200)
+  const raw = new Redis(redis.url)
+  t.teardown(() => raw.quit())
+  t.equal((await raw.keys('env:tok:*')).length, 1, 'the record landed in the server REDIS_URL names')
+})
+
+t.test('without `url` or REDIS_URL, the owned client targets redis://127.0.0.1:6379', async (t) => {
+  const saved = process.env.REDIS_URL
+  delete process.env.REDIS_URL
+  t.teardown(() => { restoreEnv(saved) })
+  // Whether a Redis runs on 6379 here is not ours to know: only the target is asserted.
+  const { app } = await redisApp(t, [K], { keyPrefix: 'default:', startupWait: 1 })
+  restoreEnv(saved)
+  t.match((app.redisTokenStore.client as Redis).options, { host: '127.0.0.1', port: 6379, db: 0 })
+})
+
+function restoreEnv (saved: string | undefined): void {
+  if (saved === undefined) delete process.env.REDIS_URL
+  else process.env.REDIS_URL = saved
+}
+
 t.test('registration refuses bad options and a missing keyring', async (t) => {
   const bare = Fastify()
   t.teardown(() => bare.close())
@@ -87,6 +116,15 @@ t.test('registration refuses bad options and a missing keyring', async (t) => {
   t.teardown(() => withKeys.close())
   await withKeys.register(secretKeys, { env: { SESSION_SECRET_KEY: K.toString('hex') } })
   await t.rejects(async () => { await withKeys.register(redisTokenStore, { url: 'http://x', commandTimeout: 0 } as object).ready() }, { code: 'FSS_OPTIONS_INVALID' })
+})
+
+t.test('a command Redis refuses is an outage to the caller, with Redis\'s reason kept as the cause', async (t) => {
+  const redis = await startRedis(t)
+  const { app } = await redisApp(t, [K], { url: redis.url, keyPrefix: 'wrong:' })
+  const client = app.redisTokenStore.client as Redis
+  await client.rpush('wrong:list', 'x')
+  await t.rejects(guard(client, 1000, () => client.get('wrong:list')), { code: 'FSS_STORE_UNAVAILABLE', statusCode: 503, cause: /WRONGTYPE/ })
+  t.equal(await guard(client, 1000, () => client.lpop('wrong:list')), 'x', 'a command that succeeds passes its answer through')
 })
 
 t.test('reconnect backoff grows and is capped', async (t) => {

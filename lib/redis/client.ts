@@ -44,11 +44,11 @@ export async function guard<T> (client: RedisClient, timeoutMs: number, command:
   const timeout = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(() => reject(unavailable('command timed out')), timeoutMs)
   })
+  // The timeout already rejects as an outage; a command's own failure (a reply
+  // or connection error from ioredis) is converted where it arises.
+  const answer = command().catch((err: Error) => { throw unavailable(err.message) })
   try {
-    return await Promise.race([command(), timeout])
-  } catch (err) {
-    if ((err as { code?: string }).code === 'FSS_STORE_UNAVAILABLE') throw err
-    throw unavailable((err as Error).message)
+    return await Promise.race([answer, timeout])
   } finally {
     clearTimeout(timer)
   }
