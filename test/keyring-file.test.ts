@@ -124,6 +124,13 @@ t.test('file-system failures are FSS_KEY_FILE_IO naming the path', async (t) => 
   t.same((await readdir(dir)).sort(), ['secret.key'], 'the temp file was removed')
 })
 
+t.test('a 0600 regular file that fails to read is FSS_KEY_FILE_IO with the errno, not a crash', async (t) => {
+  // /proc/self/mem passes every check (regular, 0600, size 0) but reading
+  // offset 0 fails with EIO: a real read error without root tricks (Linux).
+  const err = await rejects(t, readKeyFile('/proc/self/mem'), 'FSS_KEY_FILE_IO')
+  t.equal(err.message, 'Key file /proc/self/mem could not be used: EIO')
+})
+
 t.test('a group- or world-writable directory without the sticky bit is a warning', async (t) => {
   const dir = await tempDir(t)
   const path = join(dir, 'secret.key')

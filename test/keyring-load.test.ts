@@ -100,3 +100,48 @@ t.test('the default key file sits in the per-OS config folder of the app', async
   t.match(defaultKeyFile('my-app'), /my-app[/\\]secret\.key$/)
   t.notMatch(defaultKeyFile('my-app'), /nodejs/, 'no env-paths suffix')
 })
+
+t.test('an empty X_FILE is recorded as empty, like an empty X', async (t) => {
+  const dir = await tempDir(t)
+  const ring = await loadKeyring({ keyFile: join(dir, 'secret.key'), env: { SESSION_SECRET_KEY_FILE: '  ' } })
+  t.same(ring.info.candidates.slice(0, 2), [
+    { source: 'env:SESSION_SECRET_KEY', status: 'unset' },
+    { source: 'env-file:SESSION_SECRET_KEY_FILE', status: 'empty' }
+  ])
+  t.equal(ring.info.source, `generated:${join(dir, 'secret.key')}`)
+})
+
+t.test('without options it reads process.env, then the default key file of the app', async (t) => {
+  const home = await tempDir(t)
+  const name = `FSS_LOAD_TEST_${randomBytes(4).toString('hex').toUpperCase()}`
+  const before = process.env.XDG_CONFIG_HOME
+  process.env.XDG_CONFIG_HOME = home
+  t.teardown(() => {
+    delete process.env[name]
+    if (before === undefined) delete process.env.XDG_CONFIG_HOME
+    else process.env.XDG_CONFIG_HOME = before
+  })
+  const fromFile = await loadKeyring({ appName: 'load-app', envVars: [name] })
+  const file = join(home, 'load-app', 'secret.key')
+  t.equal(fromFile.info.source, `generated:${file}`)
+  t.equal(defaultKeyFile('load-app'), file)
+  const key = randomBytes(32)
+  process.env[name] = b64(key)
+  const fromEnv = await loadKeyring({ appName: 'load-app', envVars: [name] })
+  t.same(fromEnv.keys, [key])
+  t.equal(fromEnv.info.source, `env:${name}`)
+})
+
+t.test('processes starting together agree on one generated key; the losers report the file', async (t) => {
+  const dir = await tempDir(t)
+  const keyFile = join(dir, 'k', 'secret.key')
+  // All start before any has created the file (envVars: [] goes straight to the file), as in a cluster start.
+  const rings = await Promise.all(Array.from({ length: 8 }, () => loadKeyring({ keyFile, envVars: [] })))
+  t.equal(new Set(rings.map((r) => r.info.fingerprint)).size, 1, 'one key for all')
+  t.equal(rings.filter((r) => r.info.source === `generated:${keyFile}`).length, 1, 'exactly one generated it')
+  const losers = rings.filter((r) => r.info.source === `file:${keyFile}`)
+  t.equal(losers.length, 7)
+  t.ok(losers.some((r) => r.info.candidates.at(-1)?.status === 'created by another process'), 'a loser of the link() race says so')
+  for (const r of losers) t.match(r.info.candidates.at(-1)?.status, /^(used|created by another process)$/)
+  t.same(rings[0].info.file, { path: keyFile, mode: '0600' })
+})

@@ -63,3 +63,15 @@ t.test('keep must be a non-negative integer', async (t) => {
     await t.rejects(rotateKeyFile(path, { keep }), { code: 'FSS_OPTIONS_INVALID', message: /keep/ })
   }
 })
+
+t.test('a temp file that cannot be written is FSS_KEY_FILE_IO; the keyring is untouched', async (t) => {
+  const dir = await tempDir(t)
+  // A 240-character name is a valid key file, but its temp sibling
+  // (.NAME.PID.RANDOM.tmp) exceeds the 255-byte name limit: open() fails.
+  const path = join(dir, 'k'.repeat(240))
+  await writeFile(path, encodeKey(randomBytes(32)) + '\n', { mode: 0o600 })
+  const before = await readFile(path, 'utf8')
+  await t.rejects(rotateKeyFile(path), { code: 'FSS_KEY_FILE_IO', message: /ENAMETOOLONG$/ })
+  t.equal(await readFile(path, 'utf8'), before)
+  t.same(await readdir(dir), ['k'.repeat(240)], 'nothing left behind')
+})

@@ -24,9 +24,13 @@ export function formatMode (mode: number): string {
 
 const RESTORE = 'restore it from a backup, or delete it to generate a new key (this logs every user out)'
 
-function ioError (path: string, err: unknown): Error {
-  const e = err as NodeJS.ErrnoException
-  return new errors.FSS_KEY_FILE_IO(path, e.code ?? e.message)
+/**
+ * FSS_KEY_FILE_IO naming the errno code (ENOENT, EIO...). Every error the fs
+ * functions reject with carries a code (libuv's, or Node's ERR_* for bad
+ * arguments); the message would only repeat the path.
+ */
+export function ioError (path: string, err: unknown): Error {
+  return new errors.FSS_KEY_FILE_IO(path, String((err as NodeJS.ErrnoException).code))
 }
 
 function checkStats (path: string, st: Stats): void {
@@ -74,7 +78,7 @@ export async function readKeyFile (path: string): Promise<KeyFileContents | unde
     // O_NOFOLLOW: if the file was swapped for a symlink after lstat(), fail instead of following it.
     text = await readFile(path, { encoding: 'utf8', flag: constants.O_RDONLY | constants.O_NOFOLLOW })
   } catch (err) {
-    /* c8 ignore next -- only reachable if the file changes between lstat() and open() */
+    // A regular 0600 file can still fail to read: an I/O error, or a swap for a symlink after lstat().
     throw ioError(path, err)
   }
   return { keys: parseKeyFile(path, text), mode: formatMode(st.mode) }

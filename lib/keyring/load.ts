@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path'
 import envPaths from 'env-paths'
 import { errors } from '../errors.ts'
 import { decodeSecret, fingerprint } from './format.ts'
-import { createKeyFile, directoryWarnings, formatMode, readKeyFile } from './key-file.ts'
+import { createKeyFile, directoryWarnings, formatMode, ioError, readKeyFile } from './key-file.ts'
 
 export const DEFAULT_APP_NAME = 'fastify-session-suite'
 export const DEFAULT_ENV_VARS = ['SESSION_SECRET_KEY']
@@ -53,7 +53,7 @@ async function readEnvFile (name: string, path: string, warnings: string[]): Pro
     if ((st.mode & 0o007) !== 0) warnings.push(`${name} points to ${path}, which others can read (mode ${formatMode(st.mode)})`)
     return await readFile(path, 'utf8')
   } catch (err) {
-    throw new errors.FSS_KEY_FILE_IO(`${path} (from ${name})`, (err as NodeJS.ErrnoException).code ?? String(err))
+    throw ioError(`${path} (from ${name})`, err)
   }
 }
 

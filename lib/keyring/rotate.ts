@@ -6,7 +6,7 @@ import { rename, unlink } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { errors } from '../errors.ts'
 import { KEY_BYTES, encodeKey, fingerprint } from './format.ts'
-import { createKeyFile, readKeyFile, syncDir, writeTempFile } from './key-file.ts'
+import { createKeyFile, ioError, readKeyFile, syncDir, writeTempFile } from './key-file.ts'
 
 export interface RotateOptions {
   /** how many old keys to keep behind the new one (default 2); 0 logs everyone out at the next start */
@@ -39,15 +39,20 @@ export async function rotateKeyFile (path: string, opts: RotateOptions = {}): Pr
   // atomically: a starting app reads either the old keyring or the new one,
   // never half of one. Creation uses link() because there two writers must not
   // both win; two concurrent rotations keep the last one (rotate from one place).
-  let tmp: string | undefined
+  let tmp: string
   try {
     tmp = await writeTempFile(path, keys.map(encodeKey).join('\n') + '\n')
-    await rename(tmp, path)
   } catch (err) {
-    /* c8 ignore next 3 -- needs a directory that turns read-only between the read and the write */
-    if (tmp !== undefined) await unlink(tmp).catch(() => {})
-    throw new errors.FSS_KEY_FILE_IO(path, (err as NodeJS.ErrnoException).code ?? String(err))
+    throw ioError(path, err)
   }
+  try {
+    await rename(tmp, path)
+  /* c8 ignore start -- rename() within one directory over the regular file just read fails only if the file or directory changes in between */
+  } catch (err) {
+    await unlink(tmp).catch(() => {})
+    throw ioError(path, err)
+  }
+  /* c8 ignore stop */
   await syncDir(dirname(path))
   return { path, fingerprint: fingerprint(fresh), count: keys.length, dropped: current.keys.length - (keys.length - 1), created: false }
 }
