@@ -54,6 +54,7 @@ export interface OAuthRuntime {
 }
 
 const kRuntime = Symbol.for('fastify-session-suite.oauth-runtime')
+const kTokens = Symbol('fss.oauth.requestTokens')
 /** @fastify/oauth2's decorator name (it also adds `oauth2FssOAuth2`). */
 export const OAUTH2_DECORATOR = 'fssOAuth2'
 
@@ -135,10 +136,13 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
   fastify.decorate('oauthInfo', info)
   fastify.decorate(kRuntime, { options: opts, oauth2, store, cookies, usedStates: new UsedStates(opts.stateMaxAge * 1000), info, normalize } satisfies OAuthRuntime)
 
-  // A getter, not a hook: requests that never touch tokens pay nothing.
+  // A getter, not a hook: requests that never touch tokens pay nothing. Built
+  // once per request, on first access, then kept.
+  fastify.decorateRequest(kTokens, null)
   fastify.decorateRequest('tokens', {
     getter (this: FastifyRequest): RequestTokens {
-      return requestTokens(this, store, coordinator, normalize, opts.refreshSkew)
+      const req = this as FastifyRequest & { [kTokens]: RequestTokens | null }
+      return (req[kTokens] ??= requestTokens(this, store, coordinator, normalize, opts.refreshSkew))
     }
   })
 }

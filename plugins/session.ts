@@ -88,6 +88,19 @@ const session: FastifyPluginAsync<SessionOptions> = async (fastify, registerOpts
   const counters: SessionCounters = { decoded: 0, issued: 0, chunked: 0, rolled: 0, rotated: 0, deleted: 0, tooLarge: 0, rejected: {} }
   fastify.decorate('sessionInfo', { policy, counters, warnings })
   const attrs = cookieAttributes(policy)
+  // Built once: @fastify/cookie copies the options it is given, never changes them.
+  const expireOptions = { ...attrs, maxAge: 0, expires: new Date(0) }
+  // The attributes of a line depend only on the options, and without
+  // session.options() only Max-Age varies (it is the idle timeout but near the
+  // absolute limit): one cached entry serves nearly every write.
+  let cachedMaxAge = -1
+  let cachedOptions = attrs
+  let cachedAttributeBytes = 0
+
+  function attributeBytes (options: typeof attrs): number {
+    // `name=` + value + attributes: measure with an empty value, once.
+    return Buffer.byteLength(fastify.serializeCookie(policy.cookieName, '', options)) - policy.cookieName.length - 1
+  }
 
   function load (request: FastifyRequest): RequestState {
     const received = readCookies(request.headers.cookie, policy.cookieName)
@@ -128,7 +141,7 @@ const session: FastifyPluginAsync<SessionOptions> = async (fastify, registerOpts
   })
 
   function expire (reply: FastifyReply, names: string[]): void {
-    for (const name of names) reply.setCookie(name, '', { ...attrs, maxAge: 0, expires: new Date(0) })
+    for (const name of names) reply.setCookie(name, '', expireOptions)
   }
 
   function issue (request: FastifyRequest, reply: FastifyReply, state: RequestState): void {
@@ -142,8 +155,21 @@ const session: FastifyPluginAsync<SessionOptions> = async (fastify, registerOpts
       return
     }
     const value = toCookieValue(sealer.seal(buildPayload(target[kData], created, now)))
-    const options = { ...attrs, ...target[kOptions], maxAge }
-    const lines = planCookies(policy.cookieName, value, (n, v) => fastify.serializeCookie(n, v, options))
+    let options: typeof attrs
+    let suffix: number
+    if (target[kOptions] !== null) {
+      options = { ...attrs, ...target[kOptions], maxAge }
+      suffix = attributeBytes(options)
+    } else {
+      if (maxAge !== cachedMaxAge) {
+        cachedOptions = { ...attrs, maxAge }
+        cachedAttributeBytes = attributeBytes(cachedOptions)
+        cachedMaxAge = maxAge
+      }
+      options = cachedOptions
+      suffix = cachedAttributeBytes
+    }
+    const lines = planCookies(policy.cookieName, value, suffix)
     const bytes = requestBytes(lines)
     if (bytes > MAX_REQUEST_COOKIE_BYTES) {
       counters.tooLarge++

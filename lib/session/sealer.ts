@@ -20,17 +20,19 @@ export async function createSealer (fastify: FastifyInstance, keys: Buffer[], id
   await fastify.register(async (child) => {
     await child.register(secureSession, { key: keys, expiry: idleTimeout, cookieName: UNUSED, sessionName: UNUSED })
     const { decodeSecureSession: decode, encodeSecureSession: encode, createSecureSession: create } = child
+    // secure-session answers null for every failure and says which in a
+    // debug line (constant texts, no values): we read the reason from it
+    // instead of passing on its log lines. decode() is synchronous, so one
+    // logger and one slot serve every call, with nothing allocated per request.
+    let reason: RejectReason = 'decrypt'
+    const log = {
+      debug (msg: string) { reason = msg.includes('expiry') ? 'idle' : 'decrypt' },
+      /* c8 ignore next -- only called for an undefined cookie, which we never pass */
+      trace () {}
+    } as unknown as FastifyBaseLogger
     sealer = {
       open (sealed) {
-        // secure-session answers null for every failure and says which in a
-        // debug line (constant texts, no values): we read the reason from it
-        // instead of passing on its log lines.
-        let reason: RejectReason = 'decrypt'
-        const log = {
-          debug (msg: string) { reason = msg.includes('expiry') ? 'idle' : 'decrypt' },
-          /* c8 ignore next -- only called for an undefined cookie, which we never pass */
-          trace () {}
-        } as unknown as FastifyBaseLogger
+        reason = 'decrypt'
         let session
         try {
           session = decode(sealed, log)
@@ -40,8 +42,8 @@ export async function createSealer (fastify: FastifyInstance, keys: Buffer[], id
           return 'payload'
         }
         if (session === null) return reason
-        const raw = { ...session.data(), __ts: session.get('__ts') }
-        const payload = checkPayload(raw, absoluteTimeout)
+        // data() is typed `| undefined` but always returns a fresh object copy.
+        const payload = checkPayload(session.data() as unknown as Record<string, unknown>, session.get('__ts'), absoluteTimeout)
         // `changed` is set by secure-session when an older key opened it.
         return typeof payload === 'string' ? payload : { payload, rotated: session.changed }
       },
