@@ -1,27 +1,17 @@
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import { chmod, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { fingerprint } from '../lib/keyring/format.ts'
 import { readKeyFile } from '../lib/keyring/key-file.ts'
-import { NO_CHILD_COVERAGE, tempDir } from './helper.ts'
+import { runTsx, tempDir, type ChildResult } from './helper.ts'
 
 const cli = fileURLToPath(new URL('../bin/cli.ts', import.meta.url))
 
-interface Run { code: number | null, stdout: string, stderr: string }
-
-async function run (args: string[], env: Record<string, string> = {}): Promise<Run> {
+async function run (args: string[], env: Record<string, string> = {}): Promise<ChildResult> {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SESSION_SECRET_KEY')))
-  const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], { env: { ...base, ...env, ...NO_CHILD_COVERAGE }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d) => { stdout += d })
-  child.stderr.on('data', (d) => { stderr += d })
-  const [code] = await once(child, 'close') as [number | null]
-  return { code, stdout, stderr }
+  return await runTsx(cli, args, { ...base, ...env })
 }
 
 t.test('keygen prints a fresh 32-byte base64url key, different every time', async (t) => {

@@ -1,6 +1,8 @@
 // Shared test helpers: an app builder that closes in teardown, a log capture
 // that sees every line pino writes, and the leak check every suite runs on it.
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { Writable } from 'node:stream'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -74,4 +76,18 @@ export async function tempDir (t: Test, prefix = 'fss-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   return dir
+}
+
+export interface ChildResult { code: number | null, stdout: string, stderr: string }
+
+/** Runs a TypeScript entry as a real process through tsx (no coverage: see NO_CHILD_COVERAGE) and collects its output. */
+export async function runTsx (script: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<ChildResult> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { env: { ...env, ...NO_CHILD_COVERAGE }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d) => { stdout += d })
+  child.stderr.on('data', (d) => { stderr += d })
+  // 'close' (not 'exit'): fires once the process has exited AND its output is fully read.
+  const [code] = await once(child, 'close') as [number | null]
+  return { code, stdout, stderr }
 }

@@ -1,31 +1,18 @@
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { fingerprint } from '../lib/keyring/format.ts'
-import { NO_CHILD_COVERAGE, tempDir } from './helper.ts'
+import { runTsx, tempDir } from './helper.ts'
 
 const fixture = fileURLToPath(new URL('./fixtures/keyring-race.ts', import.meta.url))
 const CHILDREN = 20
-
-async function runChild (path: string): Promise<{ code: number | null, stdout: string, stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fixture, path], { env: { ...process.env, ...NO_CHILD_COVERAGE }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d) => { stdout += d })
-  child.stderr.on('data', (d) => { stderr += d })
-  // 'close' (not 'exit'): fires once the process has exited AND its stdout is fully read.
-  const [code] = await once(child, 'close') as [number | null]
-  return { code, stdout, stderr }
-}
 
 t.test('20 processes starting at once against a fresh path end with exactly one key', async (t) => {
   const dir = await tempDir(t)
   const path = join(dir, 'app', 'secret.key')
   // All children are spawned before any is awaited, so they race for real.
-  const results = await Promise.all(Array.from({ length: CHILDREN }, () => runChild(path)))
+  const results = await Promise.all(Array.from({ length: CHILDREN }, () => runTsx(fixture, [path])))
   for (const r of results) t.equal(r.code, 0, r.stderr)
   const reports = results.map((r) => JSON.parse(r.stdout) as { fingerprint: string, source: string, count: number })
   const fingerprints = new Set(reports.map((r) => r.fingerprint))

@@ -3,11 +3,8 @@
 // to Redis (sealed), the cookie carries a reference only, /health reports
 // Redis, and a Redis outage is a 503 with a code on token routes only.
 import t, { type Test } from 'tap'
-import { createServer, type Server } from 'node:http'
-import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
-import type { AddressInfo } from 'node:net'
-import Fastify, { type FastifyInstance } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import sessionSuite, { type SessionSuiteOptions } from '../index.ts'
 import { waitReady } from '../lib/redis/client.ts'
@@ -15,7 +12,7 @@ import { fingerprint } from '../lib/oauth/token.ts'
 import { build, captureLogs, secretForms, type LogCapture } from './helper.ts'
 import { startRedis, type RedisServer } from './fixtures/redis-server.ts'
 import { startOidcServer, type OidcServer } from './fixtures/oidc-server.ts'
-import { HttpBrowser } from './fixtures/oauth-app.ts'
+import { HttpBrowser, listeningApp } from './fixtures/oauth-app.ts'
 
 const key = randomBytes(32)
 const CLIENT_SECRET = 'root-redis-client-secret'
@@ -31,20 +28,7 @@ async function start (t: Test): Promise<Rig> {
   await raw.connect()
   t.teardown(() => raw.disconnect())
   const logs = captureLogs()
-  let server: Server | undefined
-  const app = Fastify({
-    logger: { level: 'trace', stream: logs.stream },
-    serverFactory: (handler) => { server = createServer(handler); return server }
-  })
-  const srv = server as unknown as Server
-  srv.listen(0, '127.0.0.1')
-  await once(srv, 'listening')
-  const origin = `http://127.0.0.1:${(srv.address() as AddressInfo).port}`
-  t.teardown(async () => {
-    await app.close()
-    srv.closeAllConnections()
-    await new Promise((resolve) => srv.close(resolve))
-  })
+  const { app, origin } = await listeningApp(t, logs)
   await app.register(sessionSuite, {
     secret: { env },
     oauth: {
