@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path'
 import { main, USAGE } from '../lib/keyring/cli.ts'
 import { encodeKey, fingerprint } from '../lib/keyring/format.ts'
 import { readKeyFile } from '../lib/keyring/key-file.ts'
-import { tempDir } from './helper.ts'
+import { secretForms, tempDir } from './helper.ts'
 
 interface Run { code: number, stdout: string, stderr: string }
 
@@ -120,6 +120,20 @@ t.test('check reads the variables of --env, in order, before the file; values ne
   t.equal(bad.code, 1)
   t.match(bad.stderr, /^problem: FSS_SECRET_WEAK: .*SESSION_SECRET_KEY/)
   t.notMatch(bad.stderr + bad.stdout, weak)
+})
+
+t.test('check with a key pasted into X_FILE reports the mistake without printing the key', async (t) => {
+  await configHome(t)
+  const key = randomBytes(32)
+  key[0] = 0xff // base64 starts with '/': it looks like an absolute path
+  for (const value of [key.toString('base64'), encodeKey(key)]) {
+    const r = await run(['check'], { SESSION_SECRET_KEY_FILE: value })
+    t.equal(r.code, 1)
+    t.match(r.stderr, /^problem: FSS_KEY_FILE_IO: .*SESSION_SECRET_KEY_FILE does not look like the absolute path of a file/)
+    for (const form of [...secretForms(value), ...secretForms(key)]) {
+      t.notOk((r.stdout + r.stderr).includes(form), `the key (${form.length} chars) is not printed`)
+    }
+  }
 })
 
 t.test('usage errors exit 2 with the usage; --help and -h exit 0 whatever else is given', async (t) => {

@@ -54,7 +54,7 @@ t.test('a readable keyring loads newest first, accepting hex and CRLF lines', as
   const b = randomBytes(32)
   const path = await keyFile(dir, `${encodeKey(a)}\r\n${b.toString('hex')}`)
   const got = await readKeyFile(path)
-  t.same(got, { keys: [a, b], mode: '0600' })
+  t.same(got, { keys: [a, b], mode: '0600', uid: process.getuid?.(), gid: process.getgid?.() })
   t.equal(await readKeyFile(join(dir, 'missing.key')), undefined, 'missing is undefined, for the caller to decide')
 })
 
@@ -141,4 +141,18 @@ t.test('a group- or world-writable directory without the sticky bit is a warning
   await chmod(dir, 0o1777)
   t.same(await directoryWarnings(path), [], 'sticky like /tmp: others cannot replace our file')
   t.equal(formatMode(0o100600), '0600')
+})
+
+t.test('a key file line of one repeated byte or of short hex is FSS_SECRET_WEAK naming the file and line', async (t) => {
+  const dir = await tempDir(t)
+  const good = encodeKey(randomBytes(32))
+  for (const [weak, why] of [['A'.repeat(43), '43 hex characters'], [Buffer.alloc(32, 0xff).toString('base64url'), 'one byte repeated'],
+    [randomBytes(31).toString('hex'), '62 hex characters']]) {
+    const path = await keyFile(dir, `${good}\n${weak}\n`)
+    const err = await rejects(t, readKeyFile(path), 'FSS_SECRET_WEAK')
+    t.match(err.message, `key file ${path} line 2 (${why})`)
+    t.notMatch(err.message, weak)
+    await rejects(t, createKeyFile(path), 'FSS_SECRET_WEAK')
+    t.equal(await readFile(path, 'utf8'), `${good}\n${weak}\n`, 'never replaced')
+  }
 })

@@ -4,7 +4,7 @@ import { chmod, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { loadKeyring, defaultKeyFile } from '../lib/keyring/load.ts'
 import { decodeSecret, encodeKey, fingerprint } from '../lib/keyring/format.ts'
-import { tempDir } from './helper.ts'
+import { secretForms, tempDir } from './helper.ts'
 
 const b64 = (k: Buffer): string => k.toString('base64')
 
@@ -144,4 +144,44 @@ t.test('processes starting together agree on one generated key; the losers repor
   t.ok(losers.some((r) => r.info.candidates.at(-1)?.status === 'created by another process'), 'a loser of the link() race says so')
   for (const r of losers) t.match(r.info.candidates.at(-1)?.status, /^(used|created by another process)$/)
   t.same(rings[0].info.file, { path: keyFile, mode: '0600' })
+})
+
+// Operators paste the key itself into X_FILE by mistake. The error must not
+// repeat it: it lands in start-up logs, `check` output and CI transcripts.
+t.test('a key put into X_FILE instead of a path never appears in the error', async (t) => {
+  const key = randomBytes(32)
+  key[0] = 0xfc // base64 then starts with '/', so the value also looks like an absolute path
+  const values = [b64(key), ` ${encodeKey(key)}\n`, key.toString('hex'), randomBytes(64).toString('base64url'), 'relative/dir/key.txt']
+  t.equal(b64(key)[0], '/')
+  for (const value of values) {
+    const err = await loadKeyring({ env: { SESSION_SECRET_KEY_FILE: value } }).then(() => undefined, (e: Error & { code: string }) => e)
+    t.equal(err?.code, 'FSS_KEY_FILE_IO', `${value.length} chars refused`)
+    t.match(err?.message, /^Key file named by SESSION_SECRET_KEY_FILE could not be used: ENOENT; SESSION_SECRET_KEY_FILE does not look like the absolute path of a file/)
+    t.match(err?.message, /put the key itself in SESSION_SECRET_KEY/)
+    const text = `${err?.message}\n${err?.stack}\n${JSON.stringify(err)}`
+    for (const form of [...secretForms(value), ...secretForms(value.trim()), ...secretForms(key)]) {
+      t.notOk(text.includes(form), `the value (${form.length} chars) is not in the error`)
+    }
+  }
+  // A plain absolute path is still named: that is what the operator needs to fix it.
+  const dir = await tempDir(t)
+  const missing = join(dir, 'run', 'secrets', 'session.key')
+  await t.rejects(loadKeyring({ env: { SESSION_SECRET_KEY_FILE: missing } }), { code: 'FSS_KEY_FILE_IO', message: new RegExp(`${missing} \\(from SESSION_SECRET_KEY_FILE\\).*ENOENT`) })
+})
+
+t.test('short hex and one-repeated-byte keys are FSS_SECRET_WEAK from X, X_FILE and X_PREVIOUS', async (t) => {
+  const dir = await tempDir(t)
+  const shortHex = randomBytes(22).toString('hex') // Python secrets.token_hex(22): 44 characters
+  const zeros = 'A'.repeat(43)
+  const ones = Buffer.alloc(32, 1).toString('base64url')
+  for (const weak of [shortHex, zeros, ones]) {
+    await t.rejects(loadKeyring({ env: { SESSION_SECRET_KEY: weak } }), { code: 'FSS_SECRET_WEAK', message: /^Secret from SESSION_SECRET_KEY \(/ })
+    await t.rejects(loadKeyring({ env: { SESSION_SECRET_KEY: b64(randomBytes(32)), SESSION_SECRET_KEY_PREVIOUS: weak } }), { code: 'FSS_SECRET_WEAK', message: /SESSION_SECRET_KEY_PREVIOUS\[0\]/ })
+    const file = join(dir, `k${weak.length}-${weak[1]}`)
+    await writeFile(file, weak + '\n')
+    const err = await loadKeyring({ env: { SESSION_SECRET_KEY_FILE: file } }).then(() => undefined, (e: Error & { code: string }) => e)
+    t.equal(err?.code, 'FSS_SECRET_WEAK')
+    t.match(err?.message, `SESSION_SECRET_KEY_FILE (${file})`)
+    for (const form of secretForms(weak)) t.notOk(err?.message.includes(form), 'the weak value is not echoed')
+  }
 })

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { chmod, readFile, readdir, stat, writeFile } from 'node:fs/promises'
+import { chmod, chown, readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { rotateKeyFile } from '../lib/keyring/rotate.ts'
 import { readKeyFile } from '../lib/keyring/key-file.ts'
@@ -74,4 +74,48 @@ t.test('a temp file that cannot be written is FSS_KEY_FILE_IO; the keyring is un
   await t.rejects(rotateKeyFile(path), { code: 'FSS_KEY_FILE_IO', message: /ENAMETOOLONG$/ })
   t.equal(await readFile(path, 'utf8'), before)
   t.same(await readdir(dir), ['k'.repeat(240)], 'nothing left behind')
+})
+
+// `sudo npx fastify-session-suite rotate --file /etc/app/secret.key`: the app
+// user must still own the file afterwards, or its next start fails.
+t.test('rotation as root keeps the file owner and group', async (t) => {
+  t.equal(process.getuid?.(), 0, 'this test runs as root, as CI does')
+  const dir = await tempDir(t)
+  const { path, keys } = await ring(dir, 1)
+  await chown(path, 65534, 65534)
+  const r = await rotateKeyFile(path)
+  const st = await stat(path)
+  t.same({ uid: st.uid, gid: st.gid, mode: st.mode & 0o777 }, { uid: 65534, gid: 65534, mode: 0o600 })
+  t.same((await readKeyFile(path))?.keys.slice(1), keys)
+  t.equal(r.count, 2)
+  t.same(await readdir(dir), ['secret.key'], 'no temp file left')
+})
+
+// A user who may not give the new file the old file's owner (here: the owner
+// itself, but the file's group is one it is not in) must not silently change it.
+t.test('rotation that cannot keep the owner is refused with FSS_KEY_FILE_IO; the keyring is untouched', async (t) => {
+  const dir = await tempDir(t)
+  const { path } = await ring(dir, 1)
+  const gid = 54321
+  t.notOk(process.getgroups?.().includes(gid), 'a group this process is not in')
+  await chown(dir, 65534, 65534)
+  await chown(path, 65534, gid)
+  const before = await readFile(path, 'utf8')
+  // Become `nobody` for this one call (seteuid applies to every thread, so to libuv's fs calls too).
+  process.seteuid!(65534)
+  let err: (Error & { code: string }) | undefined
+  try {
+    await rotateKeyFile(path)
+  } catch (e) {
+    err = e as Error & { code: string }
+  } finally {
+    process.seteuid!(0)
+  }
+  t.equal(err?.code, 'FSS_KEY_FILE_IO')
+  t.match(err?.message, `Key file ${path} could not be used: EPERM`)
+  t.match(err?.message, `owned by uid 65534 gid ${gid}`)
+  t.equal(await readFile(path, 'utf8'), before)
+  const st = await stat(path)
+  t.same({ uid: st.uid, gid: st.gid }, { uid: 65534, gid })
+  t.same(await readdir(dir), ['secret.key'], 'the temp file is removed')
 })

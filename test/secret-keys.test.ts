@@ -81,6 +81,22 @@ t.test('registration fails with FSS_* errors that name the file and the fix, nev
   t.equal(await readFile(keyFile, 'utf8'), encodeKey(key) + '\n', 'the file was not regenerated')
 })
 
+t.test('a key pasted into SESSION_SECRET_KEY_FILE stops registration without the key in the error or the logs', async (t) => {
+  const key = randomBytes(32)
+  for (const value of [key.toString('base64'), encodeKey(key), key.toString('hex')]) {
+    const { app, cap } = logged(t)
+    const err = await app.register(secretKeys, { env: { SESSION_SECRET_KEY_FILE: value } }).ready().then(() => undefined, (e: Error & { code: string }) => e)
+    t.equal(err?.code, 'FSS_KEY_FILE_IO')
+    t.match(err?.message, /SESSION_SECRET_KEY_FILE does not look like the absolute path of a file/)
+    app.log.error({ err }, 'start-up failed') // what an app's start-up catch typically does
+    t.ok(cap.lines.length > 0, 'the error was logged')
+    const probe = captureLogs()
+    probe.lines.push(String(err?.message), String(err?.stack))
+    probe.assertNoSecrets(t, [key, value])
+    cap.assertNoSecrets(t, [key, value])
+  }
+})
+
 t.test('options are validated once at registration, naming the option', async (t) => {
   const cases: Array<[Record<string, unknown>, RegExp]> = [
     [{ appName: '../escape' }, /secret\.appName/],

@@ -31,6 +31,19 @@ export function decodeMaterial (text: string): Buffer | undefined {
   return buf.toString('base64url') === urlBody ? buf : undefined
 }
 
+// Hex is what `openssl rand -hex N` and Python secrets.token_hex(N) print.
+// Under 64 digits it holds under 32 bytes, however else the same text could
+// decode: 44 hex digits are also valid base64 of 33 bytes.
+const SHORT_HEX = 63
+
+/** Why decoded material is too weak to be a key, or undefined; `text` is the trimmed input. */
+function weakness (text: string, material: Buffer | undefined): string | undefined {
+  if (text.length <= SHORT_HEX && HEX.test(text)) return `${text.length} hex characters`
+  // All zeros, 43 'A's...: the length of a key with the entropy of one byte.
+  if (material !== undefined && material.every((b) => b === material[0])) return 'one byte repeated'
+  return undefined
+}
+
 /**
  * Env-style secrets: exactly 32 bytes are used as is (so an existing
  * @fastify/secure-session key keeps decrypting its cookies); longer material
@@ -38,16 +51,26 @@ export function decodeMaterial (text: string): Buffer | undefined {
  * deterministic, so the same text gives the same key on every start.
  */
 export function decodeSecret (text: string, source: string): Buffer {
-  const material = decodeMaterial(text.trim())
+  const trimmed = text.trim()
+  const material = decodeMaterial(trimmed)
+  const weak = weakness(trimmed, material)
+  if (weak !== undefined) throw new errors.FSS_SECRET_WEAK(`${source} (${weak})`)
   if (material === undefined) throw new errors.FSS_SECRET_MALFORMED(source, 'expected 64+ hex characters, base64 or base64url')
   if (material.length < KEY_BYTES) throw new errors.FSS_SECRET_WEAK(source)
   if (material.length === KEY_BYTES) return material
   return Buffer.from(hkdfSync('sha256', material, HKDF_SALT, HKDF_INFO, KEY_BYTES))
 }
 
-/** Key-file lines must be exactly 32 bytes: the file is ours, so anything else means damage. */
-export function decodeFileKey (line: string): Buffer | string {
-  const material = decodeMaterial(line.trim())
+/**
+ * Key-file lines must be exactly 32 bytes: the file is ours, so anything else
+ * means damage (returned as the reason). A weak key (short hex, one repeated
+ * byte) throws FSS_SECRET_WEAK naming `source`.
+ */
+export function decodeFileKey (line: string, source: string): Buffer | string {
+  const trimmed = line.trim()
+  const material = decodeMaterial(trimmed)
+  const weak = weakness(trimmed, material)
+  if (weak !== undefined) throw new errors.FSS_SECRET_WEAK(`${source} (${weak})`)
   if (material === undefined) return 'it is not hex, base64 or base64url'
   if (material.length !== KEY_BYTES) return `it decodes to ${material.length} bytes, not ${KEY_BYTES}`
   return material

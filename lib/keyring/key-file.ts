@@ -16,6 +16,9 @@ export interface KeyFileContents {
   keys: Buffer[]
   /** octal permission bits, e.g. '0600' */
   mode: string
+  /** the file's owner and group, which rotation keeps */
+  uid: number
+  gid: number
 }
 
 export function formatMode (mode: number): string {
@@ -53,7 +56,7 @@ export function parseKeyFile (path: string, text: string): Buffer[] {
     throw new errors.FSS_KEY_FILE_CORRUPT(path, 'it is empty', RESTORE)
   }
   return lines.map((line, i) => {
-    const key = decodeFileKey(line)
+    const key = decodeFileKey(line, `key file ${path} line ${i + 1}`)
     if (typeof key === 'string') throw new errors.FSS_KEY_FILE_CORRUPT(path, `line ${i + 1}: ${key} (truncated or edited?)`, RESTORE)
     return key
   })
@@ -81,18 +84,29 @@ export async function readKeyFile (path: string): Promise<KeyFileContents | unde
     // A regular 0600 file can still fail to read: an I/O error, or a swap for a symlink after lstat().
     throw ioError(path, err)
   }
-  return { keys: parseKeyFile(path, text), mode: formatMode(st.mode) }
+  return { keys: parseKeyFile(path, text), mode: formatMode(st.mode), uid: st.uid, gid: st.gid }
 }
 
-/** Writes `text` to a fresh 0600 temp file next to `path`, fsynced; returns the temp path. */
-export async function writeTempFile (path: string, text: string): Promise<string> {
+/**
+ * Writes `text` to a fresh 0600 temp file next to `path`, fsynced; returns the
+ * temp path. With `owner`, the file gets that uid/gid first (a failure removes
+ * it and rejects with the chown error).
+ */
+export async function writeTempFile (path: string, text: string, owner?: { uid: number, gid: number }): Promise<string> {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
   const fh = await open(tmp, 'wx', 0o600)
   try {
-    await fh.writeFile(text)
-    await fh.sync()
-  } finally {
-    await fh.close()
+    try {
+      // Before any key byte is written, so a refused chown has nothing to leak.
+      if (owner !== undefined) await fh.chown(owner.uid, owner.gid)
+      await fh.writeFile(text)
+      await fh.sync()
+    } finally {
+      await fh.close()
+    }
+  } catch (err) {
+    await unlink(tmp).catch(/* c8 ignore next -- already gone: nothing to clean up */ () => {})
+    throw err
   }
   return tmp
 }

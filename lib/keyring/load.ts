@@ -2,10 +2,10 @@
 // X_PREVIOUS appended), then the key file, then a freshly generated key file.
 // The first source that yields a key wins; every candidate is recorded.
 import { readFile, stat } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { isAbsolute, join, resolve } from 'node:path'
 import envPaths from 'env-paths'
 import { errors } from '../errors.ts'
-import { decodeSecret, fingerprint } from './format.ts'
+import { decodeMaterial, decodeSecret, fingerprint } from './format.ts'
 import { createKeyFile, directoryWarnings, formatMode, ioError, readKeyFile } from './key-file.ts'
 
 export const DEFAULT_APP_NAME = 'fastify-session-suite'
@@ -45,6 +45,15 @@ interface EnvHit { source: string, keys: Buffer[], warnings: string[] }
 
 const isSet = (v: string | undefined): v is string => v !== undefined && v.trim() !== ''
 
+/**
+ * Whether an X_FILE value may be repeated in messages. Operators paste the key
+ * itself into X_FILE by mistake; base64 keys can start with '/', so only an
+ * absolute path that no key encoding could produce is shown.
+ */
+function showablePath (path: string): boolean {
+  return isAbsolute(path) && decodeMaterial(path.trim()) === undefined
+}
+
 async function readEnvFile (name: string, path: string, warnings: string[]): Promise<string> {
   try {
     // Docker and Kubernetes mount secrets as symlinks, often 0444/0644 and
@@ -53,7 +62,10 @@ async function readEnvFile (name: string, path: string, warnings: string[]): Pro
     if ((st.mode & 0o007) !== 0) warnings.push(`${name} points to ${path}, which others can read (mode ${formatMode(st.mode)})`)
     return await readFile(path, 'utf8')
   } catch (err) {
-    throw ioError(`${path} (from ${name})`, err)
+    if (showablePath(path)) throw ioError(`${path} (from ${name})`, err)
+    const base = name.slice(0, -'_FILE'.length)
+    throw new errors.FSS_KEY_FILE_IO(`named by ${name}`, `${String((err as NodeJS.ErrnoException).code)}; ${name} does not look like the absolute path of a file (its value is not shown: it may be a key). ` +
+      `Set ${name} to the absolute path of the file holding the key, or put the key itself in ${base}`)
   }
 }
 

@@ -39,10 +39,17 @@ export async function rotateKeyFile (path: string, opts: RotateOptions = {}): Pr
   // atomically: a starting app reads either the old keyring or the new one,
   // never half of one. Creation uses link() because there two writers must not
   // both win; two concurrent rotations keep the last one (rotate from one place).
+  // The new file keeps the old one's owner and group: `sudo ... rotate` must
+  // not leave a root-owned file the app's own user can no longer read.
+  const owner = { uid: current.uid, gid: current.gid }
   let tmp: string
   try {
-    tmp = await writeTempFile(path, keys.map(encodeKey).join('\n') + '\n')
+    tmp = await writeTempFile(path, keys.map(encodeKey).join('\n') + '\n', owner)
   } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EPERM') {
+      throw new errors.FSS_KEY_FILE_IO(path, `EPERM: it is owned by uid ${owner.uid} gid ${owner.gid} and this user cannot give the rotated file that owner; ` +
+        'rotate as the owner (in that group) or as root')
+    }
     throw ioError(path, err)
   }
   try {
