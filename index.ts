@@ -11,6 +11,7 @@ import oauthRoutes, { type OAuthRoutesOptions } from './routes/oauth.ts'
 import csrf, { type CsrfOptions } from './plugins/csrf.ts'
 import redisTokenStore, { type RedisTokenStorePluginOptions } from './plugins/redis-token-store.ts'
 import { errors } from './lib/errors.ts'
+import { OAUTH_DEFAULTS } from './lib/oauth/options.ts'
 import health, { type HealthOptions } from './routes/health.ts'
 import debug, { type DebugOptions } from './routes/debug.ts'
 import { healthRegistry } from './routes/health-checks.ts'
@@ -52,6 +53,22 @@ export const SessionSuiteOptionsSchema = Type.Object({
 const section = <T extends object>(value: boolean | T | undefined): T | undefined =>
   value === true ? {} as T : value === false || value === undefined ? undefined : value
 
+/**
+ * The fleet's refresh lock must outlive one provider call: a lock that expires while the call
+ * is still running lets a second instance refresh with the same refresh token, which a
+ * rotating provider answers with invalid_grant. Default: `oauth.timeout` + 5 s.
+ */
+function refreshLockTtl (redis: RedisTokenStorePluginOptions, timeout: unknown): number | undefined {
+  // A wrong timeout is the OAuth plugin's to refuse, by name; the default stands in until then.
+  const call = typeof timeout === 'number' ? timeout : OAUTH_DEFAULTS.timeout
+  const lockTtl = redis.lockTtl
+  if (lockTtl === undefined) return call + 5000
+  if (typeof lockTtl === 'number' && lockTtl <= call) {
+    throw new errors.FSS_OPTIONS_INVALID('redis.lockTtl', `must be above oauth.timeout (${call} ms), or a slow refresh loses its lock to another instance`)
+  }
+  return lockTtl
+}
+
 const sessionSuite: FastifyPluginAsync<SessionSuiteOptions> = async (fastify, opts) => {
   const { logLevel: _l, logSerializers: _s, ...own } = opts as SessionSuiteOptions & Record<string, unknown>
   validateOptions(SessionSuiteOptionsSchema, own)
@@ -73,8 +90,10 @@ const sessionSuite: FastifyPluginAsync<SessionSuiteOptions> = async (fastify, op
     if (opts.redis !== undefined) {
       // Two places for the tokens would be a silent choice: refuse it at start-up.
       if (oauth.store !== undefined) throw new errors.FSS_OPTIONS_INVALID('oauth.store', 'give either oauth.store or redis, not both')
+      // The Redis store seals tokens with the keyring, which `session.key` skips loading.
+      if (opts.session?.key !== undefined) throw new errors.FSS_OPTIONS_INVALID('redis', 'needs the keyring: session.key cannot be combined with redis')
       // After the session: the store reads its keyring and absoluteTimeout.
-      await fastify.register(redisTokenStore, opts.redis)
+      await fastify.register(redisTokenStore, { ...opts.redis, lockTtl: refreshLockTtl(opts.redis, oauth.timeout) })
       const { store, fleet } = fastify.redisTokenStore
       await fastify.register(oauthTokens, { refreshLock: fleet, ...oauth, store })
     } else {

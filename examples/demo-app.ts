@@ -39,7 +39,7 @@ export async function buildDemoApp (opts: DemoAppOptions): Promise<FastifyInstan
     secret: { keyFile: opts.keyFile },
     // The log-out form posts here without script: the route answers it with a 303 back to the page.
     oauth: { ...opts.oauth, callbackUri: opts.callbackUrl ?? `${opts.origin}/callback`, redirectAfterLogout: '/' },
-    // Log out needs the session's CSRF token; the csrf plugin also parses the form's urlencoded body.
+    // Log out needs the session's CSRF token; POST /logout parses the form's urlencoded body in its own scope.
     csrf: true,
     ...(opts.redisUrl !== undefined && { redis: { url: opts.redisUrl } }),
     debug: true

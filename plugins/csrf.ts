@@ -5,7 +5,7 @@
 import fp from 'fastify-plugin'
 import csrfProtection from '@fastify/csrf-protection'
 import { Type } from '@sinclair/typebox'
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { errors } from '../lib/errors.ts'
 import { validateOptions } from '../lib/options.ts'
 
@@ -20,7 +20,11 @@ export interface CsrfOptions {
   sessionKey?: string
   /** Where a request carries its token. Default: header `x-csrf-token`, then form/JSON field `_csrf`. */
   getToken?: (request: FastifyRequest) => string | undefined
-  /** Parse `application/x-www-form-urlencoded` bodies when nothing else does. Default `true`. */
+  /**
+   * Add an app-wide `application/x-www-form-urlencoded` parser when the app has none. Default `false`:
+   * a parser added app-wide would let every JSON-only route accept cross-site form posts it used to
+   * answer 415. The suite's POST /logout parses forms in its own scope either way.
+   */
   formBody?: boolean
 }
 
@@ -111,13 +115,20 @@ const csrf: FastifyPluginAsync<CsrfOptions> = async (fastify, opts) => {
     libraryCheck(request, view, () => done())
   }
 
-  if (options.formBody !== false && !fastify.hasContentTypeParser(FORM_TYPE)) {
-    // Fastify core parses JSON and text only, and @fastify/formbody is not a dependency of the
-    // suite: HTML forms post urlencoded bodies, so without this the `_csrf` field could not be read.
-    fastify.addContentTypeParser(FORM_TYPE, { parseAs: 'string' }, (_request, body, done) => {
-      done(null, parseFormBody(body as string))
-    })
-  }
+  // Opt-in only: this plugin is fp-wrapped, so the parser would reach every route of the app.
+  if (options.formBody === true) addFormParser(fastify)
+}
+
+/**
+ * Parse urlencoded bodies in `scope` unless something there already does. Fastify core parses JSON
+ * and text only, and @fastify/formbody is not a dependency of the suite: without a parser, an HTML
+ * form's `_csrf` field could not be read. Call it in an encapsulated scope to keep it local.
+ */
+export function addFormParser (scope: FastifyInstance): void {
+  if (scope.hasContentTypeParser(FORM_TYPE)) return
+  scope.addContentTypeParser(FORM_TYPE, { parseAs: 'string' }, (_request, body, done) => {
+    done(null, parseFormBody(body as string))
+  })
 }
 
 export default fp(csrf, {

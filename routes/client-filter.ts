@@ -37,14 +37,21 @@ export function clientFilter (allow: string[]): (request: FastifyRequest) => boo
     else list.addSubnet(address, prefix, type)
   })
 
-  return (request) => {
-    const ip = unmap(request.ip)
+  const allowed = (address: string): boolean => {
+    const ip = unmap(address)
     const type = family(ip)
-    /* c8 ignore next -- request.ip is always an address from the socket or a trusted proxy */
-    if (type === undefined) return false
+    return type !== undefined && list.check(ip, type)
+  }
+
+  return (request) => {
+    /* c8 ignore next -- only a destroyed socket has no remoteAddress; '' is then refused */
+    const socket = request.socket.remoteAddress ?? ''
     const proxied = FORWARDING_HEADERS.some((h) => request.headers[h] !== undefined)
     // Forwarding headers Fastify did not apply (no trustProxy) mean request.ip is the proxy's.
-    if (proxied && request.ip === request.socket.remoteAddress) return false
-    return list.check(ip, type)
+    if (proxied && request.ip === socket) return false
+    // Every hop must be allowed: the socket peer and each address Fastify took from
+    // X-Forwarded-For (request.ips, only set under trustProxy). request.ip alone is the
+    // leftmost trusted entry, which with `trustProxy: true` the client writes itself.
+    return [socket, ...(request.ips ?? [])].every(allowed)
   }
 }

@@ -5,6 +5,7 @@
 import { stat } from 'node:fs/promises'
 import type { FastifyInstance } from 'fastify'
 import { errors } from '../lib/errors.ts'
+import { formatMode } from '../lib/keyring/key-file.ts'
 import type { SecretKeyInfo } from '../plugins/secret-keys.ts'
 import type { SessionInfo } from '../plugins/session.ts'
 import type { OAuthInfo } from '../plugins/oauth-tokens.ts'
@@ -82,7 +83,7 @@ export function keyFileCheck (fastify: Decorated): HealthCheck {
       // fs errors always carry a code (ENOENT, EACCES, ...).
       return { status: 'warn', detail: `key file unreadable (${(err as NodeJS.ErrnoException).code}): the next start will not find this key and every session ends` }
     }
-    const octal = '0' + mode.toString(8).padStart(3, '0')
+    const octal = formatMode(mode)
     if ((mode & 0o077) !== 0) return { status: 'warn', detail: `key file mode ${octal} lets other users read it: chmod 600` }
     return { status: 'pass', detail: `key file mode ${octal}` }
   }
@@ -117,13 +118,21 @@ export function cookieSizeCheck (fastify: Decorated): HealthCheck {
   }
 }
 
+/** ms a provider-side refresh failure keeps the oauth check at `warn` (unless a refresh succeeds first). */
+export const REFRESH_FAILURE_WARN_MS = 10 * 60_000
+
 export function oauthCheck (fastify: Decorated): HealthCheck {
   return () => {
     const info = optional<OAuthInfo>(fastify, 'oauthInfo')
     if (info === undefined || !info.configured) return { status: 'pass', detail: 'OAuth not configured: sessions only' }
     const failure = info.lastRefreshFailure
     if (failure !== undefined && failure !== null) {
-      return { status: 'warn', detail: `${info.provider}: last refresh failed with ${failure.code} at ${new Date(failure.at).toISOString()}` }
+      const at = new Date(failure.at).toISOString()
+      // One failure long ago says nothing about the provider now: warn only while it is recent.
+      if (Date.now() - failure.at <= REFRESH_FAILURE_WARN_MS) {
+        return { status: 'warn', detail: `${info.provider}: last refresh failed with ${failure.code} at ${at}` }
+      }
+      return { status: 'pass', detail: `${info.provider}: configured, no refresh failure in the last ${REFRESH_FAILURE_WARN_MS / 60_000} minutes (last: ${failure.code} at ${at})` }
     }
     return { status: 'pass', detail: `${info.provider}: configured, no refresh failure` }
   }

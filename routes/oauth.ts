@@ -12,6 +12,7 @@ import { validateOptions } from '../lib/options.ts'
 import { checkState } from '../lib/oauth/state.ts'
 import { classifyTokenEndpointError, codeOf, isEmptySuccess } from '../lib/oauth/provider-errors.ts'
 import { getOAuthRuntime } from '../plugins/oauth-tokens.ts'
+import { addFormParser } from '../plugins/csrf.ts'
 
 // Exactly what Fastify's error handler sends; declared so nothing else is.
 const ErrorReply = Type.Object({
@@ -137,30 +138,36 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
   // x-csrf-token or form field _csrf): a hostile page cannot log a user out. Checked in
   // preHandler, after the body is parsed, so a plain HTML form can carry it.
   const csrfCheck = fastify.hasPlugin('fastify-session-suite/csrf') ? fastify.csrfProtection : undefined
-  fastify.post(opts.logoutPath, {
-    // Set before any check runs, so a CSRF refusal is not cached either.
-    onRequest: noStore,
-    ...(csrfCheck !== undefined && { preHandler: csrfCheck }),
-    schema: {
-      summary: 'Log out: end the session and drop the tokens (optionally revoke them)',
-      description: 'JSON. With redirectAfterLogout set, an HTML form post (urlencoded, or Accept: text/html) is ' +
-        'answered 303 to that path instead. With the csrf option, the token is required ' +
-        '(header x-csrf-token or form field _csrf), else 403 FSS_CSRF_INVALID. A token store that is down ' +
-        'answers 503 FSS_STORE_UNAVAILABLE and the session is left as it was.',
-      response: {
-        200: LogoutReply,
-        303: Type.Null({ description: 'HTML form post: logged out, go to redirectAfterLogout' }),
-        403: ErrorReply,
-        ...errorReplies
+  // A child scope of its own: the demo's HTML logout form posts urlencoded, and the parser
+  // for it must reach this route only. App-wide, it would let the app's JSON-only routes
+  // accept cross-site form posts they answer 415 without it. An app's own parser is kept.
+  await fastify.register(async (scope) => {
+    addFormParser(scope)
+    scope.post(opts.logoutPath, {
+      // Set before any check runs, so a CSRF refusal is not cached either.
+      onRequest: noStore,
+      ...(csrfCheck !== undefined && { preHandler: csrfCheck }),
+      schema: {
+        summary: 'Log out: end the session and drop the tokens (optionally revoke them)',
+        description: 'JSON. With redirectAfterLogout set, an HTML form post (urlencoded, or Accept: text/html) is ' +
+          'answered 303 to that path instead. With the csrf option, the token is required ' +
+          '(header x-csrf-token or form field _csrf), else 403 FSS_CSRF_INVALID. A token store that is down ' +
+          'answers 503 FSS_STORE_UNAVAILABLE and the session is left as it was.',
+        response: {
+          200: LogoutReply,
+          303: Type.Null({ description: 'HTML form post: logged out, go to redirectAfterLogout' }),
+          403: ErrorReply,
+          ...errorReplies
+        }
       }
-    }
-  }, async (request, reply) => {
-    const token = await rt.store.get(request)
-    const revoked = opts.revokeOnLogout && token !== null ? await revoke(request, token as unknown as Token) : false
-    await rt.store.delete(request)
-    request.session.delete()
-    if (redirectAfterLogout !== undefined && isPageRequest(request)) return reply.redirect(redirectAfterLogout, 303)
-    return { loggedOut: true as const, revoked }
+    }, async (request, reply) => {
+      const token = await rt.store.get(request)
+      const revoked = opts.revokeOnLogout && token !== null ? await revoke(request, token as unknown as Token) : false
+      await rt.store.delete(request)
+      request.session.delete()
+      if (redirectAfterLogout !== undefined && isPageRequest(request)) return reply.redirect(redirectAfterLogout, 303)
+      return { loggedOut: true as const, revoked }
+    })
   })
 
   // RFC 7009: the refresh token first (servers should then drop its access

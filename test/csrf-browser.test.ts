@@ -20,7 +20,8 @@ t.test('a hostile page on another origin cannot post the form; the page itself c
   const cap = captureLogs()
   const app = await build(t, { logger: { level: 'trace', stream: cap.stream } })
   await app.register(session, { key: randomBytes(32), secure: false })
-  await app.register(csrf)
+  // The page's own HTML form posts urlencoded to the app's own route: opt in to the form parser.
+  await app.register(csrf, { formBody: true })
   const transfers: string[] = []
   const cookieSent: boolean[] = []
   app.get('/page', async (_request, reply) => {

@@ -101,6 +101,8 @@ t.test('through the root plugin: csrf on, a form post lands on redirectAfterLogo
     request.session.set('visited', true)
     return { token: reply.generateCsrf() }
   })
+  let transfers = 0
+  app.post('/api/transfer', { preHandler: app.csrfProtection }, async () => { transfers++; return { done: true } })
   await app.ready()
   t.ok(app.hasPlugin('fastify-session-suite/csrf'), 'the root plugin registered csrf')
 
@@ -127,7 +129,28 @@ t.test('through the root plugin: csrf on, a form post lands on redirectAfterLogo
   const bare = await app.inject({ method: 'POST', url: '/logout', cookies, headers: { 'x-csrf-token': token } })
   t.same(bare.json(), { loggedOut: true, revoked: false }, 'so does a client that names no type at all')
 
+  // The form parser POST /logout uses is its own: the app's JSON-only route still answers a form post 415.
+  const jsonOnly = await app.inject({ method: 'POST', url: '/api/transfer', cookies, headers: { ...html, 'x-csrf-token': token }, payload: 'amount=1' })
+  t.equal(jsonOnly.statusCode, 415, 'the app\'s JSON route is not given the logout\'s form parser')
+  t.equal(transfers, 0)
+
   const debug = await app.inject({ method: 'POST', url: '/api/session/test-persistence', remoteAddress: '127.0.0.1' })
   t.equal(debug.statusCode, 200, 'the debug routes need no token')
   cap.assertNoSecrets(t, [token, ...Object.values(cookies)])
+})
+
+t.test("the logout keeps an app's own urlencoded parser", async (t) => {
+  const app = await build(t)
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
+    done(null, { _csrf: `app:${new URLSearchParams(body as string).get('_csrf') ?? ''}` })
+  })
+  await app.register(session, { key, secure: false })
+  await app.register(csrf)
+  await app.register(oauthTokens, oauth)
+  await app.register(oauthRoutes)
+  app.get('/page', async (_request, reply) => ({ token: reply.generateCsrf() }))
+  const { cookies, token } = await visit(app)
+  const res = await app.inject({ method: 'POST', url: '/logout', cookies, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `_csrf=${token}` })
+  t.equal(res.statusCode, 403, 'the app\'s parser read the body (its prefixed token is wrong), not the suite\'s')
+  t.equal(res.json().code, 'FSS_CSRF_INVALID')
 })

@@ -1,5 +1,5 @@
-// CSRF options are checked once at start-up, and the urlencoded form parser
-// the plugin adds is small enough to prove correct here.
+// CSRF options are checked once at start-up, the urlencoded form parser is
+// opt-in (never app-wide by default), and small enough to prove correct here.
 import t, { type Test } from 'tap'
 import fc from 'fast-check'
 import { randomBytes } from 'node:crypto'
@@ -9,6 +9,7 @@ import csrfProtection from '@fastify/csrf-protection'
 import { build, captureLogs } from './helper.ts'
 import session from '../plugins/session.ts'
 import csrf, { parseFormBody, type CsrfOptions } from '../plugins/csrf.ts'
+import sessionSuite from '../index.ts'
 
 const key = randomBytes(32)
 
@@ -63,17 +64,51 @@ t.test('@fastify/csrf-protection registered beside it fails start-up instead of 
   t.match(err?.message, '@fastify/csrf-protection is already registered')
 })
 
-t.test('formBody: false leaves urlencoded bodies to the app', async (t) => {
-  const app = await startWith(t, { formBody: false })
-  app.get('/form', async (_request, reply) => ({ token: reply.generateCsrf() }))
-  app.post('/transfer', { preHandler: app.csrfProtection }, async () => ({ done: true }))
-  const page = await app.inject({ url: '/form' })
-  const cookies = Object.fromEntries(page.cookies.map((c) => [c.name, c.value]))
-  const token: string = page.json().token
-  const form = await app.inject({ method: 'POST', url: '/transfer', cookies, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `_csrf=${token}` })
-  t.equal(form.statusCode, 415, 'Fastify core has no urlencoded parser')
-  const header = await app.inject({ method: 'POST', url: '/transfer', cookies, headers: { 'x-csrf-token': token } })
-  t.equal(header.statusCode, 200, 'the header still works')
+for (const opts of [{}, { formBody: false }]) {
+  t.test(`${JSON.stringify(opts)} leaves urlencoded bodies to the app`, async (t) => {
+    const app = await startWith(t, opts)
+    app.get('/form', async (_request, reply) => ({ token: reply.generateCsrf() }))
+    app.post('/transfer', { preHandler: app.csrfProtection }, async () => ({ done: true }))
+    const page = await app.inject({ url: '/form' })
+    const cookies = Object.fromEntries(page.cookies.map((c) => [c.name, c.value]))
+    const token: string = page.json().token
+    const form = await app.inject({ method: 'POST', url: '/transfer', cookies, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `_csrf=${token}` })
+    t.equal(form.statusCode, 415, 'Fastify core has no urlencoded parser')
+    const header = await app.inject({ method: 'POST', url: '/transfer', cookies, headers: { 'x-csrf-token': token } })
+    t.equal(header.statusCode, 200, 'the header still works')
+  })
+}
+
+// A JSON-only route answers a cross-site <form method=post> (urlencoded, no preflight) with 415.
+// Turning CSRF on must not take that away from the routes it does not protect.
+const crossSiteForm = { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://evil.example' }
+
+t.test('with csrf on, an unprotected JSON route still refuses a form post with 415', async (t) => {
+  for (const register of ['plugin', 'root'] as const) {
+    const app = await build(t)
+    let ran = 0
+    if (register === 'plugin') {
+      await app.register(session, { key, secure: false })
+      await app.register(csrf)
+    } else {
+      await app.register(sessionSuite, { session: { key, secure: false }, csrf: true })
+    }
+    app.post('/api/transfer', async () => { ran++; return { done: true } })
+    const form = await app.inject({ method: 'POST', url: '/api/transfer', headers: crossSiteForm, payload: 'amount=1000&to=mallory' })
+    t.equal(form.statusCode, 415, `${register}: the form post is not parsed`)
+    t.equal(form.json().code, 'FST_ERR_CTP_INVALID_MEDIA_TYPE', register)
+    t.equal(ran, 0, `${register}: the handler never ran`)
+    const json = await app.inject({ method: 'POST', url: '/api/transfer', payload: { amount: 1 } })
+    t.equal(json.statusCode, 200, `${register}: JSON still works`)
+  }
+})
+
+t.test('formBody: true opts in to an app-wide urlencoded parser', async (t) => {
+  const app = await startWith(t, { formBody: true })
+  app.post('/echo', async (request) => request.body)
+  const res = await app.inject({ method: 'POST', url: '/echo', headers: crossSiteForm, payload: 'a=1&b=2&b=3' })
+  t.equal(res.statusCode, 200)
+  t.same(res.json(), { a: '1', b: ['2', '3'] })
 })
 
 t.test("an app's own urlencoded parser is kept", async (t) => {
@@ -82,7 +117,7 @@ t.test("an app's own urlencoded parser is kept", async (t) => {
     done(null, { own: true, _csrf: new URLSearchParams(body as string).get('_csrf') })
   })
   await app.register(session, { key, secure: false })
-  await app.register(csrf)
+  await app.register(csrf, { formBody: true })
   app.post('/echo', async (request) => request.body)
   const res = await app.inject({ method: 'POST', url: '/echo', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'a=1' })
   t.same(res.json(), { own: true, _csrf: null })
@@ -92,7 +127,7 @@ t.test('a token field sent twice, or not as a string, is a missing token', async
   const cap = captureLogs()
   const app = await build(t, { logger: { level: 'warn', stream: cap.stream } })
   await app.register(session, { key, secure: false })
-  await app.register(csrf)
+  await app.register(csrf, { formBody: true })
   app.get('/form', async (_request, reply) => ({ token: reply.generateCsrf() }))
   app.post('/transfer', { preHandler: app.csrfProtection }, async () => ({ done: true }))
   const page = await app.inject({ url: '/form' })

@@ -75,8 +75,8 @@ t.test('the token is accepted in the x-csrf-token header', async (t) => {
   cap.assertNoSecrets(t, [token, ...cookieValues(jar)])
 })
 
-t.test('the token is accepted in the _csrf field of a urlencoded form', async (t) => {
-  const { app, cap } = await makeApp(t)
+t.test('the token is accepted in the _csrf field of a urlencoded form (formBody: true)', async (t) => {
+  const { app, cap } = await makeApp(t, { formBody: true })
   const { jar, token } = await visit(app)
   const res = await app.inject({
     method: 'POST',
@@ -154,7 +154,8 @@ t.test('a token without any session is refused', async (t) => {
 })
 
 t.test('a cross-site form post without the token is refused', async (t) => {
-  const { app, cap } = await makeApp(t)
+  // formBody: true, so the form is parsed and reaches the CSRF check (without a parser it is a 415).
+  const { app, cap } = await makeApp(t, { formBody: true })
   const victim = await visit(app)
   // What a hostile page's auto-submitting <form method=post> sends: the victim's
   // cookies ride along (SameSite=Lax aside, e.g. an older browser), no token.

@@ -79,6 +79,30 @@ t.test('`debug.allow` admits listed addresses and ranges, through a trusted prox
   }
 })
 
+t.test('every hop must be allowed: a client cannot claim loopback through X-Forwarded-For', async (t) => {
+  const { app: trusting } = await suite(t, { debug: { allow: ['10.0.0.0/8'] } }, { trustProxy: true })
+  const { app: plain } = await suite(t, { debug: { allow: ['10.0.0.0/8'] } })
+  const cases: Array<[string, string | undefined, number, number]> = [
+    // remoteAddress, X-Forwarded-For, status with trustProxy true, status without
+    ['203.0.113.9', '127.0.0.1', 403, 403],
+    ['203.0.113.9', '10.1.1.1, 127.0.0.1', 403, 403],
+    ['::ffff:203.0.113.9', '::1', 403, 403],
+    ['127.0.0.1', '203.0.113.9, 127.0.0.1', 403, 403],
+    ['127.0.0.1', '127.0.0.1, 203.0.113.9', 403, 403],
+    ['127.0.0.1', 'not-an-address', 403, 403],
+    ['::ffff:127.0.0.1', '10.2.3.4, ::ffff:127.0.0.5', 200, 403],
+    ['10.0.0.1', '10.2.3.4', 200, 403],
+    ['203.0.113.9', undefined, 403, 403],
+    ['::ffff:10.0.0.1', undefined, 200, 200]
+  ]
+  for (const [remoteAddress, xff, trusted, untrusted] of cases) {
+    const headers = xff === undefined ? {} : { 'x-forwarded-for': xff }
+    const label = `${remoteAddress} XFF ${xff ?? '-'}`
+    t.equal((await trusting.inject({ url: '/api/session/debug', remoteAddress, headers })).statusCode, trusted, `trustProxy: ${label}`)
+    t.equal((await plain.inject({ url: '/api/session/debug', remoteAddress, headers })).statusCode, untrusted, `no trustProxy: ${label}`)
+  }
+})
+
 t.test('an allow entry that is not an address fails registration naming it', async (t) => {
   for (const bad of ['localhost', '10.0.0.0/33', '10.0.0.0/x', '::1/129']) {
     const app = await build(t)

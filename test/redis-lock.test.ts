@@ -148,6 +148,44 @@ t.test('fleet refresh hands the winner\'s result, or its failure, to the other i
   t.equal(calls, 1, 'still one provider call in all')
 })
 
+t.test('fleet refresh: a failure hand-off never overwrites a success already handed off', async (t) => {
+  const keys = [randomBytes(32)]
+  const fleet = async (): Promise<ReturnType<typeof createFleetRefresh>> => {
+    const c = await client()
+    return createFleetRefresh({ client: c, lock: createRefreshLock({ client: c, prefix: 'nx:', lockTtl: 5000, maxWait: 8000, commandTimeout: 1000 }), keys, prefix: 'nx:', graceMs: 30_000, backoffMs: 5000, commandTimeout: 1000 })
+  }
+  const [a, b, c] = [await fleet(), await fleet(), await fleet()]
+  const raw = await client()
+  const rt = name()
+  const fresh = { access_token: 'at-' + randomBytes(16).toString('hex'), token_type: 'Bearer', expires_at: 2_000_000_000 }
+  // Instance A holds the lock and waits on a slow provider.
+  let releaseA!: () => void
+  const gateA = new Promise<void>((resolve) => { releaseA = resolve })
+  let startedA!: () => void
+  const aStarted = new Promise<void>((resolve) => { startedA = resolve })
+  const first = a.refresh(rt, async () => { startedA(); await gateA; return fresh })
+  await aStarted
+  // Its lock expires before the provider answers (what a provider slower than lockTtl does).
+  t.equal(await raw.del(lockKey('nx:', rt)), 1, 'A held the lock')
+  // Instance B takes the lock and refreshes with the same, now rotated-away, refresh token.
+  let rejectB!: (err: Error) => void
+  let startedB!: () => void
+  const bStarted = new Promise<void>((resolve) => { startedB = resolve })
+  const second = b.refresh(rt, () => new Promise<never>((_resolve, reject) => { rejectB = reject; startedB() }))
+  await bStarted
+  // A's provider call succeeds first and hands its result off...
+  releaseA()
+  t.equal((await first).access_token, fresh.access_token)
+  // ...then B's call is rejected (invalid_grant): its failure hand-off must not replace A's success.
+  rejectB(new errors.FSS_TOKEN_REFRESH_REJECTED())
+  await t.rejects(second, { code: 'FSS_TOKEN_REFRESH_REJECTED' })
+  let calls = 0
+  const got = await c.refresh(rt, async () => { calls++; return fresh })
+  t.equal(got.access_token, fresh.access_token, 'a waiter still reads the success')
+  t.equal(calls, 0, 'without a provider call')
+  t.ok(await raw.pttl(handoffKey('nx:', rt)) > 5000, 'the success\'s lifetime, not the failure\'s')
+})
+
 t.test('fleet refresh: a result Redis refuses to store is still returned, and the failed hand-off is logged', async (t) => {
   const c = await client()
   const raw = await client()

@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import sessionSuite, { type SessionSuiteOptions } from '../index.ts'
 import { waitReady } from '../lib/redis/client.ts'
+import { lockKey } from '../lib/redis/lock.ts'
 import { fingerprint } from '../lib/oauth/token.ts'
 import { build, captureLogs, secretForms, type LogCapture } from './helper.ts'
 import { startRedis, type RedisServer } from './fixtures/redis-server.ts'
@@ -130,11 +131,39 @@ t.test('the redis option needs oauth and is the only token store', async (t) => 
   const cases: Array<[SessionSuiteOptions, RegExp]> = [
     [{ redis: {} }, /option redis: .*needs the oauth option/],
     [{ oauth: { ...oauth, store }, redis: {} }, /option oauth\.store: give either oauth\.store or redis/],
+    // The store seals tokens with the keyring; `session.key` skips loading it. Refused by name, up front.
+    [{ oauth, session: { key }, redis: {} }, /option redis: needs the keyring: session\.key cannot be combined with redis/],
     [{ oauth, redis: { url: 'http://127.0.0.1:6379' } }, /option redis\.url/],
-    [{ oauth, redis: 'yes' } as unknown as SessionSuiteOptions, /option redis:/]
+    [{ oauth, redis: 'yes' } as unknown as SessionSuiteOptions, /option redis:/],
+    // A lock that can expire during one provider call lets a second instance replay the refresh token.
+    [{ oauth: { ...oauth, timeout: 3000 }, redis: { lockTtl: 3000 } }, /option redis\.lockTtl: must be above oauth\.timeout \(3000 ms\)/],
+    [{ oauth, redis: { lockTtl: 10_000 } }, /option redis\.lockTtl: must be above oauth\.timeout \(10000 ms\)/]
   ]
   for (const [opts, message] of cases) {
     const app = await build(t)
     await t.rejects(Promise.resolve(app.register(sessionSuite, { secret: { env }, ...opts }).ready()), { code: 'FSS_OPTIONS_INVALID', message }, message.source)
+  }
+})
+
+t.test('the fleet refresh lock outlives one provider call: default oauth.timeout + 5 s', async (t) => {
+  const redis = await startRedis(t)
+  const raw = new Redis(redis.url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 })
+  await raw.connect()
+  t.teardown(() => raw.disconnect())
+  const oauth = { provider: { authorizeUrl: 'http://127.0.0.1:9/a', tokenUrl: 'http://127.0.0.1:9/t' }, clientId: 'x', clientSecret: 'not-used', callbackUri: 'http://127.0.0.1:9/callback' }
+  const cases: Array<[SessionSuiteOptions['oauth'], SessionSuiteOptions['redis'], number]> = [
+    [oauth, {}, 15_000], // the default oauth.timeout, 10 s, + 5 s
+    [{ ...oauth, timeout: 2000 }, {}, 7000],
+    [{ ...oauth, timeout: 2000 }, { lockTtl: 2001 }, 2001] // given and above the timeout: kept
+  ]
+  for (const [i, [oauthOpts, redisOpts, expected]] of cases.entries()) {
+    const app = await build(t)
+    await app.register(sessionSuite, { secret: { env }, oauth: oauthOpts, redis: { url: redis.url, keyPrefix: `lt${i}:`, ...redisOpts } })
+    await app.ready()
+    const release = await app.redisTokenStore.lock.acquire('some-refresh-token')
+    t.ok(release !== null)
+    const ttl = await raw.pttl(lockKey(`lt${i}:`, 'some-refresh-token'))
+    t.ok(ttl > expected - 1000 && ttl <= expected, `lock TTL ${ttl} ms is about ${expected} ms`)
+    await release?.()
   }
 })

@@ -35,8 +35,11 @@ t.test('with `oauth` the login routes exist and health reports the provider', as
     oauth: { provider: { issuer: oidc.issuer }, clientId: 'root', clientSecret: 's3cret-root-client', callbackUri: 'http://127.0.0.1/callback' },
     debug: true
   })
+  let refreshes = 0
   app.get('/refresh', async (request) => {
-    await request.tokens.store({ access_token: 'stale-access-token-1', token_type: 'Bearer', expires_at: 1000, refresh_token: 'dead-refresh-token-1' })
+    // A new refresh token each time: a refused one is remembered (backoff) and not sent again.
+    refreshes++
+    await request.tokens.store({ access_token: `stale-access-token-${refreshes}`, token_type: 'Bearer', expires_at: 1000, refresh_token: `dead-refresh-token-${refreshes}` })
     return { token: await request.tokens.accessToken() }
   })
   await app.ready()
@@ -46,13 +49,19 @@ t.test('with `oauth` the login routes exist and health reports the provider', as
   t.equal(res.json().status, 'healthy')
   t.match(res.json().checks.at(-1), { name: 'oauth', status: 'pass', detail: `${oidc.issuer}: configured, no refresh failure` })
 
-  // A refresh the provider refuses shows up as a warning with its code and time.
+  // A refresh token the provider refuses is one user's grant, not the provider's health: counted only.
   oidc.substitute({ status: 400, json: { error: 'invalid_grant' } })
   t.equal((await app.inject('/refresh')).statusCode, 401)
   res = await app.inject('/health')
+  t.equal(res.json().status, 'healthy')
+  t.equal(app.oauthInfo.counters.failures.rejected, 1)
+  // A provider that fails shows up as a warning with its code and time.
+  oidc.substitute({ status: 503, json: { error: 'temporarily_unavailable' } })
+  t.equal((await app.inject('/refresh')).statusCode, 502)
+  res = await app.inject('/health')
   t.equal(res.json().status, 'degraded')
-  t.match(res.json().checks.at(-1), { name: 'oauth', status: 'warn', detail: /last refresh failed with FSS_TOKEN_REFRESH_REJECTED at \d{4}-/ })
-  cap.assertNoSecrets(t, ['stale-access-token-1', 'dead-refresh-token-1', 's3cret-root-client'])
+  t.match(res.json().checks.at(-1), { name: 'oauth', status: 'warn', detail: /last refresh failed with FSS_TOKEN_PROVIDER_ERROR at \d{4}-/ })
+  cap.assertNoSecrets(t, ['stale-access-token-1', 'dead-refresh-token-1', 'stale-access-token-2', 'dead-refresh-token-2', 's3cret-root-client'])
 })
 
 t.test('an invalid option fails registration with FSS_OPTIONS_INVALID naming it', async (t) => {

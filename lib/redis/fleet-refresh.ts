@@ -60,8 +60,14 @@ export function createFleetRefresh (opts: FleetRefreshOptions): FleetRefresh {
   }
 
   async function write<T> (key: string, handoff: Handoff<T>, ttl: number): Promise<void> {
+    const sealed = seal(keys, JSON.stringify(handoff), key)
     try {
-      await run(() => client.set(key, seal(keys, JSON.stringify(handoff), key), 'PX', ttl))
+      // A failure is written NX: it never replaces a success already handed off. (A holder that
+      // outlived its lock, or a provider slower than lockTtl, lets a second instance refresh with
+      // the same token; with rotation its invalid_grant must not hide the first call's result.)
+      await run(() => 'ok' in handoff
+        ? client.set(key, sealed, 'PX', ttl)
+        : client.set(key, sealed, 'PX', ttl, 'NX'))
     } catch {
       // The refresh itself is done; waiters time out or retry after the lock's expiry.
       log?.warn({ event: 'refresh-handoff-failed' }, 'could not share a refresh result with other instances')
