@@ -8,7 +8,7 @@ import { errors } from '../lib/errors.ts'
 import { resolveOAuthOptions, describeProvider, fastifyOAuth2Options, type OAuthOptions, type ResolvedOAuthOptions } from '../lib/oauth/options.ts'
 import { normalizeToken, tokenMetadata, type StoredToken, type TokenMetadata } from '../lib/oauth/token.ts'
 import { sessionTokenStore, type TokenStore } from '../lib/oauth/store.ts'
-import { RefreshCoordinator, type RefreshCounters } from '../lib/oauth/refresh.ts'
+import { RefreshCoordinator, isRefreshTokenSpent, type RefreshCounters } from '../lib/oauth/refresh.ts'
 import { classifyTokenEndpointError } from '../lib/oauth/provider-errors.ts'
 import { assertBackupAllowed, withTokenBackup } from '../lib/oauth/backup.ts'
 import { checkState, generateState, stateCookieNames, UsedStates, type StateCookieNames } from '../lib/oauth/state.ts'
@@ -109,7 +109,6 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
     },
     normalize,
     backoffMs: opts.refreshBackoff * 1000,
-    graceMs: 30_000,
     lock: opts.refreshLock
   })
 
@@ -154,19 +153,34 @@ function requestTokens (request: FastifyRequest, store: TokenStore, coordinator:
       return token === null ? null : tokenMetadata(token)
     },
     async accessToken () {
-      const token = await store.get(request)
+      let token = await store.get(request)
       if (token === null) throw new errors.FSS_TOKEN_MISSING()
+      // Before the expiry check: a pair this process already refreshed may come
+      // back still looking valid (a concurrent request re-sealed the old pair
+      // after the winner's cookie). Its refresh token is used up, so swap it
+      // for the newest now, before it ever reaches the provider again.
+      const newest = coordinator.replaced(token)
+      if (newest !== null) {
+        token = newest
+        await store.set(request, newest)
+      }
       // A token that lives 30 s must not be refreshed on every request: skew
       // is at most half the announced lifetime.
       const skew = Math.min(refreshSkew, (token.expires_in ?? Infinity) / 2)
-      if (token.expires_at - Date.now() / 1000 > skew) return token.access_token
-      if (token.refresh_token === undefined) throw new errors.FSS_TOKEN_EXPIRED()
+      const left = token.expires_at - Date.now() / 1000
+      if (left > skew) return token.access_token
+      // Nothing to refresh with: use it while it is valid, however little is left.
+      if (token.refresh_token === undefined) {
+        if (left > 0) return token.access_token
+        throw new errors.FSS_TOKEN_EXPIRED()
+      }
       let fresh: StoredToken
       try {
         fresh = await coordinator.refresh({ ...token, refresh_token: token.refresh_token })
       } catch (err) {
-        // invalid_grant: the refresh token is dead; keeping it would only replay it.
-        if ((err as { code?: string }).code === 'FSS_TOKEN_REFRESH_REJECTED') await store.delete(request)
+        // invalid_grant, or an unusable 2xx answer: the refresh token is used
+        // up; keeping it would only replay it (RFC 9700 §4.14).
+        if (isRefreshTokenSpent(err)) await store.delete(request)
         throw err
       }
       // Every caller, winner or not, writes the winner's token: no request

@@ -154,7 +154,10 @@ const session: FastifyPluginAsync<SessionOptions> = async (fastify, registerOpts
       expire(reply, received.names)
       return
     }
-    const value = toCookieValue(sealer.seal(buildPayload(target[kData], created, now)))
+    // An instance whose clock is behind the one that created the session would
+    // write createdAt > issuedAt, which the next read rejects: never issue
+    // before the creation time (the read side tolerates CLOCK_SKEW ahead).
+    const value = toCookieValue(sealer.seal(buildPayload(target[kData], created, Math.max(now, created))))
     let options: typeof attrs
     let suffix: number
     if (target[kOptions] !== null) {

@@ -5,6 +5,7 @@ import FakeTimers from '@sinonjs/fake-timers'
 import { startOidcServer, type OidcServer } from './fixtures/oidc-server.ts'
 import { startOAuthApp, until, type OAuthApp, type HttpBrowser } from './fixtures/oauth-app.ts'
 import { fingerprint } from '../lib/oauth/token.ts'
+import { oauthCheck, REFRESH_FAILURE_WARN_MS } from '../routes/health-checks.ts'
 
 let oidc: OidcServer
 t.before(async () => { oidc = await startOidcServer() })
@@ -101,7 +102,38 @@ t.test('invalid_grant clears the tokens and answers 401 FSS_TOKEN_REFRESH_REJECT
   t.equal(other.json().code, 'FSS_TOKEN_REFRESH_REJECTED')
   t.equal(oidc.tokenCalls.refresh_token, calls)
   t.equal(env.app.oauthInfo.counters.failures.rejected, 1)
-  t.equal(env.app.oauthInfo.lastRefreshFailure?.code, 'FSS_TOKEN_REFRESH_REJECTED')
+  // One user's revoked grant is not the provider's health: counted, but /health stays quiet.
+  t.equal(env.app.oauthInfo.lastRefreshFailure, null, 'not recorded as a provider failure')
+  t.match(oauthCheck(env.app)(), { status: 'pass', detail: /no refresh failure$/ })
+})
+
+t.test('/health warns about a provider failure only until a refresh succeeds or 10 minutes pass', async (t) => {
+  const env = await startOAuthApp(t, oidc, { refreshBackoff: 5 })
+  const check = oauthCheck(env.app)
+  const clock = FakeTimers.install({ toFake: ['Date'], now: Date.now() })
+  t.teardown(() => clock.uninstall())
+
+  // A failure, then the clock alone: warn for REFRESH_FAILURE_WARN_MS, then pass.
+  const first = await expiredSession(env)
+  oidc.substitute({ status: 503, json: { error: 'temporarily_unavailable' } })
+  t.equal((await first.b.request('/api/token')).status, 502)
+  t.equal(env.app.oauthInfo.lastRefreshFailure?.code, 'FSS_TOKEN_PROVIDER_ERROR')
+  t.match(check(), { status: 'warn', detail: /last refresh failed with FSS_TOKEN_PROVIDER_ERROR/ })
+  clock.tick(REFRESH_FAILURE_WARN_MS)
+  t.match(check(), { status: 'warn' }, 'still warns at exactly the limit')
+  clock.tick(1)
+  t.match(check(), { status: 'pass', detail: /no refresh failure in the last 10 minutes \(last: FSS_TOKEN_PROVIDER_ERROR at / })
+
+  // A fresh failure warns again, and the next successful refresh (another user's) clears it at once.
+  const second = await expiredSession(env)
+  oidc.substitute({ status: 503, json: { error: 'temporarily_unavailable' } })
+  t.equal((await second.b.request('/api/token')).status, 502)
+  t.match(check(), { status: 'warn' })
+  const third = await expiredSession(env)
+  t.equal((await third.b.request('/api/token')).status, 200, 'the provider answers again')
+  t.equal(env.app.oauthInfo.lastRefreshFailure, null, 'cleared by the success')
+  t.match(check(), { status: 'pass', detail: /configured, no refresh failure$/ })
+  t.equal(env.app.oauthInfo.counters.failures.provider, 2, 'the counters still hold both failures')
 })
 
 t.test('a 5xx keeps the tokens, answers 502, and is not retried within the backoff window', async (t) => {
@@ -141,14 +173,51 @@ t.test('a timeout keeps the tokens and answers 504', async (t) => {
   t.equal(env.app.oauthInfo.counters.failures.timeout, 1)
 })
 
-t.test('an unusable refresh answer is a 502 FSS_TOKEN_INVALID, tokens kept', async (t) => {
-  const env = await startOAuthApp(t, oidc)
-  const { b } = await expiredSession(env)
-  oidc.substitute({ json: { token_type: 'Bearer' } })
+t.test('a 2xx JSON answer that fails validation used up the refresh token: 502 FSS_TOKEN_INVALID, tokens cleared, never replayed', async (t) => {
+  const broken: Array<[string, (body: Record<string, unknown>) => void]> = [
+    ['token_type DPoP', (body) => { body.token_type = 'DPoP' }],
+    ['a string expires_in', (body) => { body.expires_in = '3600' }],
+    ['no access_token', (body) => { delete body.access_token }]
+  ]
+  for (const [what, patch] of broken) {
+    const env = await startOAuthApp(t, oidc, { refreshBackoff: 5 })
+    const { b, refresh } = await expiredSession(env)
+    const stale = await b.jar.getCookieString(b.origin + '/')
+    const sent = refreshTokensSent(t)
+    const clock = FakeTimers.install({ toFake: ['Date'], now: Date.now() })
+    // The provider really refreshed (and rotated): only its answer is broken.
+    oidc.substitute({ patch })
+    const res = await b.request('/api/token')
+    t.equal(res.status, 502, what)
+    t.equal(res.json().code, 'FSS_TOKEN_INVALID', what)
+    t.same((await b.request('/api/meta')).json(), { meta: null }, `${what}: tokens cleared`)
+    // Another tab with the old cookie, during and long after the backoff: no replay.
+    for (const wait of [0, 5001, 3600_000]) {
+      clock.tick(wait)
+      const other = await env.browser().request('/api/token', { headers: { cookie: stale } })
+      t.equal(other.json().code, 'FSS_TOKEN_INVALID', `${what}: old cookie after ${wait} ms`)
+    }
+    clock.uninstall()
+    t.same(sent, [refresh], `${what}: the provider saw the refresh token once`)
+    t.equal(env.app.oauthInfo.counters.failures.invalid, 1)
+  }
+})
+
+t.test('a non-JSON 2xx answer (maybe a proxy page) keeps the tokens and is retried after the backoff', async (t) => {
+  const env = await startOAuthApp(t, oidc, { refreshBackoff: 5 })
+  const { b, refresh } = await expiredSession(env)
+  const sent = refreshTokensSent(t)
+  const clock = FakeTimers.install({ toFake: ['Date'], now: Date.now() })
+  t.teardown(() => clock.uninstall())
+  oidc.substitute({ status: 200, body: '<html>maintenance</html>', contentType: 'text/html' })
   const res = await b.request('/api/token')
   t.equal(res.status, 502)
   t.equal(res.json().code, 'FSS_TOKEN_INVALID')
+  t.equal((await b.request('/api/meta')).json().meta.hasRefreshToken, true, 'tokens kept')
   t.equal((await b.request('/api/token')).json().code, 'FSS_TOKEN_INVALID', 'same answer during the backoff')
+  clock.tick(5001)
+  t.equal((await b.request('/api/token')).status, 200, 'retried after the window')
+  t.same(sent, [refresh, refresh], 'the kept refresh token was sent again after the window, once')
   t.equal(env.app.oauthInfo.counters.failures.invalid, 1)
 })
 
@@ -183,4 +252,84 @@ t.test('refresh happens within the skew, and a short-lived token is not refreshe
   clock.tick(2000)
   t.not((await b.request('/api/token')).json().fp, fingerprint('short-lived-access'), '59 s left: refreshed')
   t.equal(oidc.tokenCalls.refresh_token - before, 2)
+})
+
+t.test('a token without a refresh token is used until it actually expires, not only until the skew', async (t) => {
+  const env = await startOAuthApp(t, oidc, { refreshSkew: 60 })
+  const clock = FakeTimers.install({ toFake: ['Date'], now: Date.now() })
+  t.teardown(() => clock.uninstall())
+  const b = env.browser()
+  const access = `no-refresh-access-${++n}`
+  await b.request('/api/store', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ access_token: access, token_type: 'Bearer', expires_in: 3600 }) })
+  const calls = oidc.tokenCalls.total
+  clock.tick(3600_000 - 30_000)
+  const inSkew = await b.request('/api/token')
+  t.equal(inSkew.status, 200, '30 s left, inside the skew: still served')
+  t.equal(inSkew.json().fp, fingerprint(access))
+  clock.tick(29_000)
+  t.equal((await b.request('/api/token')).json().fp, fingerprint(access), '1 s left: still served')
+  clock.tick(1000)
+  const expired = await b.request('/api/token')
+  t.equal(expired.status, 401, 'expired: a login is needed')
+  t.equal(expired.json().code, 'FSS_TOKEN_EXPIRED')
+  t.equal(oidc.tokenCalls.total, calls, 'no token-endpoint call at any point')
+})
+
+t.test('an old pair re-sealed by a concurrent session write is swapped for the new one, long after 30 s, without a provider call', async (t) => {
+  const env = await startOAuthApp(t, oidc, { refreshSkew: 60 })
+  const clock = FakeTimers.install({ toFake: ['Date'], now: Date.now() })
+  t.teardown(() => clock.uninstall())
+  const b = env.browser()
+  const access = `rolled-access-${++n}-${'a'.repeat(20)}`
+  const refresh = `rolled-refresh-${n}-${'r'.repeat(20)}`
+  await b.request('/api/store', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ access_token: access, token_type: 'Bearer', expires_in: 3700, refresh_token: refresh }) })
+  const sent = refreshTokensSent(t)
+  const C0 = await b.jar.getCookieString(b.origin + '/')
+  // 50 s left (inside the skew) and past the 1 h rolling interval.
+  clock.tick(3650_000)
+  oidc.hold()
+  const refreshing = b.request('/api/token')
+  await oidc.waitForTokenCalls(oidc.tokenCalls.total + 1)
+  // A concurrent request decoded the old cookie and re-issues it (rolling): it re-seals the OLD pair.
+  const writer = env.browser()
+  const rolled = await writer.request('/api/meta', { headers: { cookie: C0 } })
+  t.ok(rolled.setCookies.some((l) => l.startsWith('__Host-session=')), 'the concurrent request re-sealed the session')
+  const stale = rolled.setCookies.find((l) => l.startsWith('__Host-session='))?.split(';')[0] as string
+  oidc.release()
+  const winner = await refreshing
+  t.equal(winner.status, 200)
+  const fresh = winner.json().fp
+  t.not(fresh, fingerprint(access))
+  const calls = oidc.tokenCalls.refresh_token
+  // The browser kept the re-sealed old pair (its answer arrived last). Well after the old 30 s grace window:
+  for (const [wait, what] of [[31_000, '31 s later'], [10 * 60_000, '10 min later, the old access token long expired']] as const) {
+    clock.tick(wait)
+    const late = env.browser()
+    const res = await late.request('/api/token', { headers: { cookie: stale } })
+    t.equal(res.status, 200, what)
+    t.equal(res.json().fp, fresh, `${what}: the new token`)
+    // The answer re-stored the new pair: that cookie alone reads as the new token.
+    const next = await late.jar.getCookieString(late.origin + '/')
+    t.not(next, '', `${what}: the session was re-written`)
+    t.equal((await env.browser().request('/api/token', { headers: { cookie: next } })).json().fp, fresh)
+  }
+  t.equal(oidc.tokenCalls.refresh_token, calls, 'no provider call for the old pair')
+  t.same(sent, [refresh], 'the provider saw the old refresh token once')
+  env.logs.assertNoSecrets(t, [...oidc.issued(), access, refresh])
+})
+
+t.test('a provider that does not rotate: the caller holding the newest pair refreshes normally', async (t) => {
+  const env = await startOAuthApp(t, oidc, { refreshSkew: 60 })
+  const clock = FakeTimers.install({ toFake: ['Date'], now: Date.now() })
+  t.teardown(() => clock.uninstall())
+  const { b, refresh } = await expiredSession(env)
+  const sent = refreshTokensSent(t)
+  oidc.substitute({ patch: (body) => { delete body.refresh_token; body.expires_in = 600 } })
+  const first = (await b.request('/api/token')).json().fp
+  t.equal((await b.request('/api/token')).json().fp, first, 'the new token, no call')
+  // Inside the skew of the new token (its mapping from R1 is still alive): a real refresh, not the same token again.
+  clock.tick(600_000 - 30_000)
+  const second = (await b.request('/api/token')).json().fp
+  t.not(second, first, 'refreshed again with the kept refresh token')
+  t.same(sent, [refresh, refresh])
 })

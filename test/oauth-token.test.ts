@@ -2,7 +2,7 @@
 // seconds, never "never expires"; and the error classification it feeds.
 import t from 'tap'
 import fc from 'fast-check'
-import { normalizeToken, tokenMetadata, fingerprint, isStoredToken } from '../lib/oauth/token.ts'
+import { normalizeToken, tokenMetadata, fingerprint, isStoredToken, MAX_TOKEN_LIFETIME } from '../lib/oauth/token.ts'
 import { classifyTokenEndpointError, codeOf, failureKind, isEmptySuccess } from '../lib/oauth/provider-errors.ts'
 import { errors } from '../lib/errors.ts'
 import { fastifyOAuth2Options, resolveOAuthOptions } from '../lib/oauth/options.ts'
@@ -24,13 +24,43 @@ t.test('unknown fields are stripped and token_type is stored as Bearer', async (
   t.same(norm({ access_token: 'at', token_type: 'Bearer', refresh_token: null, scope: undefined }).refresh_token, undefined, 'null optional fields are absent')
 })
 
-t.test('expires_at from a Date, an ISO string, epoch seconds or expires_in; expires_at wins', async (t) => {
+t.test('expires_at from a Date, an ISO string, epoch seconds or expires_in; the earlier of both wins', async (t) => {
   const at = now / 1000 + 100
   t.equal(norm({ access_token: 'a', token_type: 'Bearer', expires_at: new Date(at * 1000) }).expires_at, at)
   t.equal(norm({ access_token: 'a', token_type: 'Bearer', expires_at: new Date(at * 1000).toISOString() }).expires_at, at)
   t.equal(norm({ access_token: 'a', token_type: 'Bearer', expires_at: at + 0.7 }).expires_at, at)
-  t.equal(norm({ access_token: 'a', token_type: 'Bearer', expires_at: at, expires_in: 5 }).expires_at, at)
+  t.equal(norm({ access_token: 'a', token_type: 'Bearer', expires_at: at, expires_in: 5 }).expires_at, now / 1000 + 5, 'expires_in earlier')
+  t.equal(norm({ access_token: 'a', token_type: 'Bearer', expires_at: at, expires_in: 500 }).expires_at, at, 'expires_at earlier')
+  // A stored token read back later: its absolute expires_at stays the expiry.
+  const stored = norm({ access_token: 'a', token_type: 'Bearer', expires_in: 60 })
+  t.equal(normalizeToken(stored, { now: now + 30_000, assumedLifetime: 3600 }).expires_at, stored.expires_at)
   t.equal(normalizeToken({ access_token: 'a', token_type: 'Bearer', expires_in: 10 }, { assumedLifetime: 1 }).expires_at, Math.floor(Date.now() / 1000) + 10, 'now defaults to Date.now()')
+})
+
+t.test('a provider-stated expiry more than a year ahead is FSS_TOKEN_INVALID, whatever its form', async (t) => {
+  const year = MAX_TOKEN_LIFETIME
+  const base = { access_token: 'secret-value-1', token_type: 'Bearer' }
+  const bad: Array<[string, unknown]> = [
+    // simple-oauth2 turns a provider's expires_at into new Date(n * 1000): a ms value becomes year ~60000.
+    ['ms expires_at through simple-oauth2', { ...base, expires_at: new Date((now + 3600_000) * 1000) }],
+    ['the last valid Date', { ...base, expires_at: new Date(8.64e15) }],
+    ['ISO 9999-12-31', { ...base, expires_at: '9999-12-31' }],
+    ['expires_in 1e10', { ...base, expires_in: 1e10 }],
+    ['epoch seconds just over a year', { ...base, expires_at: now / 1000 + year + 1 }],
+    ['expires_in just over a year', { ...base, expires_in: year + 1 }],
+    ['both beyond', { ...base, expires_in: 1e10, expires_at: '9999-12-31' }]
+  ]
+  for (const [what, raw] of bad) {
+    const err = t.throws(() => norm(raw), what) as Error & { code: string }
+    t.equal(err.code, 'FSS_TOKEN_INVALID', what)
+    t.match(err.message, /expires_(at|in): more than/, what)
+    t.notMatch(err.message, /secret-value/)
+  }
+  t.equal(norm({ ...base, expires_in: year }).expires_at, now / 1000 + year, 'exactly a year is accepted')
+  t.equal(norm({ ...base, expires_at: now / 1000 + year }).expires_at, now / 1000 + year)
+  // One absurd field next to a sane one: the earlier (sane) one is the expiry.
+  t.equal(norm({ ...base, expires_in: 60, expires_at: '9999-12-31' }).expires_at, now / 1000 + 60)
+  t.equal(norm({ ...base, expires_in: 1e10, expires_at: now / 1000 + 60 }).expires_at, now / 1000 + 60)
 })
 
 t.test('no lifetime at all: the assumed lifetime, flagged in metadata', async (t) => {
@@ -73,7 +103,7 @@ t.test('any input either normalizes to the stored shape or throws FSS_TOKEN_INVA
   fc.assert(fc.property(input, (raw) => {
     try {
       const token = norm(raw)
-      return isStoredToken(token) && Number.isInteger(token.expires_at)
+      return isStoredToken(token) && Number.isInteger(token.expires_at) && token.expires_at <= now / 1000 + MAX_TOKEN_LIFETIME
     } catch (err) {
       return (err as { code?: string }).code === 'FSS_TOKEN_INVALID'
     }

@@ -104,6 +104,47 @@ t.test('raw secure-session: a payload without __ts never expires and null answer
   t.equal((await ours.fastify.inject({ url: '/get', headers: { cookie: `${NAME}=${nul}` } })).statusCode, 200)
 })
 
+t.test('the issue time is our own __i, never a __ts secure-session filled in; idle is our own check', async (t) => {
+  const k = key()
+  const { fastify, reasons } = await app(t, [k])
+  const D = 24 * 3600
+  const cases: Array<[string, Record<string, unknown>, string]> = [
+    // secure-session fills a missing __ts with "now", which used to pass every idle check: __i governs.
+    ['no __ts, an __i past the idle timeout', { user: 'mallory', __i: now() - 8 * 24 * 3600, __c: now() - 8 * 24 * 3600 }, 'idle'],
+    // __ts fresh, __i 8 days old: secure-session's own check would pass it; ours measures from __i.
+    ['a fresh __ts but an __i past the idle timeout', { user: 'x', __ts: now(), __i: now() - 8 * D, __c: now() - 8 * D }, 'idle'],
+    ['a non-integer __i', { user: 'x', __ts: now(), __i: 'soon', __c: now() }, 'timestamp'],
+    // The exact limit: idle at issuedAt + 7 days, as secure-session counted.
+    ['__i exactly 7 days ago', { user: 'x', __ts: now() - 7 * D, __i: now() - 7 * D, __c: now() - 7 * D }, 'idle'],
+    ['a previous-release cookie (no __i) past the idle timeout', { user: 'x', __ts: now() - 7 * D, __c: now() - 8 * D }, 'idle']
+  ]
+  for (const [label, payload, reason] of cases) {
+    const before = reasons().length
+    const res = await fastify.inject({ url: '/get', headers: { cookie: `${NAME}=${seal(JSON.stringify(payload), k)[0]}` } })
+    t.same(res.json().data, {}, `${label}: empty session`)
+    t.same(reasons().slice(before), [[20, reason]], `${label}: reason ${reason}`)
+  }
+  const ok = await fastify.inject({ url: '/get', headers: { cookie: `${NAME}=${seal(JSON.stringify({ user: 'x', __ts: now() - 7 * D + 1, __i: now() - 7 * D + 1, __c: now() - 7 * D + 1 }), k)[0]}` } })
+  t.same(ok.json().data, { user: 'x' }, '1 s before the limit: valid, and no internal field in data()')
+})
+
+t.test('cookies of the previous release (no __i) keep working and are re-issued with __i; old instances read ours', async (t) => {
+  const k = key()
+  const { fastify } = await app(t, [k])
+  const legacy = seal(JSON.stringify({ user: 'ada', __ts: now() - 60, __c: now() - 120 }), k)[0]
+  const read = await fastify.inject({ url: '/get', headers: { cookie: `${NAME}=${legacy}` } })
+  t.same(read.json().data, { user: 'ada' }, 'read on its __ts')
+  // The previous release: plain secure-session with expiry = idle timeout, same key.
+  const old = await build(t)
+  await old.register(secureSession, { key: k, expiry: 7 * 24 * 3600 })
+  old.get('/ts', async (req) => ({ ts: req.session.get('__ts' as never), data: req.session.data() }))
+  const ours = liveCookies(setCookies(t, await fastify.inject({ url: '/set' }))).get(NAME) as string
+  const [c, n] = ours.split('.')
+  const oldView = (await old.inject({ url: '/ts', headers: { cookie: `session=${encodeURIComponent(Buffer.from(c, 'base64url').toString('base64') + ';' + Buffer.from(n, 'base64url').toString('base64'))}` } })).json()
+  t.equal(oldView.ts, now(), 'the previous release still finds __ts')
+  t.same(oldView.data, { user: 'ada', __i: now(), __c: now() }, 'and the same issue time under __i')
+})
+
 t.test('a cookie sealed with the previous key is accepted and re-issued under the newest', async (t) => {
   const oldKey = key()
   const newKey = key()

@@ -120,3 +120,31 @@ t.test('regenerate() restarts the absolute clock; a new session has no times yet
   t.equal(details.expiresAt, Date.now() + 7 * D)
   setCookies(t, fresh)
 })
+
+t.test('an instance whose clock is 2 s behind re-issues a session the next request still accepts', async (t) => {
+  const c = clock(t)
+  const T = Date.now()
+  const shared = key()
+  const ahead = await app(t, { key: shared })
+  const behind = await app(t, { key: shared })
+  behind.fastify.get('/touch', async (req) => { sess(req).set('seen', true); return {} })
+  const browser = new Browser(ahead.fastify, t)
+  c.setSystemTime(T + 2 * S) // the instance that creates the session runs 2 s ahead
+  await browser.request('/set')
+  const created = (await browser.request('/get')).json().details.createdAt
+  t.equal(created, T + 2 * S)
+
+  c.setSystemTime(T) // the next request lands on an instance 2 s behind
+  const behindBrowser = Object.assign(new Browser(behind.fastify, t), { jar: browser.jar })
+  const touched = await behindBrowser.request('/touch')
+  t.equal(touched.lines.length, 1, 're-issued by the instance behind')
+
+  // Read right after, at T, on either instance: still logged in.
+  for (const [name, instance] of [['behind', behind], ['ahead', ahead]] as const) {
+    const reader = Object.assign(new Browser(instance.fastify, t), { jar: browser.jar })
+    const got = await reader.request('/get')
+    t.same(got.json().data, { user: 'ada', seen: true }, `${name}: the re-issued session is accepted`)
+    t.equal(got.json().details.createdAt, T + 2 * S, `${name}: creation time kept`)
+  }
+  t.same([...ahead.rejected(), ...behind.rejected()], [], 'nothing rejected')
+})

@@ -115,12 +115,15 @@ t.test('touch() re-issues an unchanged session; internal field names are refused
   const { fastify } = await app(t)
   fastify.get('/touch', async (req) => { req.session.touch(); return { ok: true } })
   fastify.get('/reserved', async (req) => { req.session.set('__ts' as 'typedTestCounter', 1); return { ok: true } })
+  fastify.get('/reserved-i', async (req) => { req.session.set('__i' as 'typedTestCounter', 1); return { ok: true } })
   const browser = new Browser(fastify, t)
   await browser.request('/set')
   t.equal((await browser.request('/touch')).lines.length, 1)
   const res = await browser.request('/reserved')
   t.equal(res.statusCode, 500)
   t.equal(res.json().code, 'FSS_SESSION_KEY_RESERVED')
+  const own = await browser.request('/reserved-i')
+  t.equal(own.json().code, 'FSS_SESSION_KEY_RESERVED', 'our own issue-time field too')
 })
 
 t.test('options() adjusts Max-Age or SameSite for one response, never Path, Domain or Secure', async (t) => {

@@ -4,9 +4,16 @@
 // requests carrying the same cookie both refresh, the second replays a used
 // refresh token and the provider may revoke the whole token family. So:
 //  - in flight: every caller with the same refresh token awaits one call;
-//  - recently refreshed (grace window): a request that still carries the old
-//    cookie (sent before the winner's Set-Cookie arrived) gets the winner's
-//    token instead of replaying the old refresh token, and writes that;
+//  - replaced: the old → new mapping is kept until the new token expires (not
+//    a short grace window), because a request that still carries the old
+//    cookie may come much later: one sent before the winner's Set-Cookie
+//    arrived, or a concurrent request that re-sealed the old pair it had
+//    decoded (rolling re-issue, session.set) after the winner's cookie. It
+//    gets the newest token (following chains) instead of replaying the old
+//    refresh token, and writes that;
+//  - spent: a 2xx JSON answer that fails validation still consumed the
+//    refresh token at the provider; the error says so, and the caller drops
+//    the stored tokens rather than replay it after the backoff;
 //  - recently failed (backoff window): callers get the same coded error
 //    without a new call, so a broken provider is not hammered in a tight loop.
 // Entries are keyed by sha256 of the refresh token; the token itself is never
@@ -25,8 +32,6 @@ export interface RefreshCoordinatorOptions {
   normalize: (raw: unknown) => StoredToken
   /** ms during which a failed refresh token answers the same error without a call */
   backoffMs: number
-  /** ms during which a refreshed token is handed to late callers still holding the old refresh token */
-  graceMs: number
   /** bound on remembered entries (each map) */
   maxEntries?: number
   /** cross-process single-flight (the Redis plugin's `fleet`); runs `fn` once across instances */
@@ -50,6 +55,33 @@ export interface RefreshCounters {
 
 interface Remembered<T> { value: T, until: number }
 
+const kSpent = Symbol('fss.oauth.refreshTokenSpent')
+
+/**
+ * True when the refresh token of the failed refresh must not be sent again:
+ * invalid_grant, or a 2xx JSON answer that failed validation (the provider
+ * has processed, and with rotation consumed, the refresh token: RFC 9700 §4.14).
+ */
+export function isRefreshTokenSpent (err: unknown): boolean {
+  const e = err as { code?: unknown, [kSpent]?: unknown } | null
+  return e?.code === 'FSS_TOKEN_REFRESH_REJECTED' || e?.[kSpent] === true
+}
+
+function spent<T extends object> (err: T): T {
+  Object.defineProperty(err, kSpent, { value: true })
+  return err
+}
+
+/** How long a used-up refresh token (by hash) keeps answering its error without a call. */
+const SPENT_MEMORY_MS = 24 * 3600_000
+
+/** Bound on replacement chains followed per lookup (a cycle cannot loop). */
+const MAX_CHAIN = 32
+
+function keyOf (refreshToken: string): string {
+  return createHash('sha256').update(refreshToken).digest('base64url')
+}
+
 export class RefreshCoordinator {
   readonly counters: RefreshCounters = {
     refreshes: 0,
@@ -58,13 +90,16 @@ export class RefreshCoordinator {
     backedOff: 0
   }
 
-  /** the last refresh failure (epoch ms + code), for health output */
+  /**
+   * The last provider-side refresh failure (epoch ms + code), for health output. Cleared by the
+   * next successful refresh; a rejected refresh token (invalid_grant) is never recorded here.
+   */
   lastFailure: { at: number, code: string } | null = null
 
   readonly #opts: RefreshCoordinatorOptions & { maxEntries: number }
   readonly #inflight = new Map<string, Promise<StoredToken>>()
   readonly #recent = new Map<string, Remembered<StoredToken>>()
-  readonly #failed = new Map<string, Remembered<string>>()
+  readonly #failed = new Map<string, Remembered<{ code: string, spent: boolean }>>()
 
   constructor (opts: RefreshCoordinatorOptions) {
     this.#opts = { maxEntries: 10_000, ...opts }
@@ -75,17 +110,35 @@ export class RefreshCoordinator {
     return this.#inflight.size
   }
 
+  /**
+   * The newest token that replaced `token` (its refresh token was refreshed
+   * here, maybe more than once), or null when `token` is the newest known.
+   * An entry whose access token is the caller's own is no replacement: a
+   * provider that does not rotate maps R1 to a pair that still holds R1.
+   */
+  replaced (token: StoredToken): StoredToken | null {
+    const now = Date.now()
+    let current = token
+    let newest: StoredToken | null = null
+    for (let i = 0; i < MAX_CHAIN && current.refresh_token !== undefined; i++) {
+      const entry = this.#recent.get(keyOf(current.refresh_token))
+      if (entry === undefined || entry.until <= now || entry.value.access_token === current.access_token) break
+      current = newest = entry.value
+    }
+    if (newest !== null) this.counters.shared++
+    return newest
+  }
+
   /** A fresh token for `token` (which must hold a refresh_token). Throws coded errors. */
   refresh (token: StoredToken & { refresh_token: string }): Promise<StoredToken> {
-    const key = createHash('sha256').update(token.refresh_token).digest('base64url')
-    const now = Date.now()
-    const recent = this.#recent.get(key)
-    if (recent !== undefined && recent.until > now) {
-      this.counters.shared++
-      return Promise.resolve(recent.value)
-    }
+    const newest = this.replaced(token)
+    // The plugin asks replaced() itself right before (no await in between), so
+    // this never hits through it; kept so no other caller can replay a used-up token.
+    /* c8 ignore next */
+    if (newest !== null) return Promise.resolve(newest)
+    const key = keyOf(token.refresh_token)
     const failed = this.#failed.get(key)
-    if (failed !== undefined && failed.until > now) {
+    if (failed !== undefined && failed.until > Date.now()) {
       this.counters.backedOff++
       return Promise.reject(recreate(failed.value))
     }
@@ -102,7 +155,16 @@ export class RefreshCoordinator {
   async #run (key: string, token: StoredToken & { refresh_token: string }): Promise<StoredToken> {
     const { call, normalize, lock } = this.#opts
     const once = async (): Promise<StoredToken> => {
-      const fresh = normalize(await call(token.refresh_token))
+      const raw = await call(token.refresh_token)
+      let fresh: StoredToken
+      try {
+        fresh = normalize(raw)
+      } catch (err) {
+        // call() resolved: a 2xx JSON object the provider built after using
+        // the refresh token. (Non-JSON or HTML bodies, maybe from a proxy,
+        // reject inside call() and keep the token.)
+        throw spent(err as CodedError)
+      }
       // RFC 6749 §6: the provider MAY issue a new refresh token; when it does
       // not, the old one stays valid. simple-oauth2 5.x drops it in that case
       // (it copies `this.refresh_token`, which is undefined), so we keep it here.
@@ -121,13 +183,22 @@ export class RefreshCoordinator {
     } catch (err) {
       const code = (err as CodedError).code
       this.counters.failures[failureKind(code)]++
-      this.lastFailure = { at: Date.now(), code }
-      remember(this.#failed, key, code, Date.now() + this.#opts.backoffMs, this.#opts.maxEntries)
+      // invalid_grant is one user's refresh token (revoked, expired, replayed), not the
+      // provider's health: counted above, but not what /health reports.
+      if (code !== 'FSS_TOKEN_REFRESH_REJECTED') this.lastFailure = { at: Date.now(), code }
+      // A used-up refresh token is remembered for a day, not the backoff: an
+      // old cookie from another tab must not replay it once the backoff ends.
+      const isSpent = isRefreshTokenSpent(err)
+      remember(this.#failed, key, { code, spent: isSpent }, Date.now() + Math.max(this.#opts.backoffMs, isSpent ? SPENT_MEMORY_MS : 0), this.#opts.maxEntries)
       throw err
     }
     this.#failed.delete(key)
-    // Never hand out a token past its own expiry, however long the grace window.
-    remember(this.#recent, key, fresh, Math.min(Date.now() + this.#opts.graceMs, fresh.expires_at * 1000), this.#opts.maxEntries)
+    // The provider answered: an earlier failure no longer describes its health.
+    this.lastFailure = null
+    // Kept until the new token expires (never handed out past that): a stale
+    // cookie holding the old pair may be re-sealed by a concurrent request and
+    // come back long after a short grace window.
+    remember(this.#recent, key, fresh, fresh.expires_at * 1000, this.#opts.maxEntries)
     return fresh
   }
 }
@@ -146,7 +217,8 @@ function remember<T> (map: Map<string, Remembered<T>>, key: string, value: T, un
 
 // A new instance per caller: sharing one error object across requests would
 // share its stack and any property a handler adds to it.
-function recreate (code: string): CodedError {
+function recreate ({ code, spent: isSpent }: { code: string, spent: boolean }): CodedError {
+  if (isSpent && code === 'FSS_TOKEN_INVALID') return spent(new errors.FSS_TOKEN_INVALID('the last refresh answer was unusable and used up the refresh token'))
   switch (code) {
     case 'FSS_TOKEN_REFRESH_REJECTED': return new errors.FSS_TOKEN_REFRESH_REJECTED()
     case 'FSS_TOKEN_PROVIDER_TIMEOUT': return new errors.FSS_TOKEN_PROVIDER_TIMEOUT()

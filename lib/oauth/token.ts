@@ -44,6 +44,15 @@ const storedCheck = TypeCompiler.Compile(StoredTokenSchema)
 /** No provider issues expiry dates beyond this (year 5138): a larger number is a millisecond timestamp. */
 const MAX_EPOCH_SECONDS = 1e11
 
+/**
+ * The longest lifetime a provider may state (366 days). simple-oauth2 turns a
+ * provider's `expires_at` into `new Date(n * 1000)`, so a millisecond value
+ * arrives as a Date thousands of years ahead; an `expires_in` of 1e10 or an
+ * ISO '9999-12-31' likewise. Anything beyond this is a unit error, never a
+ * real lifetime, and would make a token that never expires.
+ */
+export const MAX_TOKEN_LIFETIME = 366 * 24 * 3600
+
 export interface NormalizeOptions {
   /** epoch ms; default Date.now() */
   now?: number
@@ -55,10 +64,13 @@ export interface NormalizeOptions {
  * Validate and normalize a token. Throws FSS_TOKEN_INVALID naming the field
  * and the rule, never the value.
  *
- * Expiry policy: `expires_at` (Date, ISO string, or epoch seconds) wins, since
- * it is absolute and survives storage; otherwise `now + expires_in`; with
- * neither, `now + assumedLifetime` and `expires_in` is left out so that
- * metadata reports `expiresAssumed: true`. A token never "never expires".
+ * Expiry policy: the earlier of `expires_at` (Date, ISO string, or epoch
+ * seconds) and `now + expires_in` when both are stated (a stored token keeps
+ * its absolute `expires_at`, which is then the earlier); with neither,
+ * `now + assumedLifetime` and `expires_in` is left out so that metadata
+ * reports `expiresAssumed: true`. A provider-stated expiry beyond
+ * `now + MAX_TOKEN_LIFETIME` is FSS_TOKEN_INVALID: a token never "never expires".
+ * (`assumedLifetime` is the operator's own setting and is not bounded here.)
  */
 export function normalizeToken (raw: unknown, opts: NormalizeOptions): StoredToken {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
@@ -84,13 +96,15 @@ export function normalizeToken (raw: unknown, opts: NormalizeOptions): StoredTok
     throw new errors.FSS_TOKEN_INVALID('token_type: only Bearer tokens are supported')
   }
   const nowSeconds = Math.floor((opts.now ?? Date.now()) / 1000)
-  const token: StoredToken = {
-    access_token: input.access_token,
-    token_type: 'Bearer',
-    expires_at: input.expires_at !== undefined
-      ? toEpochSeconds(input.expires_at)
-      : nowSeconds + Math.floor(input.expires_in ?? opts.assumedLifetime)
+  const stated = [
+    ...(input.expires_at !== undefined ? [toEpochSeconds(input.expires_at)] : []),
+    ...(input.expires_in !== undefined ? [nowSeconds + Math.floor(input.expires_in)] : [])
+  ]
+  const expiresAt = stated.length > 0 ? Math.min(...stated) : nowSeconds + Math.floor(opts.assumedLifetime)
+  if (stated.length > 0 && expiresAt > nowSeconds + MAX_TOKEN_LIFETIME) {
+    throw new errors.FSS_TOKEN_INVALID(`${input.expires_at !== undefined ? 'expires_at' : 'expires_in'}: more than ${MAX_TOKEN_LIFETIME} s ahead (a unit error?)`)
   }
+  const token: StoredToken = { access_token: input.access_token, token_type: 'Bearer', expires_at: expiresAt }
   if (input.expires_in !== undefined) token.expires_in = input.expires_in
   if (input.refresh_token !== undefined) token.refresh_token = input.refresh_token
   if (input.scope !== undefined) token.scope = Array.isArray(input.scope) ? input.scope.join(' ') : input.scope

@@ -1,14 +1,24 @@
-// The encrypted payload: `{ ...data, __ts: issuedAt, __c: createdAt }` in
-// whole seconds. `__ts` is the field @fastify/secure-session checks against its
-// `expiry` (our idle timeout); `__c` carries the creation time for the absolute
+// The encrypted payload: `{ ...data, __ts: issuedAt, __i: issuedAt, __c: createdAt }`
+// in whole seconds. `__i` is our issue time and the one the idle timeout is
+// checked against, here; `__c` carries the creation time for the absolute
 // timeout, inside the ciphertext so no client can move it.
+//
+// Why not secure-session's `__ts` alone: its Session constructor fills a
+// missing `__ts` with "now" before we can see the payload, so a payload
+// without one would pass any idle check, and its expiry failure is only told
+// apart by a debug-message text. `__i` is never filled by anyone but us.
+// `__ts` is still written (the same value) so that instances running the
+// previous release read our cookies during a rolling deploy; a payload without
+// `__i` is a cookie of that release and is read on its `__ts` (drop that
+// fallback one idle timeout after the last such instance is gone).
 //
 // Raw secure-session trusts whatever decrypts: a payload without `__ts` never
 // expires and a `null` payload throws (a 500). Every decoded payload passes
 // `checkPayload` here; anything else is an empty session with a reason.
 export const ISSUED = '__ts'
+export const OWN_ISSUED = '__i'
 export const CREATED = '__c'
-export const RESERVED: ReadonlySet<string> = new Set([ISSUED, CREATED])
+export const RESERVED: ReadonlySet<string> = new Set([ISSUED, OWN_ISSUED, CREATED])
 
 /** Tolerated clock difference between instances behind one load balancer. */
 export const CLOCK_SKEW = 60
@@ -21,7 +31,7 @@ function isTime (value: unknown): value is number {
 export type RejectReason =
   | 'format' // not our cookie syntax, bad base64 or percent-escape
   | 'decrypt' // too short, wrong nonce length, MAC failure, unknown key
-  | 'idle' // idle timeout passed (secure-session's expiry)
+  | 'idle' // idle timeout passed since the issue time
   | 'payload' // plaintext not JSON, null, or not an object
   | 'timestamp' // no valid issued/created time
   | 'future' // a time beyond the tolerated skew
@@ -37,24 +47,31 @@ export function nowSeconds (): number {
 
 /**
  * `data` is secure-session's `session.data()` of what it decoded, and
- * `issuedAt` its `__ts`: a plaintext that is not JSON or is `null`/a primitive
- * makes its decoder throw (the sealer maps that to 'payload'), and an array
- * arrives spread into an object without a creation time. `data()` returns a
- * fresh copy without `__ts`, so it becomes the session's data as is (only
- * `__c` is taken out): no further copies on the read path.
+ * `legacyIssuedAt` its `__ts` (used only for a payload without `__i`): a
+ * plaintext that is not JSON or is `null`/a primitive makes its decoder throw
+ * (the sealer maps that to 'payload'), and an array arrives spread into an
+ * object without a creation time. `data()` returns a fresh copy without
+ * `__ts`, so it becomes the session's data as is (`__c` and `__i` taken out):
+ * no further copies on the read path.
  */
-export function checkPayload (data: Record<string, unknown>, issuedAt: unknown, absoluteTimeout: number): Payload | RejectReason {
+export function checkPayload (data: Record<string, unknown>, legacyIssuedAt: unknown, idleTimeout: number, absoluteTimeout: number): Payload | RejectReason {
+  const own = data[OWN_ISSUED]
+  const issuedAt = own === undefined ? legacyIssuedAt : own
   const createdAt = data[CREATED]
   if (!isTime(issuedAt) || !isTime(createdAt)) return 'timestamp'
   const now = nowSeconds()
   if (issuedAt > now + CLOCK_SKEW || createdAt > now + CLOCK_SKEW) return 'future'
   if (createdAt > issuedAt) return 'timestamp'
+  // The same instant secure-session's own check used: expired once
+  // now ≥ issuedAt + idleTimeout.
+  if (issuedAt + idleTimeout <= now) return 'idle'
   if (createdAt + absoluteTimeout <= now) return 'absolute'
   delete data[CREATED]
+  delete data[OWN_ISSUED]
   return { data, createdAt, issuedAt }
 }
 
 export function buildPayload (data: Record<string, unknown>, createdAt: number, issuedAt: number): Record<string, unknown> {
   // Internal fields last: user data cannot shadow them (set() refuses them too).
-  return { ...data, [ISSUED]: issuedAt, [CREATED]: createdAt }
+  return { ...data, [ISSUED]: issuedAt, [OWN_ISSUED]: issuedAt, [CREATED]: createdAt }
 }

@@ -15,35 +15,37 @@ export interface Sealer {
 // Names nobody reads: secure-session decorates the child's requests with this.
 const UNUSED = '__fssSealerOnly'
 
+// secure-session's own expiry check is switched off (100 years): checkPayload
+// checks the idle timeout against our own `__i`, so every `null` from its
+// decoder is a decryption-class failure and no reason is read from its texts.
+const NO_EXPIRY = 100 * 365 * 24 * 3600
+
+// decode() logs its failure at debug level (constant texts): not passed on.
+const silent = {
+  debug () {},
+  /* c8 ignore next -- only called for an undefined cookie, which we never pass */
+  trace () {}
+} as unknown as FastifyBaseLogger
+
 export async function createSealer (fastify: FastifyInstance, keys: Buffer[], idleTimeout: number, absoluteTimeout: number): Promise<Sealer> {
   let sealer: Sealer | undefined
   await fastify.register(async (child) => {
-    await child.register(secureSession, { key: keys, expiry: idleTimeout, cookieName: UNUSED, sessionName: UNUSED })
+    await child.register(secureSession, { key: keys, expiry: NO_EXPIRY, cookieName: UNUSED, sessionName: UNUSED })
     const { decodeSecureSession: decode, encodeSecureSession: encode, createSecureSession: create } = child
-    // secure-session answers null for every failure and says which in a
-    // debug line (constant texts, no values): we read the reason from it
-    // instead of passing on its log lines. decode() is synchronous, so one
-    // logger and one slot serve every call, with nothing allocated per request.
-    let reason: RejectReason = 'decrypt'
-    const log = {
-      debug (msg: string) { reason = msg.includes('expiry') ? 'idle' : 'decrypt' },
-      /* c8 ignore next -- only called for an undefined cookie, which we never pass */
-      trace () {}
-    } as unknown as FastifyBaseLogger
     sealer = {
       open (sealed) {
-        reason = 'decrypt'
         let session
         try {
-          session = decode(sealed, log)
+          session = decode(sealed, silent)
         } catch {
           // JSON.parse of the plaintext failed, or it was null/a primitive
           // (secure-session reads `null.__ts` and throws: a 500 upstream).
           return 'payload'
         }
-        if (session === null) return reason
+        // Malformed, too short, wrong nonce length, MAC failure or unknown key.
+        if (session === null) return 'decrypt'
         // data() is typed `| undefined` but always returns a fresh object copy.
-        const payload = checkPayload(session.data() as unknown as Record<string, unknown>, session.get('__ts'), absoluteTimeout)
+        const payload = checkPayload(session.data() as unknown as Record<string, unknown>, session.get('__ts'), idleTimeout, absoluteTimeout)
         // `changed` is set by secure-session when an older key opened it.
         return typeof payload === 'string' ? payload : { payload, rotated: session.changed }
       },
