@@ -117,11 +117,15 @@ export class RefreshCoordinator {
    * provider that does not rotate maps R1 to a pair that still holds R1.
    */
   replaced (token: StoredToken): StoredToken | null {
+    // Asked on every accessToken(): no hashing here. #recent is keyed by the
+    // old refresh token itself, which exposes nothing its values do not: a
+    // rotated one is used up, and a non-rotated one is in the value too.
+    if (this.#recent.size === 0) return null
     const now = Date.now()
     let current = token
     let newest: StoredToken | null = null
     for (let i = 0; i < MAX_CHAIN && current.refresh_token !== undefined; i++) {
-      const entry = this.#recent.get(keyOf(current.refresh_token))
+      const entry = this.#recent.get(current.refresh_token)
       if (entry === undefined || entry.until <= now || entry.value.access_token === current.access_token) break
       current = newest = entry.value
     }
@@ -198,7 +202,7 @@ export class RefreshCoordinator {
     // Kept until the new token expires (never handed out past that): a stale
     // cookie holding the old pair may be re-sealed by a concurrent request and
     // come back long after a short grace window.
-    remember(this.#recent, key, fresh, fresh.expires_at * 1000, this.#opts.maxEntries)
+    remember(this.#recent, token.refresh_token, fresh, fresh.expires_at * 1000, this.#opts.maxEntries)
     return fresh
   }
 }
