@@ -70,8 +70,7 @@ function refreshLockTtl (redis: RedisTokenStorePluginOptions, timeout: unknown):
 }
 
 const sessionSuite: FastifyPluginAsync<SessionSuiteOptions> = async (fastify, opts) => {
-  const { logLevel: _l, logSerializers: _s, ...own } = opts as SessionSuiteOptions & Record<string, unknown>
-  validateOptions(SessionSuiteOptionsSchema, own)
+  validateOptions(SessionSuiteOptionsSchema, opts)
   // Before any plugin, so each can add its own health check while registering.
   healthRegistry(fastify)
 

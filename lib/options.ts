@@ -7,7 +7,27 @@ import { errors } from './errors.ts'
 
 const compiled = new WeakMap<TSchema, TypeCheck<TSchema>>()
 
-export function validateOptions<T extends TSchema> (schema: T, value: unknown, prefix = ''): Static<T> {
+// Fastify passes its own register options in the same object as ours; they
+// are not ours to check, unless a schema declares the name itself (the debug
+// routes' `prefix`). Stripped here, once, rather than by every plugin.
+const REGISTER_OPTIONS = ['prefix', 'logLevel', 'logSerializers']
+
+function ownPart (schema: TSchema, value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value
+  const declared = (schema as { properties?: Record<string, unknown> }).properties ?? {}
+  let own: Record<string, unknown> | undefined
+  for (const name of REGISTER_OPTIONS) {
+    if (name in value && !(name in declared)) {
+      own ??= { ...value }
+      delete own[name]
+    }
+  }
+  return own ?? value
+}
+
+/** The options without Fastify's own register options, checked against `schema`. */
+export function validateOptions<T extends TSchema> (schema: T, raw: unknown, prefix = ''): Static<T> {
+  const value = ownPart(schema, raw)
   let check = compiled.get(schema)
   if (check === undefined) {
     check = TypeCompiler.Compile(schema)

@@ -69,9 +69,7 @@ export function parseFormBody (body: string): Record<string, string | string[]> 
 type Refusal = 'missing-token' | 'no-session-secret' | 'invalid-token'
 
 const csrf: FastifyPluginAsync<CsrfOptions> = async (fastify, opts) => {
-  // Fastify's own register options travel in the same object; they are not ours to check.
-  const { prefix, logLevel, logSerializers, ...own } = opts as CsrfOptions & Record<string, unknown>
-  const options = validateOptions(CsrfOptionsSchema, own, 'csrf')
+  const options = validateOptions(CsrfOptionsSchema, opts, 'csrf')
   const getToken = (options.getToken as CsrfOptions['getToken']) ?? tokenFromRequest
 
   if (fastify.hasPlugin('@fastify/csrf-protection')) {

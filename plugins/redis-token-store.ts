@@ -76,8 +76,7 @@ function sessionAbsoluteTimeout (fastify: FastifyInstance): number | undefined {
 }
 
 const redisTokenStore: FastifyPluginAsync<RedisTokenStorePluginOptions> = async (fastify, opts) => {
-  const { prefix: _p, logLevel: _l, logSerializers: _s, ...own } = opts as RedisTokenStorePluginOptions & Record<string, unknown>
-  const options = validateOptions(RedisTokenStoreOptionsSchema, own, 'redis')
+  const options = validateOptions(RedisTokenStoreOptionsSchema, opts, 'redis')
   const keys = getSecretKeyBytes(fastify)
   if (keys === undefined || keys.length === 0) {
     throw new errors.FSS_OPTIONS_INVALID('redis', 'no keyring: register the secret-keys or session plugin first')

@@ -42,9 +42,7 @@ export function getSecretKeyBytes (fastify: FastifyInstance): Buffer[] | undefin
 }
 
 const secretKeys: FastifyPluginAsync<SecretKeysOptions> = async (fastify, opts) => {
-  // Fastify's own register options travel in the same object; they are not ours to check.
-  const { prefix, logLevel, logSerializers, ...own } = opts as SecretKeysOptions & Record<string, unknown>
-  const options = validateOptions(OptionsSchema, own, 'secret')
+  const options = validateOptions(OptionsSchema, opts, 'secret')
   const ring = await loadKeyring(options)
   const info = Object.freeze({
     ...ring.info,

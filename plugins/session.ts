@@ -77,9 +77,7 @@ interface RequestState {
 const kState = Symbol('fss.session.state')
 type WithState = FastifyRequest & { [kState]: RequestState | null }
 
-const session: FastifyPluginAsync<SessionOptions> = async (fastify, registerOpts) => {
-  // Fastify's own register options travel in the same object; not ours to check.
-  const { prefix, logLevel, logSerializers, ...opts } = registerOpts as SessionOptions & Record<string, unknown>
+const session: FastifyPluginAsync<SessionOptions> = async (fastify, opts) => {
   const { policy, warnings } = resolvePolicy(opts)
   const keys = await resolveKeys(fastify, opts)
   if (!fastify.hasPlugin('@fastify/cookie')) await fastify.register(fastifyCookie)

@@ -75,8 +75,7 @@ const debugRoutes: FastifyPluginAsyncTypebox<{ allowed: (request: FastifyRequest
 }
 
 const debug: FastifyPluginAsyncTypebox<DebugOptions> = async (fastify, opts) => {
-  const { logLevel: _l, logSerializers: _s, ...own } = opts as DebugOptions & Record<string, unknown>
-  const { force = false, allow = [], prefix = '/api' } = validateOptions(DebugOptionsSchema, own, 'debug')
+  const { force = false, allow = [], prefix = '/api' } = validateOptions(DebugOptionsSchema, opts, 'debug')
   if (process.env.NODE_ENV === 'production' && !force) throw new errors.FSS_DEBUG_IN_PRODUCTION()
   const allowed = clientFilter(allow)
   await fastify.register(debugRoutes, { prefix, allowed })

@@ -72,9 +72,7 @@ function providerErrorCode (value: string): string {
 }
 
 const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastify, routeOpts) => {
-  // Fastify's own register options travel in the same object; they are not ours to check.
-  const { prefix: _p, logLevel: _l, logSerializers: _s, ...own } = routeOpts as OAuthRoutesOptions & Record<string, unknown>
-  const { redirectAfterLogout } = validateOptions(OAuthRoutesOptionsSchema, own, 'oauth')
+  const { redirectAfterLogout } = validateOptions(OAuthRoutesOptionsSchema, routeOpts, 'oauth')
   const rt = getOAuthRuntime(fastify)
   const { options: opts, oauth2, cookies, info } = rt
   const cookieOpts = { path: '/', secure: true, httpOnly: true, sameSite: 'lax' as const }

@@ -21,3 +21,16 @@ t.test('options validation names the option path, not the value', async (t) => {
   const root = t.throws(() => validateOptions(schema, 42)) as Error & { code: string }
   t.match(root.message, /\(root\)/)
 })
+
+t.test("Fastify's own register options are not ours to refuse, unless a schema declares the name", async (t) => {
+  const schema = Type.Object({ idle: Type.Optional(Type.Integer()) }, { additionalProperties: false })
+  const out = validateOptions(schema, { idle: 5, prefix: '/x', logLevel: 'warn', logSerializers: {} }, 'session')
+  t.same(out, { idle: 5 }, 'prefix, logLevel and logSerializers are dropped before the check')
+  const err = t.throws(() => validateOptions(schema, { idle: 5, idel: 6 }, 'session')) as Error & { code: string }
+  t.equal(err.code, 'FSS_OPTIONS_INVALID', 'anything else unknown is still refused')
+  const declared = Type.Object({ prefix: Type.String({ pattern: '^/' }) }, { additionalProperties: false })
+  t.same(validateOptions(declared, { prefix: '/api', logLevel: 'warn' }), { prefix: '/api' }, 'a declared prefix is kept')
+  t.throws(() => validateOptions(declared, { prefix: 'api' }), { code: 'FSS_OPTIONS_INVALID' }, 'and checked')
+  t.equal(validateOptions(Type.Array(Type.String()), ['a'])[0], 'a', 'non-object values pass through untouched')
+  t.same(validateOptions(Type.Any(), { a: 1, logLevel: 'warn' }), { a: 1 }, 'a schema without properties declares none')
+})
