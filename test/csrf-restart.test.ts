@@ -40,6 +40,13 @@ async function start (t: Test, cap: LogCapture, keys: KeySource): Promise<Fastif
   return app
 }
 
+/** Renders the form: the session (with its CSRF secret) goes into the jar, the token comes back. */
+async function issueToken (app: FastifyInstance, jar: Jar): Promise<string> {
+  const page = await app.inject({ url: '/form' })
+  jar.absorb(page)
+  return page.json().token
+}
+
 async function post (app: FastifyInstance, jar: Jar, token: string): Promise<LightMyRequestResponse> {
   const res = await app.inject({ method: 'POST', url: '/transfer', cookies: jar.cookies, headers: { 'x-csrf-token': token } })
   jar.absorb(res)
@@ -52,9 +59,7 @@ t.test('a token issued before a restart on the same key file is accepted after i
   const jar = new Jar()
 
   const before = await start(t, cap, { keyFile })
-  const page = await before.inject({ url: '/form' })
-  jar.absorb(page)
-  const token: string = page.json().token
+  const token = await issueToken(before, jar)
   const keys = getSecretKeyBytes(before)
   await before.close()
 
@@ -78,9 +83,7 @@ t.test('a token issued before a restart with the same key option is accepted aft
   const cap = captureLogs()
   const jar = new Jar()
   const before = await start(t, cap, { key })
-  const page = await before.inject({ url: '/form' })
-  jar.absorb(page)
-  const token: string = page.json().token
+  const token = await issueToken(before, jar)
   await before.close()
 
   const after = await start(t, cap, { key: Buffer.from(key) })
@@ -94,9 +97,7 @@ t.test('a token issued before a key rotation is accepted after it, and after the
   const jar = new Jar()
 
   const before = await start(t, cap, { keyFile })
-  const page = await before.inject({ url: '/form' })
-  jar.absorb(page)
-  const token: string = page.json().token
+  const token = await issueToken(before, jar)
   const sealedWithOld = { ...jar.cookies }
   await before.close()
 
@@ -129,9 +130,7 @@ t.test('a token issued before a rotation through the key option (new key prepend
   const cap = captureLogs()
   const jar = new Jar()
   const before = await start(t, cap, { key: oldKey })
-  const page = await before.inject({ url: '/form' })
-  jar.absorb(page)
-  const token: string = page.json().token
+  const token = await issueToken(before, jar)
   await before.close()
 
   const after = await start(t, cap, { key: [newKey, oldKey] })
