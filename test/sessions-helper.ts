@@ -3,8 +3,10 @@
 // contract both stores keep, run against each.
 import type { Test } from 'tap'
 import FakeTimers from '@sinonjs/fake-timers'
+import { once } from 'node:events'
 import { createSessionId } from '../lib/sessions/id.ts'
 import type { Clock, RegisterInput, SessionRegistryStore } from '../lib/sessions/contract.ts'
+import type { SessionRegistry } from '../lib/sessions/registry.ts'
 
 export const CHROME = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36'
 export const IPHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1'
@@ -30,6 +32,26 @@ export function fakeClock (start = Date.now()): FakeClock {
 
 export function session (sub: string, extra: Partial<RegisterInput> = {}): RegisterInput {
   return { id: createSessionId(), sub, provider: 'idp', userAgent: CHROME, ...extra }
+}
+
+/** Resolves with the ids `registry` hears announced, once `id` is among them; rejects after `withinMs`. */
+export async function revokedOn (registry: SessionRegistry, id: string, withinMs = 1000): Promise<string[]> {
+  const controller = new AbortController()
+  const timer = setTimeout(() => controller.abort(new Error(`no invalidation for the session within ${withinMs} ms`)), withinMs)
+  try {
+    // Bounded by the abort above; each event is one revocation message.
+    for (;;) {
+      const [ids] = await once(registry.events, 'revoked', { signal: controller.signal }) as [string[]]
+      if (ids.includes(id)) return ids
+    }
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Resolves on the registry's next flush (a (re)subscription of its feed); rejects after `withinMs`. */
+export async function flushedOn (registry: SessionRegistry, withinMs = 10_000): Promise<void> {
+  await once(registry.events, 'flushed', { signal: AbortSignal.timeout(withinMs) })
 }
 
 /** What every store promises; `make` builds a fresh, empty store on `clock` with a 60 s touch interval. */

@@ -15,12 +15,16 @@ const UA_READ_MAX = 512
 const BROWSERS = new Set<string>(Object.values(Bowser.BROWSER_MAP))
 const SYSTEMS = new Set<string>(Object.values(Bowser.OS_MAP))
 
+function known (names: Set<string>, name: string | undefined): string | undefined {
+  return name !== undefined && names.has(name) ? name : undefined
+}
+
 /** "Chrome on Linux", "Safari on iOS", "Firefox", "Browser on Android", or "Unknown device". */
 export function deviceLabel (userAgent: unknown): string {
   if (typeof userAgent !== 'string' || userAgent.trim() === '') return UNKNOWN_DEVICE
   const parsed = Bowser.parse(userAgent.slice(0, UA_READ_MAX))
-  const browser = BROWSERS.has(parsed.browser.name ?? '') ? parsed.browser.name : undefined
-  const os = SYSTEMS.has(parsed.os.name ?? '') ? parsed.os.name : undefined
+  const browser = known(BROWSERS, parsed.browser.name)
+  const os = known(SYSTEMS, parsed.os.name)
   let label: string
   if (browser !== undefined && os !== undefined) label = `${browser} on ${os}`
   else if (browser !== undefined) label = browser
