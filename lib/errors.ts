@@ -43,7 +43,13 @@ export const errors = {
   FSS_CSRF_INVALID: createError('FSS_CSRF_INVALID', 'Missing or invalid CSRF token', 403),
 
   // ── Redis token store ───────────────────────────────────────────────────
-  FSS_STORE_UNAVAILABLE: createError('FSS_STORE_UNAVAILABLE', 'The token store is unavailable', 503)
+  FSS_STORE_UNAVAILABLE: createError('FSS_STORE_UNAVAILABLE', 'The token store is unavailable', 503),
+
+  // ── session registry ────────────────────────────────────────────────────
+  FSS_SESSION_ID_INVALID: createError('FSS_SESSION_ID_INVALID', 'The session id is malformed', 400),
+  // 404, never 403, for another user's id too: ids cannot be probed.
+  FSS_SESSION_NOT_FOUND: createError('FSS_SESSION_NOT_FOUND', 'No such session', 404),
+  FSS_SESSION_RECORD_INVALID: createError<[string, string]>('FSS_SESSION_RECORD_INVALID', 'Session record field %s is invalid: %s', 500)
 } as const
 
 export type ErrorCode = keyof typeof errors
