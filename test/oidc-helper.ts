@@ -56,6 +56,16 @@ export function publicJwk (oidc: OidcServer): JWK & { kid: string } {
   return oidc.service.issuer.keys.toJSON()[0] as JWK & { kid: string }
 }
 
+/**
+ * Signed with the provider's own private key by jose, with exactly `header`
+ * (the provider's buildToken always adds typ JWT).
+ */
+export async function signedByProviderKey (oidc: OidcServer, claims: Record<string, unknown>, header: Record<string, unknown> = {}): Promise<string> {
+  const jwk = oidc.service.issuer.keys.toJSON(true)[0] as JWK & { kid: string }
+  const key = await importJWK(jwk, 'RS256')
+  return await new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: jwk.kid, ...header }).sign(key)
+}
+
 /** alg none: no signature at all. */
 export function unsignedToken (claims: Record<string, unknown>): string {
   return new UnsecuredJWT(claims).encode()

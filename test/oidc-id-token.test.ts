@@ -6,8 +6,9 @@ import fc from 'fast-check'
 import { startOidcServer, type OidcServer } from './fixtures/oidc-server.ts'
 import {
   CLIENT_ID, NONCE, assertRefused, foreignKeyToken, goodClaims, hmacWithPublicKey, providerToken,
-  publicJwk, relyingParty, unsignedToken
+  publicJwk, relyingParty, signedByProviderKey, unsignedToken
 } from './oidc-helper.ts'
+import { build, captureLogs } from './helper.ts'
 import { createNonce } from '../lib/oidc/flow.ts'
 import { bindingOf, checkRefreshedIdToken } from '../lib/oidc/id-token.ts'
 import type { RelyingParty } from '../lib/oidc/relying-party.ts'
@@ -45,6 +46,10 @@ t.test('a good id_token verifies and gives sub, iss and the allow-listed profile
 t.test('several audiences pass with azp equal to the client id', async (t) => {
   const token = await providerToken(oidc, { aud: [CLIENT_ID, 'api.example.org'], azp: CLIENT_ID })
   t.equal((await rp.verifyIdToken(token, { nonce: NONCE })).azp, CLIENT_ID)
+})
+
+t.test('an id_token without a typ header verifies', async (t) => {
+  t.equal((await rp.verifyIdToken(await signedByProviderKey(oidc, goodClaims(oidc)), { nonce: NONCE })).sub, 'user-1')
 })
 
 t.test('a token inside the clock tolerance still verifies', async (t) => {
@@ -93,13 +98,26 @@ const badTokens: BadCase[] = [
   { name: 'an empty string', token: () => '', code: 'FSS_ID_TOKEN_INVALID', reason: 'malformed' }
 ]
 
+const refusals: Array<{ err: Error, token: string }> = []
 for (const bad of badTokens) {
   t.test(`refused: ${bad.name}`, async (t) => {
     const token = await bad.token()
     const err = await assertRefused(t, rp.verifyIdToken(token, { nonce: NONCE }), bad.code, bad.reason, [token, NONCE])
     t.equal(err.statusCode, bad.code === 'FSS_ID_TOKEN_NONCE_INVALID' ? 400 : 502, 'another login\'s token is the request\'s fault; a bad token is the provider\'s')
+    refusals.push({ err, token })
   })
 }
+
+t.test('every refusal logged the way Fastify logs an error shows no token or nonce', async (t) => {
+  const capture = captureLogs()
+  const app = await build(t, { logger: { level: 'info', stream: capture.stream } })
+  t.equal(refusals.length, badTokens.length)
+  for (const { err } of refusals) app.log.error({ err }, 'login refused')
+  t.equal(capture.lines.length, badTokens.length)
+  t.match(capture.lines[0], /"code":"FSS_ID_TOKEN_INVALID"/, 'the code is logged')
+  t.match(capture.lines[0], /"reason":"unknown_key"/, 'and the reason')
+  capture.assertNoSecrets(t, [NONCE, ...refusals.flatMap(({ token }) => [token, ...token.split('.')])])
+})
 
 t.test('a value that is not a string is refused as malformed', async (t) => {
   for (const value of [undefined, null, 42, {}, ['a.b.c']]) {
@@ -134,6 +152,8 @@ t.test('an id_token from a refresh is verified without a nonce, and must keep is
     t.equal(err.statusCode, 401, 'log in again')
   }
   t.same(bindingOf({ iss: 'i', sub: 's', aud: 'a' }), { iss: 'i', sub: 's', aud: 'a' }, 'no azp, none kept')
+  t.doesNotThrow(() => checkRefreshedIdToken({ iss: 'i', sub: 's', aud: 'a' }, { iss: 'i', sub: 's', aud: ['a'] }), 'aud "a" is aud ["a"]')
+  await assertRefused(t, () => checkRefreshedIdToken({ iss: 'i', sub: 's', aud: 'a' }, { iss: 'i', sub: 's', aud: 'b' }), 'FSS_ID_TOKEN_SUBJECT_CHANGED', 'aud')
 })
 
 t.test('a refreshed id_token is still held to every other check', async (t) => {

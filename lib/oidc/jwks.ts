@@ -46,30 +46,40 @@ export interface Jwks {
 /** A JWKS is a few keys; a provider's answer past this is refused unread. */
 export const MAX_JWKS_BYTES = 512 * 1024
 
-// RFC 7517 §5: an object whose `keys` is an array of JWK objects. jose checks
-// each key when it is used; this keeps a garbage answer from replacing a good set.
-function isKeySet (value: unknown): boolean {
+// JWK members that hold private or symmetric key material (RFC 7518 §6.2.2,
+// §6.3.2, §6.4.1, RFC 8037 §2). A set that publishes any is a leak or a
+// misconfiguration: it is refused whole, and the set in use is kept.
+const SECRET_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']
+
+// RFC 7517 §5: an object whose `keys` is an array of public JWK objects. jose
+// checks each key when it is used; this keeps a garbage answer from replacing
+// a good set.
+function isPublicKeySet (value: unknown): boolean {
   const keys = (value as { keys?: unknown } | null)?.keys
-  return Array.isArray(keys) && keys.every((k) => typeof k === 'object' && k !== null && !Array.isArray(k))
+  return Array.isArray(keys) && keys.every((k) => typeof k === 'object' && k !== null && !Array.isArray(k) &&
+    SECRET_MEMBERS.every((member) => !Object.hasOwn(k, member)))
 }
 
 export function createJwks (uri: string, opts: JwksOptions): Jwks {
   const state: JwksState = { uri: displayUrl(uri), fetches: 0, failures: 0, lastFetchAt: null, keyCount: 0, lastFailure: null }
 
+  const fail = (reason: FetchReason): Error => {
+    state.failures++
+    state.lastFailure = { at: Date.now(), code: 'FSS_JWKS_UNAVAILABLE', reason }
+    return refuse.jwks(reason)
+  }
+
   const fetchKeySet = async (url: string, init: { signal: AbortSignal, headers: Headers }): Promise<Response> => {
     state.fetches++
     try {
       const json = await getJson(url, { signal: init.signal, maxBytes: MAX_JWKS_BYTES, headers: Object.fromEntries(init.headers) })
-      if (!isKeySet(json)) throw new FetchFailure('invalid')
+      if (!isPublicKeySet(json)) throw new FetchFailure('invalid')
       state.lastFetchAt = Date.now()
       state.keyCount = (json as { keys: unknown[] }).keys.length
       state.lastFailure = null
       return Response.json(json)
     } catch (err) {
-      const reason = (err as FetchFailure).reason
-      state.failures++
-      state.lastFailure = { at: Date.now(), code: 'FSS_JWKS_UNAVAILABLE', reason }
-      throw refuse.jwks(reason)
+      throw fail((err as FetchFailure).reason)
     }
   }
 
@@ -93,10 +103,10 @@ export function createJwks (uri: string, opts: JwksOptions): Jwks {
       return await remote(header, token)
     } catch (err) {
       // No matching key concerns the token (the verifier says so); a failed
-      // fetch is already coded; anything else is a set jose cannot use (a
-      // private or malformed key).
+      // fetch is already coded; anything else is a key jose cannot import
+      // (a malformed one), which /health must show too.
       if (err instanceof jose.JWKSNoMatchingKey || err instanceof jose.JWKSMultipleMatchingKeys || isCoded(err)) throw err
-      throw refuse.jwks('invalid')
+      throw fail('invalid')
     }
   }
 
