@@ -27,7 +27,7 @@ export interface JwksState {
   uri: string
   /** fetches tried since start-up */
   fetches: number
-  /** fetches that failed since start-up */
+  /** fetches (and key imports) that failed since start-up */
   failures: number
   /** epoch ms of the last successful fetch */
   lastFetchAt: number | null
