@@ -170,6 +170,25 @@ t.test('a "__proto__" field stays a field and never becomes the prototype', asyn
   t.equal(JSON.stringify(got.data), JSON.stringify(data), 'the same JSON')
 })
 
+t.test('an enumerable property on Object.prototype is not copied into the session', async (t) => {
+  const cache = createDecodedCache()
+  const k = cache.key('v')
+  cache.set(k, session({ user: { name: 'ann' }, list: [{ a: 1 }] }))
+  // the pollution this guards against, undone in finally
+  // eslint-disable-next-line no-extend-native
+  Object.defineProperty(Object.prototype, 'polluted', { value: 'yes', enumerable: true, configurable: true, writable: true })
+  let got: DecodedSession | undefined
+  try {
+    got = cache.get(k)
+  } finally {
+    delete (Object.prototype as Record<string, unknown>).polluted
+  }
+  t.ok(got)
+  for (const o of [got?.data, got?.data.user, (got?.data.list as unknown[])[0]]) t.notOk(Object.hasOwn(o as object, 'polluted'), 'inherited, as a fresh decode would have it, not own')
+  t.same(got?.data, { user: { name: 'ann' }, list: [{ a: 1 }] })
+  t.strictSame(cache.get(k), { data: { user: { name: 'ann' }, list: [{ a: 1 }] }, issuedAt: 1_700_000_000, createdAt: 1_700_000_000 }, 'and the fast copy is back once it is gone')
+})
+
 t.test('options are checked once, naming the option', async (t) => {
   t.throws(() => createDecodedCache({ maxEntries: 0 }), { code: 'FSS_OPTIONS_INVALID', message: /decodedCache\.maxEntries/ })
   t.throws(() => createDecodedCache({ maxBytes: 1.5 }), { code: 'FSS_OPTIONS_INVALID', message: /decodedCache\.maxBytes/ })
