@@ -63,6 +63,19 @@ export async function measureThroughput (cases: ThroughputCase[], settings: Thro
       if (spec.login !== undefined) entry.cookie = await login(started.server.url, spec.login)
       running.push(entry)
     }
+    for (const r of running) {
+      if (r.spec.cookieFrom === undefined || r.server === undefined) continue
+      const from = running.find((o) => o.spec.id === r.spec.cookieFrom)
+      if (from?.cookie === undefined) {
+        // the row that logs in was not picked (--only) or could not run
+        settings.log(`#${r.spec.id}: n/a (needs #${r.spec.cookieFrom}'s cookie)`)
+        await r.server.stop()
+        delete r.server
+        r.unavailable = `needs the cookie of #${r.spec.cookieFrom}, which was not measured`
+      } else {
+        r.cookie = from.cookie
+      }
+    }
     const active = running.filter((r) => r.server !== undefined)
     const load = (r: Running, duration: number): Promise<LoadResult> => runLoad({
       url: (r.server as ServerHandle).url + r.spec.path,
