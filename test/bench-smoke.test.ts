@@ -92,6 +92,14 @@ t.test('npm run bench -- --quick prints and writes the whole table, elsewhere th
   t.match(result.stdout, /Node v\d+/, 'with the machine in the header')
 })
 
+t.test('npm run bench:cache -- --quick prints the decoded-session cache micro-benchmark', { timeout: 120_000 }, async (t) => {
+  const result = await run('bench/decoded-cache.ts', ['--quick'])
+  t.equal(result.code, 0, `it exits 0 (stderr: ${result.stderr.slice(-500)})`)
+  for (const size of ['Token-set session', 'Chunked session']) t.match(result.stdout, new RegExp(`${size} .*: cookie \\d+ B`), `the ${size.toLowerCase()}`)
+  for (const path of ['decode today', 'cache hit', 'cache miss']) t.match(result.stdout, new RegExp(`\\| ${path}[^|]* \\| \\d`), `a figure for the ${path} path`)
+  t.match(result.stdout, /Memory, token-set session: \d+ B per entry on the heap .+, \d+ B per entry as the cache counts it/, 'the heap an entry takes')
+})
+
 t.test('npm run soak runs bounded and reports every measure', { timeout: 120_000 }, async (t) => {
   const dir = await tempDir(t, 'fss-soak-')
   const out = join(dir, 'soak.md')
