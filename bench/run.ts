@@ -28,14 +28,19 @@ const { values } = parseArgs({
 
 const quick = values.quick === true
 const num = (value: string | undefined, fallback: number): number => value === undefined ? fallback : Number(value)
+// Many short rounds rather than a few long ones: each ratio is a median of
+// per-round ratios, and the noise of a shared machine comes and goes on the
+// scale of seconds. The median of 15 rounds moves about 1.7× less between two
+// runs than the median of 5 (its spread falls as 1/√rounds); --rounds trades
+// time for agreement. 2 s rounds leave room for two rolling re-issues (#6).
 const settings = {
-  rounds: num(values.rounds, quick ? 1 : 5),
-  duration: num(values.duration, quick ? 1 : 4),
+  rounds: num(values.rounds, quick ? 1 : 15),
+  duration: num(values.duration, quick ? 1 : 2),
   warmup: num(values.warmup, quick ? 1 : 3),
   connections: Math.min(50, num(values.connections, quick ? 10 : 50)),
   log: (line: string) => console.error(`[bench] ${line}`)
 }
-const rollingIntervalSeconds = quick ? 1 : 2
+const rollingIntervalSeconds = 1
 const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean)
 const wanted = (id: string): boolean => only === undefined || only.some((o) => id === o || (/^\d+$/.test(o) && id.startsWith(o) && !/\d/.test(id.slice(o.length))))
 const out = resolve(values.out ?? `${repoRoot}/bench/results.md`)
@@ -86,6 +91,8 @@ function rowsFrom (measured: Measured[]): Row[] {
     }
     const toBare = ratioTo('1')
     if (spec.id !== '1' && toBare !== undefined) row.notes.push(show(toBare, 'bare'))
+    // the server's work per response; like req/s it moves with the load on the machine, so compare it within a run
+    row.notes.push(`server CPU ${median(m.rounds.map((r) => r.cpuPerResponse)).toFixed(1)} µs/response`)
     if (m.cookieBytes > 0) row.notes.push(`cookie ${m.cookieBytes} B in ${m.cookieCount}`)
     if (m.non2xx > 0 || m.errors > 0) row.notes.push(`non-2xx ${m.non2xx}, errors ${m.errors}`)
     return row
