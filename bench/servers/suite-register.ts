@@ -16,6 +16,19 @@ export interface SuiteSetup {
   oauthRoutes?: boolean
   /** callback URL as the provider redirects to it */
   callbackUri?: string
+  /** more root options, merged over the bench's own (objects merged key by key) */
+  options?: Record<string, unknown>
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+function merge (base: Record<string, unknown>, extra: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...base }
+  for (const [k, v] of Object.entries(extra)) {
+    const b = out[k]
+    out[k] = isObject(b) && isObject(v) ? merge(b, v) : v
+  }
+  return out
 }
 
 const here = (path: string): string => fileURLToPath(new URL(path, import.meta.url))
@@ -37,14 +50,14 @@ export async function registerSuite (app: FastifyInstance, setup: SuiteSetup): P
     callbackUri: setup.callbackUri ?? 'http://127.0.0.1/callback',
     hostPrefixedCookies: false
   }
-  await app.register(root.default, {
+  await app.register(root.default, merge({
     appName: 'fastify-session-suite-bench',
     // an env-style key: no key file is read or written by a bench server
     secret: { envVars: ['BENCH_SESSION_KEY'], env: { BENCH_SESSION_KEY: randomBytes(32).toString('base64url') } },
     session: { secure: false, cookieName: 'session', ...(setup.rollingInterval !== undefined && { rollingInterval: setup.rollingInterval }) },
     health: false,
     ...(setup.oauth && rootTakesOAuth && { oauth })
-  })
+  }, setup.options ?? {}))
   if (setup.oauth && !rootTakesOAuth) {
     const plugin = await import(oauthFile) as { default: FastifyPluginAsync<Record<string, unknown>> }
     await app.register(plugin.default, oauth)
