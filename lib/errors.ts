@@ -43,7 +43,8 @@ export const errors = {
   FSS_CSRF_INVALID: createError('FSS_CSRF_INVALID', 'Missing or invalid CSRF token', 403),
 
   // ── Redis token store ───────────────────────────────────────────────────
-  FSS_STORE_UNAVAILABLE: createError('FSS_STORE_UNAVAILABLE', 'The token store is unavailable', 503)
+  FSS_STORE_UNAVAILABLE: createError('FSS_STORE_UNAVAILABLE', 'The token store is unavailable', 503),
+  FSS_REDIS_CLIENT_MISSING: createError<[string, string]>('FSS_REDIS_CLIENT_MISSING', 'The Redis token store needs the optional peer dependency %s, which could not be loaded: install it with `npm install %s`', 500)
 } as const
 
 export type ErrorCode = keyof typeof errors

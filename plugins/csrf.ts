@@ -78,7 +78,7 @@ const csrf: FastifyPluginAsync<CsrfOptions> = async (fastify, opts) => {
   }
 
   // Session mode: the secret is read and written through request.session.get/set/options, the
-  // @fastify/secure-session API that the suite's session exposes. @fastify/csrf-protection 7.1
+  // @fastify/secure-session API that the suite's session exposes. @fastify/csrf-protection 8
   // declares no plugin dependencies and never calls hasPlugin('@fastify/secure-session'), so the
   // session plugin keeping secure-session in a private child context is fine; our own
   // `dependencies: ['fastify-session-suite/session']` is the start-up check that a session exists.
