@@ -6,8 +6,9 @@ import sessionSuite, { type OAuthOptions } from '../index.ts'
 import { renderPage } from './demo-page.ts'
 
 // Typing the session: a consumer declares its fields once, and
-// request.session.get('demoUser') is typed everywhere.
-declare module '@fastify/secure-session' {
+// request.session.get('demoUser') is typed everywhere. (A service names the
+// package: `declare module 'fastify-session-suite'`.)
+declare module '../index.ts' {
   interface SessionData {
     demoUser?: { sub: string, name?: string }
   }

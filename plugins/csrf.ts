@@ -2,6 +2,9 @@
 // session. A token stays valid exactly as long as the session does: across a
 // restart (same key) and a key rotation (old key kept behind the new one), and
 // no longer than a logout (the session, and with it the secret, is gone).
+// fastify.csrfProtection and reply.generateCsrf are typed by @fastify/csrf-protection:
+// the reference makes the published declarations load its types.
+/// <reference types="@fastify/csrf-protection" preserve="true" />
 import fp from 'fastify-plugin'
 import csrfProtection from '@fastify/csrf-protection'
 import { Type } from '@sinclair/typebox'
