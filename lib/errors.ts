@@ -59,6 +59,7 @@ export const errors = {
 
   // ── Redis token store ───────────────────────────────────────────────────
   FSS_STORE_UNAVAILABLE: createError('FSS_STORE_UNAVAILABLE', 'The token store is unavailable', 503),
+  FSS_REDIS_CLIENT_MISSING: createError<[string, string]>('FSS_REDIS_CLIENT_MISSING', 'The Redis token store needs the optional peer dependency %s, which could not be loaded: install it with `npm install %s`', 500),
 
   // ── session registry ────────────────────────────────────────────────────
   FSS_SESSION_ID_INVALID: createError('FSS_SESSION_ID_INVALID', 'The session id is malformed', 400),

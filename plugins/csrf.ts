@@ -2,6 +2,9 @@
 // session. A token stays valid exactly as long as the session does: across a
 // restart (same key) and a key rotation (old key kept behind the new one), and
 // no longer than a logout (the session, and with it the secret, is gone).
+// fastify.csrfProtection and reply.generateCsrf are typed by @fastify/csrf-protection:
+// the reference makes the published declarations load its types.
+/// <reference types="@fastify/csrf-protection" preserve="true" />
 import fp from 'fastify-plugin'
 import csrfProtection from '@fastify/csrf-protection'
 import { Type } from '@sinclair/typebox'
@@ -78,7 +81,7 @@ const csrf: FastifyPluginAsync<CsrfOptions> = async (fastify, opts) => {
   }
 
   // Session mode: the secret is read and written through request.session.get/set/options, the
-  // @fastify/secure-session API that the suite's session exposes. @fastify/csrf-protection 7.1
+  // @fastify/secure-session API that the suite's session exposes. @fastify/csrf-protection 8
   // declares no plugin dependencies and never calls hasPlugin('@fastify/secure-session'), so the
   // session plugin keeping secure-session in a private child context is fine; our own
   // `dependencies: ['fastify-session-suite/session']` is the start-up check that a session exists.

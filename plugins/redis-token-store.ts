@@ -5,10 +5,9 @@
 import fp from 'fastify-plugin'
 import { Type } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
-import type { Redis } from 'ioredis'
 import { errors } from '../lib/errors.ts'
 import { validateOptions } from '../lib/options.ts'
-import { createRedisClient, redisHealth, waitReady, type RedisClient, type RedisHealth } from '../lib/redis/client.ts'
+import { createRedisClient, redisHealth, waitReady, type OwnedRedisClient, type RedisClient, type RedisHealth } from '../lib/redis/client.ts'
 import { createRedisTokenStore, type RedisTokenStore } from '../lib/redis/store.ts'
 import { createRefreshLock, type RefreshLock } from '../lib/redis/lock.ts'
 import { createFleetRefresh, type FleetRefresh } from '../lib/redis/fleet-refresh.ts'
@@ -19,8 +18,8 @@ import type { StoredToken } from '../lib/oauth/token.ts'
 export interface RedisTokenStorePluginOptions {
   /** `redis://host:port/db`; default `REDIS_URL`, else `redis://127.0.0.1:6379`. Ignored with `client`. */
   url?: string
-  /** A connected ioredis client to share (e.g. `fastify.redis` from @fastify/redis). Not closed by this plugin. */
-  client?: Redis
+  /** A connected ioredis client to share (e.g. `fastify.redis` from @fastify/redis). Not closed by this plugin. Without it, the plugin loads the optional peer dependency `ioredis` and connects itself. */
+  client?: RedisClient
   /** Prefix of every key this plugin writes; default `fss:`. (Not `prefix`: Fastify reserves that for routes.) */
   keyPrefix?: string
   /** Token record lifetime in s from its first write; default the session's absoluteTimeout, else 30 days. */
@@ -57,7 +56,7 @@ declare module 'fastify' {
 const Ms = Type.Integer({ minimum: 1, maximum: 600_000 })
 export const RedisTokenStoreOptionsSchema = Type.Object({
   url: Type.Optional(Type.String({ pattern: '^rediss?://' })),
-  client: Type.Optional(Type.Unsafe<Redis>(Type.Any())),
+  client: Type.Optional(Type.Unsafe<RedisClient>(Type.Any())),
   keyPrefix: Type.Optional(Type.String({ maxLength: 100 })),
   ttl: Type.Optional(Type.Integer({ minimum: 1 })),
   commandTimeout: Type.Optional(Ms),
@@ -86,11 +85,11 @@ const redisTokenStore: FastifyPluginAsync<RedisTokenStorePluginOptions> = async 
   const prefix = options.keyPrefix ?? 'fss:'
   const owned = options.client === undefined
   const client: RedisClient = options.client ??
-    createRedisClient({ url: options.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', commandTimeout })
+    await createRedisClient({ url: options.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', commandTimeout })
   const log = fastify.log.child({ plugin: 'redis-token-store' })
   if (owned) {
     // ioredis emits 'error' on failed reconnects; unhandled, it would crash the process.
-    const emitter = client as Redis
+    const emitter = client as OwnedRedisClient
     let down = false
     let closing = false
     const lost = (reason: string): void => {
@@ -105,7 +104,7 @@ const redisTokenStore: FastifyPluginAsync<RedisTokenStorePluginOptions> = async 
     })
     fastify.addHook('onClose', async () => {
       closing = true
-      await client.quit().catch(() => (client as Redis).disconnect())
+      await client.quit().catch(() => emitter.disconnect())
     })
   }
   if (!await waitReady(client, options.startupWait ?? 2000)) {

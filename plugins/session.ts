@@ -1,6 +1,10 @@
 // Encrypted cookie sessions: request.session is decoded on first access only,
 // written back only when it changed (or is due for a rolling re-issue), and
 // never as a Set-Cookie line over 4096 bytes (it is split into chunks).
+// request.session is @fastify/secure-session's Session type: the reference makes
+// the published declarations load the augmentation that declares it (a module
+// augmentation alone does not make a compiler read that package's types).
+/// <reference types="@fastify/secure-session" preserve="true" />
 import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
@@ -58,6 +62,19 @@ export interface SessionDetails {
   encodedBytes: number
   chunks: number
   rejected?: string
+}
+
+/**
+ * A service's own session fields, typed once for `request.session.get/set`:
+ * `declare module 'fastify-session-suite' { interface SessionData { cart?: Cart } }`.
+ * Augment this interface, not @fastify/secure-session's, which a service
+ * installed with pnpm cannot name.
+ */
+export interface SessionData {}
+type ServiceSessionData = SessionData
+
+declare module '@fastify/secure-session' {
+  interface SessionData extends ServiceSessionData {}
 }
 
 declare module 'fastify' {

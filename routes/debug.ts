@@ -14,6 +14,7 @@ import { sessionDebug, oauthTestFlow } from './debug-views.ts'
 import {
   ErrorResponse, OAuthTestFlowResponseSchema, PersistenceCheckSchema, PersistenceQuery, PersistenceStored, SessionDebugResponseSchema
 } from './schemas.ts'
+import { sessionCookieConfig, TAGS } from './openapi.ts'
 
 declare module '@fastify/secure-session' {
   interface SessionData {
@@ -29,28 +30,35 @@ export interface DebugOptions {
   allow?: string[]
   /** Prefix of the debug routes; default `/api`. */
   prefix?: string
+  /** List the debug routes in the OpenAPI document (@fastify/swagger); default false: they are for development. */
+  openapi?: boolean
 }
 
 export const DebugOptionsSchema = Type.Object({
   force: Type.Optional(Type.Boolean()),
   allow: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 100 })),
-  prefix: Type.Optional(Type.String({ pattern: '^(/[A-Za-z0-9._~-]+)*$', maxLength: 200 }))
+  prefix: Type.Optional(Type.String({ pattern: '^(/[A-Za-z0-9._~-]+)*$', maxLength: 200 })),
+  openapi: Type.Optional(Type.Boolean())
 }, { additionalProperties: false })
 
 const guarded = { 403: ErrorResponse }
 
-const debugRoutes: FastifyPluginAsyncTypebox<{ allowed: (request: FastifyRequest) => boolean }> = async (scope, { allowed }) => {
+const debugRoutes: FastifyPluginAsyncTypebox<{ allowed: (request: FastifyRequest) => boolean, openapi: boolean }> = async (scope, { allowed, openapi }) => {
+  const hide = !openapi
+  const config = sessionCookieConfig(scope)
   scope.addHook('onRequest', async (request, reply) => {
     reply.header('cache-control', 'no-store')
     if (!allowed(request)) throw new errors.FSS_DEBUG_FORBIDDEN()
   })
 
   scope.get('/session/debug', {
-    schema: { summary: 'Key, cookie policy and this session\'s field names (never values)', response: { 200: SessionDebugResponseSchema, ...guarded } }
+    config,
+    schema: { summary: 'Key, cookie policy and this session\'s field names (never values)', tags: [TAGS.session, TAGS.debug], hide, response: { 200: SessionDebugResponseSchema, ...guarded } }
   }, async (request) => sessionDebug(scope, request))
 
   scope.post('/session/test-persistence', {
-    schema: { summary: 'Stores a random nonce in the session', response: { 200: PersistenceStored, ...guarded } }
+    config,
+    schema: { summary: 'Stores a random nonce in the session', tags: [TAGS.session, TAGS.debug], hide, response: { 200: PersistenceStored, ...guarded } }
   }, async (request) => {
     const stored = { nonce: randomBytes(18).toString('base64url'), storedAt: Date.now() }
     request.session.set('fssPersistenceTest', stored)
@@ -58,7 +66,8 @@ const debugRoutes: FastifyPluginAsyncTypebox<{ allowed: (request: FastifyRequest
   })
 
   scope.get('/session/test-persistence', {
-    schema: { summary: 'Whether the session still carries the nonce', querystring: PersistenceQuery, response: { 200: PersistenceCheckSchema, ...guarded } }
+    config,
+    schema: { summary: 'Whether the session still carries the nonce', tags: [TAGS.session, TAGS.debug], hide, querystring: PersistenceQuery, response: { 200: PersistenceCheckSchema, ...guarded } }
   }, async (request) => {
     const stored = request.session.get('fssPersistenceTest')
     const persisted = typeof stored?.nonce === 'string'
@@ -70,15 +79,16 @@ const debugRoutes: FastifyPluginAsyncTypebox<{ allowed: (request: FastifyRequest
   })
 
   scope.get('/oauth/test-flow', {
-    schema: { summary: 'OAuth configuration and token state, never a value', response: { 200: OAuthTestFlowResponseSchema, ...guarded } }
+    config,
+    schema: { summary: 'OAuth configuration and token state, never a value', tags: [TAGS.oauth, TAGS.debug], hide, response: { 200: OAuthTestFlowResponseSchema, ...guarded } }
   }, async (request) => oauthTestFlow(scope, request))
 }
 
 const debug: FastifyPluginAsyncTypebox<DebugOptions> = async (fastify, opts) => {
-  const { force = false, allow = [], prefix = '/api' } = validateOptions(DebugOptionsSchema, opts, 'debug')
+  const { force = false, allow = [], prefix = '/api', openapi = false } = validateOptions(DebugOptionsSchema, opts, 'debug')
   if (process.env.NODE_ENV === 'production' && !force) throw new errors.FSS_DEBUG_IN_PRODUCTION()
   const allowed = clientFilter(allow)
-  await fastify.register(debugRoutes, { prefix, allowed })
+  await fastify.register(debugRoutes, { prefix, allowed, openapi })
   fastify.log.warn({ prefix, allow }, 'session suite debug routes are on: development only')
 }
 

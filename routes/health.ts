@@ -8,6 +8,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { validateOptions } from '../lib/options.ts'
 import { HealthResponseSchema } from './schemas.ts'
 import { builtInChecks, healthRegistry, type HealthCheck, type HealthCheckResult } from './health-checks.ts'
+import { TAGS } from './openapi.ts'
 
 export interface HealthOptions {
   /** Route path; default `/health`. */
@@ -45,6 +46,7 @@ const health: FastifyPluginAsyncTypebox<HealthOptions> = async (fastify, opts) =
   fastify.get(path, {
     schema: {
       summary: 'Session suite health: key, cookie policy, OAuth and plugin checks',
+      tags: [TAGS.health],
       response: { 200: HealthResponseSchema, 503: HealthResponseSchema }
     }
   }, async (_request, reply) => {

@@ -13,6 +13,7 @@ import { checkState } from '../lib/oauth/state.ts'
 import { classifyTokenEndpointError, codeOf, isEmptySuccess } from '../lib/oauth/provider-errors.ts'
 import { getOAuthRuntime } from '../plugins/oauth-tokens.ts'
 import { addFormParser } from '../plugins/csrf.ts'
+import { sessionCookieConfig, TAGS } from './openapi.ts'
 
 // Exactly what Fastify's error handler sends; declared so nothing else is.
 const ErrorReply = Type.Object({
@@ -80,6 +81,7 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
   fastify.get(opts.loginPath, {
     schema: {
       summary: 'Start the OAuth login: redirect to the provider',
+      tags: [TAGS.oauth],
       querystring: Type.Object({}),
       response: { 302: Type.Null(), 500: ErrorReply }
     }
@@ -94,6 +96,7 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
     logSerializers: { req: requestWithoutQuery },
     schema: {
       summary: 'OAuth callback: exchange the code, store the token, redirect',
+      tags: [TAGS.oauth],
       querystring: CallbackQuery,
       response: { 302: Type.Null(), ...errorReplies }
     }
@@ -145,8 +148,10 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
       // Set before any check runs, so a CSRF refusal is not cached either.
       onRequest: noStore,
       ...(csrfCheck !== undefined && { preHandler: csrfCheck }),
+      config: sessionCookieConfig(fastify),
       schema: {
         summary: 'Log out: end the session and drop the tokens (optionally revoke them)',
+        tags: [TAGS.oauth, TAGS.session],
         description: 'JSON. With redirectAfterLogout set, an HTML form post (urlencoded, or Accept: text/html) is ' +
           'answered 303 to that path instead. With the csrf option, the token is required ' +
           '(header x-csrf-token or form field _csrf), else 403 FSS_CSRF_INVALID. A token store that is down ' +
