@@ -73,7 +73,7 @@ t.test('npm run bench -- --quick prints and writes the whole table, elsewhere th
     if (!id.startsWith('9')) t.match(cells[3], /^\d+$/, `#${id} has a p99`)
     t.match(cells[6], /^(—|met|missed)(<br>(—|met|missed))*$/, `#${id} reports targets as met / missed / none`)
   }
-  for (const id of ['2', '4', '7b', '7c', '8', '9a']) t.match(rows.get(id)?.[5] ?? '', /\S/, `#${id} shows the issue's target`)
+  for (const id of ['2', '4', '7b', '7c', '8', '9a']) t.match(rows.get(id)?.[5] ?? '', /\S/, `#${id} shows its target`)
   t.match(rows.get('6')?.[4] ?? '', /Set-Cookie in \d+ responses|n\/a/, '#6 reports the Set-Cookie share')
   t.match(rows.get('8')?.[4] ?? '', /calls for \d+ refresh tokens|n\/a/, '#8 reports calls per refresh token')
 

@@ -1,5 +1,5 @@
-// The throughput rows of issue 6 (1–7): which server, which route, which
-// baseline each is compared with, and the target the issue sets for it.
+// The throughput rows (1–7): which server, which route, which baseline each
+// is compared with, and the target set for it.
 export interface Target {
   /** the row this one is divided by (`this ÷ baseline`), or divides (`invert`) */
   baseline: string
@@ -95,7 +95,7 @@ export function throughputCases ({ rollingIntervalSeconds }: { rollingIntervalSe
       targets: [{ baseline: '7a', min: 6, invert: true, text: '#7a ≥ 6× this' }]
     },
     {
-      // not in the issue: the layer the suite writes through, to explain #7a
+      // no target: the layer the suite writes through, to explain #7a
       id: '7d',
       label: 'reference: raw @fastify/secure-session, same counter route',
       server: 'bench/servers/secure-session.ts',

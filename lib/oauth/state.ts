@@ -16,7 +16,7 @@ export function stateCookieNames (hostPrefixed: boolean): StateCookieNames {
   return { state: `${prefix}fss-oauth-state`, verifier: `${prefix}fss-oauth-verifier` }
 }
 
-/** 32 random bytes, base64url: 256 bits, twice the issue's floor. */
+/** 32 random bytes, base64url: 256 bits, twice the 128 bits RFC 6749 §10.10 asks of a guessable value. */
 export function generateState (): string {
   return randomBytes(32).toString('base64url')
 }

@@ -1,5 +1,5 @@
-// Where a request's token lives. The interface is small and async so that the
-// Redis store (its own issue) can implement it without touching callers; the
+// Where a request's token lives. The interface is small and async so that a
+// server-side store (lib/redis/store.ts) implements it without touching callers; the
 // default keeps the token in the encrypted session cookie, which the session
 // plugin splits into chunks when a large id_token pushes it past 4 KB.
 import type { FastifyRequest } from 'fastify'
