@@ -2,7 +2,7 @@
 // Boom errors), become one of four coded errors. The original error is never
 // kept as a `cause`: pino would serialise it, and Boom's `data` carries the
 // response object and body.
-import { errors } from '../errors.ts'
+import { errors, FssError } from '../errors.ts'
 
 export type FailureKind = 'rejected' | 'provider' | 'timeout' | 'invalid'
 
@@ -14,11 +14,6 @@ interface BoomLike {
 
 function isBoom (err: unknown): err is BoomLike {
   return typeof err === 'object' && err !== null && (err as { isBoom?: unknown }).isBoom === true
-}
-
-function isCoded (err: unknown): err is Error & { code: string } {
-  const code = (err as { code?: unknown } | null)?.code
-  return err instanceof Error && typeof code === 'string' && code.startsWith('FSS_')
 }
 
 // RFC 6749 §5.2: `error` is a short ASCII code such as invalid_client. Anything
@@ -34,8 +29,8 @@ function errorCode (payload: unknown): string | undefined {
  * `grant` says what was exchanged: an invalid_grant on a refresh means "log in
  * again" (401); on an authorization code it means "start the login again" (400).
  */
-export function classifyTokenEndpointError (err: unknown, grant: 'refresh_token' | 'authorization_code'): Error & { code: string } {
-  if (isCoded(err)) return err
+export function classifyTokenEndpointError (err: unknown, grant: 'refresh_token' | 'authorization_code'): FssError {
+  if (err instanceof FssError) return err
   if (!isBoom(err)) {
     // simple-oauth2 builds its AccessToken from the parsed body: a null or
     // primitive JSON body (`null`, `"x"`, `5`) fails there, not in Wreck.
@@ -71,7 +66,7 @@ export function isEmptySuccess (err: unknown): boolean {
 
 /** The FSS_* code of an error, or 'unknown' for anything else (for counters). */
 export function codeOf (err: unknown): string {
-  return isCoded(err) ? err.code : 'unknown'
+  return err instanceof FssError ? err.code : 'unknown'
 }
 
 /** The counter bucket of a coded error. */
