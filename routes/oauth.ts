@@ -13,16 +13,10 @@ import { checkState } from '../lib/oauth/state.ts'
 import { classifyTokenEndpointError, codeOf, isEmptySuccess } from '../lib/oauth/provider-errors.ts'
 import { getOAuthRuntime } from '../plugins/oauth-tokens.ts'
 import { addFormParser } from '../plugins/csrf.ts'
+import { ErrorResponse } from './schemas.ts'
 
-// Exactly what Fastify's error handler sends; declared so nothing else is.
-const ErrorReply = Type.Object({
-  statusCode: Type.Integer(),
-  code: Type.String(),
-  error: Type.String(),
-  message: Type.String()
-})
 // 503: a token store that is down (the Redis store's FSS_STORE_UNAVAILABLE).
-const errorReplies = { 400: ErrorReply, 401: ErrorReply, 500: ErrorReply, 502: ErrorReply, 503: ErrorReply, 504: ErrorReply }
+const errorReplies = { 400: ErrorResponse, 401: ErrorResponse, 500: ErrorResponse, 502: ErrorResponse, 503: ErrorResponse, 504: ErrorResponse }
 
 export interface OAuthRoutesOptions {
   /**
@@ -81,7 +75,7 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
     schema: {
       summary: 'Start the OAuth login: redirect to the provider',
       querystring: Type.Object({}),
-      response: { 302: Type.Null(), 500: ErrorReply }
+      response: { 302: Type.Null(), 500: ErrorResponse }
     }
   }, async (request, reply) => {
     // Sets the state and PKCE verifier cookies (Secure, HttpOnly, Path=/, Max-Age=stateMaxAge).
@@ -154,7 +148,7 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
         response: {
           200: LogoutReply,
           303: Type.Null({ description: 'HTML form post: logged out, go to redirectAfterLogout' }),
-          403: ErrorReply,
+          403: ErrorResponse,
           ...errorReplies
         }
       }

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { startOidcServer, type OidcServer } from './fixtures/oidc-server.ts'
 import { startOAuthApp, type HttpBrowser } from './fixtures/oauth-app.ts'
-import { fingerprint } from '../lib/oauth/token.ts'
+import { fingerprint } from '../lib/digest.ts'
 
 let oidc: OidcServer
 t.before(async () => { oidc = await startOidcServer() })

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, readdir, writeFile, access } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { fingerprint } from '../lib/keyring/format.ts'
+import { fingerprint } from '../lib/digest.ts'
 import { tempDir } from './helper.ts'
 
 const run = promisify(execFile)

@@ -4,7 +4,8 @@
 import { rename, writeFile, chmod } from 'node:fs/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import { errors } from '../errors.ts'
-import { fingerprint, tokenMetadata, type StoredToken } from './token.ts'
+import { fingerprint } from '../digest.ts'
+import { tokenMetadata, type StoredToken } from './token.ts'
 import type { TokenStore } from './store.ts'
 
 const VALUE_FIELDS = ['access_token', 'refresh_token', 'id_token'] as const

@@ -64,6 +64,25 @@ export function isEmptySuccess (err: unknown): boolean {
   return err.output.statusCode === 406 && status !== undefined && status >= 200 && status < 300
 }
 
+/** The refresh failures a caller can be told again by their code alone: within the backoff window, or from another instance. */
+export const REFRESH_FAILURE_CODES: ReadonlySet<string> = new Set(['FSS_TOKEN_REFRESH_REJECTED', 'FSS_TOKEN_PROVIDER_TIMEOUT', 'FSS_TOKEN_PROVIDER_ERROR', 'FSS_TOKEN_INVALID'])
+
+/**
+ * A new error for a refresh failure known by its code only; `why` says why no
+ * call was made (`retrying after the backoff window`, `on another instance`).
+ * A new instance per caller: one error object shared across requests would
+ * share its stack and any property a handler adds to it. Any code other than
+ * REFRESH_FAILURE_CODES' is a provider error.
+ */
+export function refreshFailure (code: string, why: string): FssError {
+  switch (code) {
+    case 'FSS_TOKEN_REFRESH_REJECTED': return new errors.FSS_TOKEN_REFRESH_REJECTED()
+    case 'FSS_TOKEN_PROVIDER_TIMEOUT': return new errors.FSS_TOKEN_PROVIDER_TIMEOUT()
+    case 'FSS_TOKEN_INVALID': return new errors.FSS_TOKEN_INVALID(`the refresh answer was unusable (${why})`)
+    default: return new errors.FSS_TOKEN_PROVIDER_ERROR(`the refresh failed (${why})`)
+  }
+}
+
 /** The FSS_* code of an error, or 'unknown' for anything else (for counters). */
 export function codeOf (err: unknown): string {
   return err instanceof FssError ? err.code : 'unknown'

@@ -2,7 +2,6 @@
 // old cookie hands us becomes one StoredToken shape, or FSS_TOKEN_INVALID.
 // Nothing reaches storage or the OAuth client without passing `normalizeToken`:
 // a `null` or half-filled token is refused here, not crashed on later.
-import { createHash } from 'node:crypto'
 import { Type, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { errors } from '../errors.ts'
@@ -126,11 +125,6 @@ function toEpochSeconds (value: number | string | Date): number {
 /** True when a stored value already has the exact stored shape (cheap check on the read path). */
 export function isStoredToken (value: unknown): value is StoredToken {
   return storedCheck.Check(value)
-}
-
-/** 8 hex characters of sha256: enough to tell tokens apart in a backup or a test, useless to an attacker. */
-export function fingerprint (value: string): string {
-  return createHash('sha256').update(value).digest('hex').slice(0, 8)
 }
 
 export interface TokenMetadata {

@@ -4,9 +4,10 @@
 // Losers poll the token store with a bounded backoff and take the winner's
 // token; a holder that dies blocks nobody past the lock's expiry because the
 // next poll simply acquires it.
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { setTimeout as delay } from 'node:timers/promises'
 import { errors } from '../errors.ts'
+import { sha256Base64url } from '../digest.ts'
 import { guard, type RedisClient } from './client.ts'
 
 // Redis docs, "Distributed locks with Redis": delete only if we still own it.
@@ -38,7 +39,7 @@ export interface RefreshLock {
 
 export function lockKey (prefix: string, name: string): string {
   // The name is a refresh token: only its hash may reach Redis.
-  return `${prefix}lock:${createHash('sha256').update(name).digest('base64url')}`
+  return `${prefix}lock:${sha256Base64url(name)}`
 }
 
 const FIRST_POLL_MS = 20

@@ -4,9 +4,10 @@
 // deleted on logout. Shaped like the OAuth plugin's TokenStore
 // ({ get, set, delete }, all async) without importing it, so either side can
 // change its token type without a cycle.
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type {} from '@fastify/secure-session'
+import { sha256Base64url } from '../digest.ts'
 import { guard, type RedisClient } from './client.ts'
 import { deriveStoreKeys, open, seal, type StoreKey } from './seal.ts'
 
@@ -38,7 +39,7 @@ export interface RedisTokenStore<T> {
 
 /** The reference in the cookie is hashed into the Redis key, so a Redis dump or MONITOR shows no cookie-bound value. */
 export function recordKey (prefix: string, ref: string): string {
-  return `${prefix}tok:${createHash('sha256').update(ref).digest('base64url')}`
+  return `${prefix}tok:${sha256Base64url(ref)}`
 }
 
 export function createRedisTokenStore<T> (opts: RedisTokenStoreOptions): RedisTokenStore<T> {
