@@ -14,7 +14,7 @@ import { errors } from './lib/errors.ts'
 import { OAUTH_DEFAULTS } from './lib/oauth/options.ts'
 import health, { type HealthOptions } from './routes/health.ts'
 import debug, { type DebugOptions } from './routes/debug.ts'
-import { healthRegistry } from './routes/health-checks.ts'
+import { healthRegistry } from './lib/health.ts'
 
 export interface SessionSuiteOptions {
   /** Names the default key file's folder (`<per-OS config dir>/<appName>/secret.key`). */
@@ -128,5 +128,5 @@ export type { CsrfOptions } from './plugins/csrf.ts'
 export type { RedisTokenStorePluginOptions, RedisTokenStoreDecorator } from './plugins/redis-token-store.ts'
 export type { HealthOptions } from './routes/health.ts'
 export type { DebugOptions } from './routes/debug.ts'
-export type { HealthCheck, HealthCheckResult, HealthCheckStatus, HealthRegistry } from './routes/health-checks.ts'
+export type { HealthCheck, HealthCheckResult, HealthCheckStatus, HealthRegistry } from './lib/health.ts'
 export type { HealthResponse, SessionDebugResponse, PersistenceCheck, OAuthTestFlowResponse } from './routes/schemas.ts'

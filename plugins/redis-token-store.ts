@@ -12,7 +12,7 @@ import { createRedisClient, redisHealth, waitReady, type RedisClient, type Redis
 import { createRedisTokenStore, type RedisTokenStore } from '../lib/redis/store.ts'
 import { createRefreshLock, type RefreshLock } from '../lib/redis/lock.ts'
 import { createFleetRefresh, type FleetRefresh } from '../lib/redis/fleet-refresh.ts'
-import { healthRegistry } from '../routes/health-checks.ts'
+import { healthRegistry } from '../lib/health.ts'
 import { getSecretKeyBytes } from './secret-keys.ts'
 import type { StoredToken } from '../lib/oauth/token.ts'
 

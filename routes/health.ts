@@ -7,7 +7,8 @@ import { Type } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { validateOptions } from '../lib/options.ts'
 import { HealthResponseSchema } from './schemas.ts'
-import { builtInChecks, healthRegistry, type HealthCheck, type HealthCheckResult } from './health-checks.ts'
+import { healthRegistry, type HealthCheck, type HealthCheckResult } from '../lib/health.ts'
+import { builtInChecks } from './health-checks.ts'
 
 export interface HealthOptions {
   /** Route path; default `/health`. */
