@@ -93,8 +93,8 @@ const sessionSuite: FastifyPluginAsync<SessionSuiteOptions> = async (fastify, op
       if (opts.session?.key !== undefined) throw new errors.FSS_OPTIONS_INVALID('redis', 'needs the keyring: session.key cannot be combined with redis')
       // After the session: the store reads its keyring and absoluteTimeout.
       await fastify.register(redisTokenStore, { ...opts.redis, lockTtl: refreshLockTtl(opts.redis, oauth.timeout) })
-      const { store, fleet } = fastify.redisTokenStore
-      await fastify.register(oauthTokens, { refreshLock: fleet, ...oauth, store })
+      const { store, refreshLock } = fastify.redisTokenStore
+      await fastify.register(oauthTokens, { refreshLock, ...oauth, store })
     } else {
       await fastify.register(oauthTokens, oauth)
     }

@@ -9,12 +9,13 @@ import type { Redis } from 'ioredis'
 import { errors } from '../lib/errors.ts'
 import { validateOptions } from '../lib/options.ts'
 import { createRedisClient, redisHealth, waitReady, type RedisClient, type RedisHealth } from '../lib/redis/client.ts'
-import { createRedisTokenStore, type RedisTokenStore } from '../lib/redis/store.ts'
-import { createRefreshLock, type RefreshLock } from '../lib/redis/lock.ts'
-import { createFleetRefresh, type FleetRefresh } from '../lib/redis/fleet-refresh.ts'
+import { createRedisTokenStore } from '../lib/redis/store.ts'
+import { createRedisLock, type RedisLock } from '../lib/redis/lock.ts'
+import { createRedisRefreshLock } from '../lib/redis/fleet-refresh.ts'
 import { healthRegistry } from '../lib/health.ts'
 import { getSecretKeyBytes } from './secret-keys.ts'
-import type { StoredToken } from '../lib/oauth/token.ts'
+import type { TokenStore } from '../lib/oauth/store.ts'
+import type { RefreshLock } from '../lib/oauth/refresh.ts'
 
 export interface RedisTokenStorePluginOptions {
   /** `redis://host:port/db`; default `REDIS_URL`, else `redis://127.0.0.1:6379`. Ignored with `client`. */
@@ -43,10 +44,11 @@ export interface RedisTokenStoreDecorator {
   /** The connection in use (shared or owned), e.g. for readiness checks. */
   client: RedisClient
   /** Pass to the OAuth plugin as `store`. */
-  store: RedisTokenStore<StoredToken>
-  lock: RefreshLock
-  /** Pass to the OAuth plugin as `refreshLock`. */
-  fleet: FleetRefresh
+  store: TokenStore
+  /** The SET NX lock per refresh token under `refreshLock`. */
+  lock: RedisLock
+  /** Pass to the OAuth plugin as `refreshLock`: one refresh across every instance. */
+  refreshLock: RefreshLock
   health: () => Promise<RedisHealth>
 }
 
@@ -112,10 +114,10 @@ const redisTokenStore: FastifyPluginAsync<RedisTokenStorePluginOptions> = async 
     log.warn('Redis not reachable at start-up: starting anyway, /health reports it')
   }
 
-  const lock = createRefreshLock({ client, prefix, lockTtl, maxWait: options.maxWait ?? lockTtl + 5000, commandTimeout })
+  const lock = createRedisLock({ client, prefix, lockTtl, maxWait: options.maxWait ?? lockTtl + 5000, commandTimeout })
   const decorator: RedisTokenStoreDecorator = {
     client,
-    store: createRedisTokenStore<StoredToken>({
+    store: createRedisTokenStore({
       client,
       keys,
       prefix,
@@ -124,7 +126,7 @@ const redisTokenStore: FastifyPluginAsync<RedisTokenStorePluginOptions> = async 
       log
     }),
     lock,
-    fleet: createFleetRefresh({
+    refreshLock: createRedisRefreshLock({
       client, lock, keys, prefix, commandTimeout, log, graceMs: options.handoffTtl ?? 30_000, backoffMs: options.failureTtl ?? 5000
     }),
     health: () => redisHealth(client, commandTimeout)

@@ -42,7 +42,7 @@ export const OAuthOptionsSchema = Type.Object({
 export type OAuthOptions = Omit<Static<typeof OAuthOptionsSchema>, 'store' | 'refreshLock'> & {
   /** where tokens live; default: the encrypted session (field `oauth`) */
   store?: TokenStore
-  /** cross-instance single-flight, e.g. the Redis token store plugin's `fleet` */
+  /** cross-instance single-flight, e.g. the Redis token store plugin's `refreshLock` */
   refreshLock?: RefreshLock
 }
 

@@ -34,11 +34,11 @@ export interface RefreshCoordinatorOptions {
   backoffMs: number
   /** bound on remembered entries (each map) */
   maxEntries?: number
-  /** cross-process single-flight (the Redis plugin's `fleet`); runs `fn` once across instances */
+  /** cross-process single-flight (the Redis token store's `refreshLock`); runs `fn` once across instances */
   lock?: RefreshLock
 }
 
-/** Shape of a cross-instance lock such as the Redis token store's `fleet`. */
+/** The contract of a cross-instance refresh lock; the Redis token store's `refreshLock` implements it. */
 export interface RefreshLock {
   refresh: <T>(refreshToken: string, fn: () => Promise<T>) => Promise<T>
 }

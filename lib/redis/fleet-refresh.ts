@@ -10,17 +10,13 @@ import type { FastifyBaseLogger } from 'fastify'
 import { REFRESH_FAILURE_CODES, refreshFailure } from '../oauth/provider-errors.ts'
 import { sha256Base64url } from '../digest.ts'
 import { guard, type RedisClient } from './client.ts'
-import type { RefreshLock } from './lock.ts'
+import type { RedisLock } from './lock.ts'
+import type { RefreshLock } from '../oauth/refresh.ts'
 import { deriveStoreKeys, open, seal } from './seal.ts'
 
-export interface FleetRefresh {
-  /** `refresh` runs once across every instance for this refresh token; the others get its result or its error. */
-  refresh: <T>(refreshToken: string, refresh: () => Promise<T>) => Promise<T>
-}
-
-export interface FleetRefreshOptions {
+export interface RedisRefreshLockOptions {
   client: RedisClient
-  lock: RefreshLock
+  lock: RedisLock
   keys: Buffer[]
   prefix: string
   /** ms a result stays available to instances still holding the old refresh token. */
@@ -37,7 +33,11 @@ export function handoffKey (prefix: string, refreshToken: string): string {
   return `${prefix}handoff:${sha256Base64url(refreshToken)}`
 }
 
-export function createFleetRefresh (opts: FleetRefreshOptions): FleetRefresh {
+/**
+ * The OAuth plugin's RefreshLock over Redis: `refresh` runs once across every
+ * instance for a refresh token; the others get its result or its error.
+ */
+export function createRedisRefreshLock (opts: RedisRefreshLockOptions): RefreshLock {
   const { client, lock, prefix, graceMs, backoffMs, commandTimeout, log } = opts
   const keys = deriveStoreKeys(opts.keys)
   const run = <R>(command: () => Promise<R>): Promise<R> => guard(client, commandTimeout, command)

@@ -1,6 +1,7 @@
-// One refresh across the fleet. A short Redis lock per refresh token
-// (SET NX PX with a random owner token, released by a compare-and-delete
-// script so a holder that outlived its expiry cannot free a successor's lock).
+// RedisLock: the SET NX lock under the fleet's single refresh. A short Redis
+// lock per refresh token (SET NX PX with a random owner token, released by a
+// compare-and-delete script so a holder that outlived its expiry cannot free a
+// successor's lock).
 // Losers poll the token store with a bounded backoff and take the winner's
 // token; a holder that dies blocks nobody past the lock's expiry because the
 // next poll simply acquires it.
@@ -13,7 +14,7 @@ import { guard, type RedisClient } from './client.ts'
 // Redis docs, "Distributed locks with Redis": delete only if we still own it.
 const RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
-export interface RefreshLockOptions {
+export interface RedisLockOptions {
   client: RedisClient
   prefix: string
   /** ms the lock lives: longer than one refresh call to the provider, short enough that a crash costs little. */
@@ -30,7 +31,7 @@ export interface SingleFlightSteps<T> {
   run: () => Promise<T>
 }
 
-export interface RefreshLock {
+export interface RedisLock {
   /** A release function when this caller now holds the lock for `name`, null when someone else does. */
   acquire: (name: string) => Promise<(() => Promise<void>) | null>
   /** `run` once across every instance sharing Redis; everyone else gets `check`'s answer. */
@@ -45,7 +46,7 @@ export function lockKey (prefix: string, name: string): string {
 const FIRST_POLL_MS = 20
 const MAX_POLL_MS = 250
 
-export function createRefreshLock (opts: RefreshLockOptions): RefreshLock {
+export function createRedisLock (opts: RedisLockOptions): RedisLock {
   const { client, prefix, lockTtl, maxWait, commandTimeout } = opts
   const run = <R>(command: () => Promise<R>): Promise<R> => guard(client, commandTimeout, command)
 

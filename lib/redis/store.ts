@@ -1,13 +1,13 @@
 // A token store backed by Redis: the session cookie carries only an opaque
 // random reference; the token record lives in Redis, sealed with a subkey of
 // the keyring's newest key, expiring with the session's absolute timeout and
-// deleted on logout. Shaped like the OAuth plugin's TokenStore
-// ({ get, set, delete }, all async) without importing it, so either side can
-// change its token type without a cycle.
+// deleted on logout. It implements the OAuth plugin's TokenStore contract.
 import { randomBytes } from 'node:crypto'
-import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger } from 'fastify'
 import type {} from '@fastify/secure-session'
 import { sha256Base64url } from '../digest.ts'
+import type { TokenStore } from '../oauth/store.ts'
+import type { StoredToken } from '../oauth/token.ts'
 import { guard, type RedisClient } from './client.ts'
 import { deriveStoreKeys, open, seal, type StoreKey } from './seal.ts'
 
@@ -31,18 +31,12 @@ export interface RedisTokenStoreOptions {
   log?: FastifyBaseLogger
 }
 
-export interface RedisTokenStore<T> {
-  get: (request: FastifyRequest) => Promise<T | null>
-  set: (request: FastifyRequest, token: T) => Promise<void>
-  delete: (request: FastifyRequest) => Promise<void>
-}
-
 /** The reference in the cookie is hashed into the Redis key, so a Redis dump or MONITOR shows no cookie-bound value. */
 export function recordKey (prefix: string, ref: string): string {
   return `${prefix}tok:${sha256Base64url(ref)}`
 }
 
-export function createRedisTokenStore<T> (opts: RedisTokenStoreOptions): RedisTokenStore<T> {
+export function createRedisTokenStore (opts: RedisTokenStoreOptions): TokenStore {
   const { client, prefix, commandTimeout, log } = opts
   const keys: StoreKey[] = deriveStoreKeys(opts.keys)
   const ttlMs = opts.ttl * 1000
@@ -61,7 +55,7 @@ export function createRedisTokenStore<T> (opts: RedisTokenStoreOptions): RedisTo
         log?.warn({ event: 'token-record-unreadable' }, 'Redis token record cannot be opened with the current keyring')
         return null
       }
-      return JSON.parse(opened.plaintext) as T
+      return JSON.parse(opened.plaintext) as StoredToken
     },
 
     async set (request, token) {
