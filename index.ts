@@ -11,7 +11,6 @@ import oauthRoutes, { type OAuthRoutesOptions } from './routes/oauth.ts'
 import csrf, { type CsrfOptions } from './plugins/csrf.ts'
 import redisTokenStore, { type RedisTokenStorePluginOptions } from './plugins/redis-token-store.ts'
 import { errors } from './lib/errors.ts'
-import { OAUTH_DEFAULTS } from './lib/oauth/options.ts'
 import health, { type HealthOptions } from './routes/health.ts'
 import debug, { type DebugOptions } from './routes/debug.ts'
 import { healthRegistry } from './lib/health.ts'
@@ -53,22 +52,6 @@ export const SessionSuiteOptionsSchema = Type.Object({
 const section = <T extends object>(value: boolean | T | undefined): T | undefined =>
   value === true ? {} as T : value === false || value === undefined ? undefined : value
 
-/**
- * The fleet's refresh lock must outlive one provider call: a lock that expires while the call
- * is still running lets a second instance refresh with the same refresh token, which a
- * rotating provider answers with invalid_grant. Default: `oauth.timeout` + 5 s.
- */
-function refreshLockTtl (redis: RedisTokenStorePluginOptions, timeout: unknown): number | undefined {
-  // A wrong timeout is the OAuth plugin's to refuse, by name; the default stands in until then.
-  const call = typeof timeout === 'number' ? timeout : OAUTH_DEFAULTS.timeout
-  const lockTtl = redis.lockTtl
-  if (lockTtl === undefined) return call + 5000
-  if (typeof lockTtl === 'number' && lockTtl <= call) {
-    throw new errors.FSS_OPTIONS_INVALID('redis.lockTtl', `must be above oauth.timeout (${call} ms), or a slow refresh loses its lock to another instance`)
-  }
-  return lockTtl
-}
-
 const sessionSuite: FastifyPluginAsync<SessionSuiteOptions> = async (fastify, opts) => {
   validateOptions(SessionSuiteOptionsSchema, opts)
   // Before any plugin, so each can add its own health check while registering.
@@ -92,7 +75,7 @@ const sessionSuite: FastifyPluginAsync<SessionSuiteOptions> = async (fastify, op
       // The Redis store seals tokens with the keyring, which `session.key` skips loading.
       if (opts.session?.key !== undefined) throw new errors.FSS_OPTIONS_INVALID('redis', 'needs the keyring: session.key cannot be combined with redis')
       // After the session: the store reads its keyring and absoluteTimeout.
-      await fastify.register(redisTokenStore, { ...opts.redis, lockTtl: refreshLockTtl(opts.redis, oauth.timeout) })
+      await fastify.register(redisTokenStore, opts.redis)
       const { store, refreshLock } = fastify.redisTokenStore
       await fastify.register(oauthTokens, { refreshLock, ...oauth, store })
     } else {

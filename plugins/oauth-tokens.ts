@@ -79,6 +79,8 @@ export function unconfiguredOAuthInfo (): OAuthInfo {
 const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) => {
   const opts = resolveOAuthOptions(rawOpts)
   if (opts.tokenBackup !== undefined) assertBackupAllowed()
+  // Where the lock meets the provider timeout: refused here, however the plugins were registered.
+  opts.refreshLock?.outlive?.(opts.timeout)
   const cookies = stateCookieNames(opts.hostPrefixedCookies)
 
   await fastify.register(oauth2Plugin, {

@@ -28,7 +28,10 @@ export interface RedisTokenStorePluginOptions {
   ttl?: number
   /** ms before a Redis command counts as an outage (503); default 1000. */
   commandTimeout?: number
-  /** ms a refresh lock lives; default 10000. */
+  /**
+   * ms a refresh lock lives; above the OAuth plugin's `timeout`, which the OAuth plugin checks when it
+   * takes `refreshLock`. Default: that timeout + 5000 (15000 with its default).
+   */
   lockTtl?: number
   /** ms a request waits for another instance's refresh; default lockTtl + 5000. */
   maxWait?: number
@@ -84,7 +87,6 @@ const redisTokenStore: FastifyPluginAsync<RedisTokenStorePluginOptions> = async 
     throw new errors.FSS_OPTIONS_INVALID('redis', 'no keyring: register the secret-keys or session plugin first')
   }
   const commandTimeout = options.commandTimeout ?? 1000
-  const lockTtl = options.lockTtl ?? 10_000
   const prefix = options.keyPrefix ?? 'fss:'
   const owned = options.client === undefined
   const client: RedisClient = options.client ??
@@ -114,7 +116,7 @@ const redisTokenStore: FastifyPluginAsync<RedisTokenStorePluginOptions> = async 
     log.warn('Redis not reachable at start-up: starting anyway, /health reports it')
   }
 
-  const lock = createRedisLock({ client, prefix, lockTtl, maxWait: options.maxWait ?? lockTtl + 5000, commandTimeout })
+  const lock = createRedisLock({ client, prefix, lockTtl: options.lockTtl, maxWait: options.maxWait, lockTtlOption: 'redis.lockTtl', commandTimeout })
   const decorator: RedisTokenStoreDecorator = {
     client,
     store: createRedisTokenStore({

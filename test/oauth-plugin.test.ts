@@ -38,6 +38,7 @@ t.test('invalid options fail registration naming the option, never a value', asy
     [{ store: { get: () => null } }, /oauth\.store/],
     [{ store: null }, /oauth\.store/],
     [{ refreshLock: {} }, /oauth\.refreshLock/],
+    [{ refreshLock: { refresh: async () => null, outlive: 5000 } }, /oauth\.refreshLock/],
     [{ revokeOnLogout: true }, /oauth\.provider\.revokeUrl/]
   ]
   for (const [patch, where] of cases) {

@@ -73,10 +73,15 @@ export function resolveOAuthOptions (value: unknown): ResolvedOAuthOptions {
   if (opts.revokeOnLogout === true && !('issuer' in opts.provider) && opts.provider.revokeUrl === undefined) {
     throw new errors.FSS_OPTIONS_INVALID('oauth.provider.revokeUrl', 'required when revokeOnLogout is true')
   }
-  if (opts.refreshLock !== undefined && typeof (opts.refreshLock as { refresh?: unknown } | null)?.refresh !== 'function') {
-    throw new errors.FSS_OPTIONS_INVALID('oauth.refreshLock', 'Expected an object with a refresh function')
+  if (opts.refreshLock !== undefined && !isRefreshLock(opts.refreshLock)) {
+    throw new errors.FSS_OPTIONS_INVALID('oauth.refreshLock', 'Expected an object with a refresh function (and, if any, an outlive function)')
   }
   return { ...OAUTH_DEFAULTS, scope: [...OAUTH_DEFAULTS.scope], ...opts }
+}
+
+function isRefreshLock (value: unknown): value is RefreshLock {
+  const lock = value as { refresh?: unknown, outlive?: unknown } | null
+  return typeof lock?.refresh === 'function' && (lock.outlive === undefined || typeof lock.outlive === 'function')
 }
 
 /** What oauthInfo shows about the provider: where it is, never a credential. */

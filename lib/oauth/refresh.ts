@@ -40,7 +40,15 @@ export interface RefreshCoordinatorOptions {
 
 /** The contract of a cross-instance refresh lock; the Redis token store's `refreshLock` implements it. */
 export interface RefreshLock {
+  /** Runs `fn` once across every instance for this refresh token; the others get its result or its error. */
   refresh: <T>(refreshToken: string, fn: () => Promise<T>) => Promise<T>
+  /**
+   * Called by the OAuth plugin at registration with its provider-call timeout in ms. A lock that
+   * expires while the call still runs lets a second instance refresh with the same refresh token,
+   * which a rotating provider answers with invalid_grant: the lock must outlive the call. Throws
+   * FSS_OPTIONS_INVALID, naming its own option, when it cannot.
+   */
+  outlive?: (callTimeoutMs: number) => void
 }
 
 export interface RefreshCounters {

@@ -67,6 +67,7 @@ export function createRedisRefreshLock (opts: RedisRefreshLockOptions): RefreshL
   }
 
   return {
+    outlive: (callTimeoutMs) => lock.outlive(callTimeoutMs),
     async refresh (refreshToken, refresh) {
       const key = handoffKey(prefix, refreshToken)
       return await lock.singleFlight(refreshToken, {
