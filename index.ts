@@ -54,6 +54,16 @@ const section = <T extends object>(value: boolean | T | undefined): T | undefine
 
 const sessionSuite: FastifyPluginAsync<SessionSuiteOptions> = async (fastify, opts) => {
   validateOptions(SessionSuiteOptionsSchema, opts)
+  // The keys come from one place. The keyring's options are `secret` (and `appName`); a second
+  // set, or keys of the session's own next to them, would be dropped without a word.
+  if (opts.session !== undefined && 'secret' in opts.session) {
+    throw new errors.FSS_OPTIONS_INVALID('session.secret', opts.secret === undefined
+      ? 'the keyring is loaded from the `secret` option: move these options there'
+      : 'conflicts with `secret`: the keyring is loaded once, from `secret`')
+  }
+  if (opts.session?.key !== undefined && opts.secret !== undefined) {
+    throw new errors.FSS_OPTIONS_INVALID('session.key', 'conflicts with `secret`: give the keys either as session.key or as the keyring options in `secret`')
+  }
   // Before any plugin, so each can add its own health check while registering.
   healthRegistry(fastify)
 

@@ -6,7 +6,6 @@ import fp from 'fastify-plugin'
 import { Type } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import type { Redis } from 'ioredis'
-import { errors } from '../lib/errors.ts'
 import { validateOptions } from '../lib/options.ts'
 import { createRedisClient, redisHealth, waitReady, type RedisClient, type RedisHealth } from '../lib/redis/client.ts'
 import { createRedisTokenStore } from '../lib/redis/store.ts'
@@ -82,10 +81,8 @@ function sessionAbsoluteTimeout (fastify: FastifyInstance): number | undefined {
 
 const redisTokenStore: FastifyPluginAsync<RedisTokenStorePluginOptions> = async (fastify, opts) => {
   const options = validateOptions(RedisTokenStoreOptionsSchema, opts, 'redis')
-  const keys = getSecretKeyBytes(fastify)
-  if (keys === undefined || keys.length === 0) {
-    throw new errors.FSS_OPTIONS_INVALID('redis', 'no keyring: register the secret-keys or session plugin first')
-  }
+  // Never undefined: the keyring is a declared dependency.
+  const keys = getSecretKeyBytes(fastify) as Buffer[]
   const commandTimeout = options.commandTimeout ?? 1000
   const prefix = options.keyPrefix ?? 'fss:'
   const owned = options.client === undefined
@@ -142,4 +139,9 @@ const redisTokenStore: FastifyPluginAsync<RedisTokenStorePluginOptions> = async 
   })
 }
 
-export default fp(redisTokenStore, { fastify: '5.x', name: 'fastify-session-suite/redis-token-store' })
+export default fp(redisTokenStore, {
+  fastify: '5.x',
+  name: 'fastify-session-suite/redis-token-store',
+  // Its records are sealed with the keyring: a session with its own `key` has none to lend.
+  dependencies: ['fastify-session-suite/secret-keys']
+})

@@ -5,7 +5,7 @@ import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { Session } from '@fastify/secure-session'
-import secretKeys, { getSecretKeyBytes, type SecretKeysOptions } from './secret-keys.ts'
+import { getSecretKeyBytes } from './secret-keys.ts'
 import { errors } from '../lib/errors.ts'
 import { resolvePolicy, cookieAttributes, type SessionPolicy, type SameSite } from '../lib/session/policy.ts'
 import { readCookies, toSealed, toCookieValue, planCookies, requestBytes, MAX_REQUEST_COOKIE_BYTES, type ReceivedCookies } from '../lib/session/codec.ts'
@@ -28,10 +28,8 @@ export interface SessionOptions {
   absoluteTimeout?: number
   /** seconds, default 1 hour: an unchanged session is re-issued at most this often */
   rollingInterval?: number
-  /** 32-byte keys, newest first; default: the secret-keys plugin's keyring */
+  /** 32-byte keys, newest first, instead of the secret-keys plugin's keyring (then not registered) */
   key?: Buffer | Buffer[]
-  /** options for the secret-keys plugin when this plugin registers it */
-  secret?: SecretKeysOptions
 }
 
 export interface SessionCounters {
@@ -79,7 +77,7 @@ type WithState = FastifyRequest & { [kState]: RequestState | null }
 
 const session: FastifyPluginAsync<SessionOptions> = async (fastify, opts) => {
   const { policy, warnings } = resolvePolicy(opts)
-  const keys = await resolveKeys(fastify, opts)
+  const keys = resolveKeys(fastify, opts)
   if (!fastify.hasPlugin('@fastify/cookie')) await fastify.register(fastifyCookie)
   const sealer = await createSealer(fastify, keys, policy.idleTimeout, policy.absoluteTimeout)
 
@@ -214,16 +212,23 @@ const session: FastifyPluginAsync<SessionOptions> = async (fastify, opts) => {
   })
 }
 
-async function resolveKeys (fastify: Parameters<FastifyPluginAsync>[0], opts: SessionOptions): Promise<Buffer[]> {
+/**
+ * The keys come from one place: `key`, or the keyring the secret-keys plugin
+ * loaded (it has one owner, and this plugin never registers it). Both at once
+ * would leave /health and the debug route describing a keyring the cookies do
+ * not use: refused.
+ */
+function resolveKeys (fastify: Parameters<FastifyPluginAsync>[0], opts: SessionOptions): Buffer[] {
+  const keyring = fastify.hasDecorator('secretKeys')
   if (opts.key !== undefined) {
+    if (keyring) throw new errors.FSS_OPTIONS_INVALID('session.key', 'the secret-keys plugin already loaded a keyring: give the keys in one place')
     const keys = Array.isArray(opts.key) ? opts.key : [opts.key]
     if (keys.length === 0 || !keys.every((k) => Buffer.isBuffer(k) && k.length === 32)) {
       throw new errors.FSS_OPTIONS_INVALID('session.key', 'expected a 32-byte Buffer or a non-empty array of them, newest first')
     }
     return keys
   }
-  if (!fastify.hasDecorator('secretKeys')) await fastify.register(secretKeys, { ...opts.secret })
-  const keys = getSecretKeyBytes(fastify)
+  const keys = keyring ? getSecretKeyBytes(fastify) : undefined
   if (keys === undefined || keys.length === 0) throw new errors.FSS_SESSION_NO_KEY()
   return keys
 }

@@ -132,7 +132,7 @@ t.test('the redis option needs oauth and is the only token store', async (t) => 
     [{ redis: {} }, /option redis: .*needs the oauth option/],
     [{ oauth: { ...oauth, store }, redis: {} }, /option oauth\.store: give either oauth\.store or redis/],
     // The store seals tokens with the keyring; `session.key` skips loading it. Refused by name, up front.
-    [{ oauth, session: { key }, redis: {} }, /option redis: needs the keyring: session\.key cannot be combined with redis/],
+    [{ oauth, session: { key }, secret: undefined, redis: {} }, /option redis: needs the keyring: session\.key cannot be combined with redis/],
     [{ oauth, redis: { url: 'http://127.0.0.1:6379' } }, /option redis\.url/],
     [{ oauth, redis: 'yes' } as unknown as SessionSuiteOptions, /option redis:/],
     // A lock that can expire during one provider call lets a second instance replay the refresh token.

@@ -21,10 +21,8 @@ export const sessionOptionsSchema = Type.Object({
   idleTimeout: Type.Optional(Type.Integer({ minimum: 60, maximum: MAX_AGE_CAP })),
   absoluteTimeout: Type.Optional(Type.Integer({ minimum: 60, maximum: 10 * 365 * DAY })),
   rollingInterval: Type.Optional(Type.Integer({ minimum: 0 })),
-  // Checked by hand below (Buffer is not a JSON type); the secret-keys plugin
-  // validates its own options.
-  key: Type.Optional(Type.Unknown()),
-  secret: Type.Optional(Type.Unknown())
+  // Checked by hand in the plugin (Buffer is not a JSON type).
+  key: Type.Optional(Type.Unknown())
 }, { additionalProperties: false })
 
 export type SameSite = 'lax' | 'strict' | 'none'
@@ -49,6 +47,10 @@ export interface SessionPolicy {
 export interface ResolvedPolicy { policy: SessionPolicy, warnings: string[] }
 
 export function resolvePolicy (raw: unknown): ResolvedPolicy {
+  if (typeof raw === 'object' && raw !== null && 'secret' in raw) {
+    // The keyring has one owner: the secret-keys plugin, with its own options.
+    throw new errors.FSS_OPTIONS_INVALID('session.secret', 'the session plugin does not load keys: register the secret-keys plugin with these options first (with the root plugin: the `secret` option)')
+  }
   const opts = validateOptions(sessionOptionsSchema, raw, 'session')
   const secure = opts.secure ?? true
   const idleTimeout = opts.idleTimeout ?? 7 * DAY
