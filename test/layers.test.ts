@@ -1,6 +1,7 @@
 // The data walks one way: lib/ (keyring → session → tokens) → plugins/ →
 // routes/ → index.ts. A file may import from its own layer or a lower one,
-// never from a higher one, and lib/ stays free of the plugins above it.
+// never from a higher one; and the plugins hand nothing to each other through
+// a registry-wide symbol (Symbol.for) instead of a declared decorator.
 import t from 'tap'
 import { readdir, readFile } from 'node:fs/promises'
 import { dirname, join, relative, resolve } from 'node:path'
@@ -34,4 +35,14 @@ t.test('nothing imports from a layer above its own', async (t) => {
     t.ok(count > 0, `${layer}/ has imports to check`)
     t.same(wrong, [], `${layer}/ imports nothing from ${above.join(', ')}`)
   }
+})
+
+t.test('no plugin reaches another through a registry-wide symbol', async (t) => {
+  const found: string[] = []
+  for (const layer of LAYERS) {
+    for (const file of await sources(layer)) {
+      if ((await readFile(join(ROOT, file), 'utf8')).includes('Symbol.for(')) found.push(file)
+    }
+  }
+  t.same(found, [])
 })

@@ -130,6 +130,25 @@ t.test('logout with revokeOnLogout revokes the refresh and access tokens', async
   t.equal(oidc.revokeCalls, before + 2)
 })
 
+t.test('request.tokens.revoke() revokes at the provider and keeps the stored token; false with nothing to revoke or nowhere to send it', async (t) => {
+  const { browser } = await startOAuthApp(t, oidc)
+  const b = browser()
+  t.same((await b.request('/api/revoke', { method: 'POST' })).json(), { revoked: false }, 'no token: nothing to revoke')
+  await b.login()
+  const before = oidc.revokeCalls
+  t.same((await b.request('/api/revoke', { method: 'POST' })).json(), { revoked: true })
+  t.equal(oidc.revokeCalls, before + 2, 'the refresh token, then the access token')
+  t.not((await b.request('/api/meta')).json().meta, null, 'revoking is not clearing: the app decides when to clear()')
+
+  // Explicit endpoints without revokeUrl: simple-oauth2 would guess /oauth/revoke on the token host.
+  const { browser: other } = await startOAuthApp(t, oidc, { provider: { authorizeUrl: oidc.endpoints.authorize, tokenUrl: oidc.endpoints.token } })
+  const c = other()
+  await c.login()
+  const calls = oidc.revokeCalls
+  t.same((await c.request('/api/revoke', { method: 'POST' })).json(), { revoked: false })
+  t.equal(oidc.revokeCalls, calls, 'no call without a revocation endpoint')
+})
+
 t.test('a token without a refresh token is revoked alone', async (t) => {
   const { browser } = await startOAuthApp(t, oidc, { revokeOnLogout: true })
   const b = browser()

@@ -59,7 +59,8 @@ t.test('the plugin needs the session plugin, and the routes need the plugin', as
   await t.rejects(async () => { await alone.ready() }, /fastify-session-suite\/session/)
   const routes = await build(t)
   routes.register(oauthRoutes)
-  await t.rejects(async () => { await routes.ready() }, { code: 'FSS_OPTIONS_INVALID', message: /oauth-tokens plugin/ })
+  // Declared with fastify-plugin's `dependencies`: Fastify names what is missing.
+  await t.rejects(async () => { await routes.ready() }, { code: 'FST_ERR_PLUGIN_DEPENDENCY_NOT_REGISTERED', message: /fastify-session-suite\/oauth-tokens/ })
 })
 
 t.test('an unreachable discovery issuer fails start-up', async (t) => {
