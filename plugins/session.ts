@@ -12,6 +12,7 @@ import { readCookies, toSealed, toCookieValue, planCookies, requestBytes, MAX_RE
 import { buildPayload, nowSeconds, type Payload, type RejectReason } from '../lib/session/payload.ts'
 import { createSession, kData, kCreated, kIssued, kOptions, type SessionObject } from '../lib/session/session-object.ts'
 import { createSealer } from '../lib/session/sealer.ts'
+import { SUITE_FIELD, suiteFieldNames } from '../lib/session/suite-fields.ts'
 
 export interface SessionOptions {
   /** default `__Host-session` when secure, else `session` */
@@ -237,8 +238,9 @@ function resolveKeys (fastify: Parameters<FastifyPluginAsync>[0], opts: SessionO
 export function getSessionDetails (request: FastifyRequest): SessionDetails {
   const state = (request as Partial<WithState>)[kState]
   if (state === undefined) return { fields: [], encodedBytes: 0, chunks: 0 }
-  // Going through the getter decodes now if no one did.
+  // Going through the getter decodes now if no one did. The suite's own fields show as `fss.<name>`.
   const fields = Object.keys({ ...request.session.data() })
+    .flatMap((name) => name === SUITE_FIELD ? suiteFieldNames(request.session).map((own) => `${SUITE_FIELD}.${own}`) : [name])
   const { target, received, rejected, policy } = (request as WithState)[kState] as RequestState
   const details: SessionDetails = { fields, encodedBytes: received.bytes, chunks: received.chunks }
   const issued = target[kIssued]

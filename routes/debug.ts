@@ -9,18 +9,15 @@ import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errors } from '../lib/errors.ts'
 import { validateOptions } from '../lib/options.ts'
+import { getSuiteField, setSuiteField } from '../lib/session/suite-fields.ts'
 import { clientFilter } from './client-filter.ts'
 import { sessionDebug, oauthTestFlow } from './debug-views.ts'
 import {
   ErrorResponse, OAuthTestFlowResponseSchema, PersistenceCheckSchema, PersistenceQuery, PersistenceStored, SessionDebugResponseSchema
 } from './schemas.ts'
 
-declare module '@fastify/secure-session' {
-  interface SessionData {
-    /** written by POST /api/session/test-persistence only */
-    fssPersistenceTest?: { nonce: string, storedAt: number }
-  }
-}
+/** The suite session field POST /api/session/test-persistence writes (`fss.persistenceTest`). */
+const PERSISTENCE_FIELD = 'persistenceTest'
 
 export interface DebugOptions {
   /** Register even when NODE_ENV=production. */
@@ -53,14 +50,15 @@ const debugRoutes: FastifyPluginAsyncTypebox<{ allowed: (request: FastifyRequest
     schema: { summary: 'Stores a random nonce in the session', response: { 200: PersistenceStored, ...guarded } }
   }, async (request) => {
     const stored = { nonce: randomBytes(18).toString('base64url'), storedAt: Date.now() }
-    request.session.set('fssPersistenceTest', stored)
+    setSuiteField(request.session, PERSISTENCE_FIELD, stored)
     return stored
   })
 
   scope.get('/session/test-persistence', {
     schema: { summary: 'Whether the session still carries the nonce', querystring: PersistenceQuery, response: { 200: PersistenceCheckSchema, ...guarded } }
   }, async (request) => {
-    const stored = request.session.get('fssPersistenceTest')
+    // Decrypted is not validated: the nonce counts only as a string.
+    const stored = getSuiteField(request.session, PERSISTENCE_FIELD) as { nonce?: unknown, storedAt: number } | undefined
     const persisted = typeof stored?.nonce === 'string'
     return {
       persisted,
