@@ -8,31 +8,14 @@ import fastifyCookie from '@fastify/cookie'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import { getSecretKeyBytes } from './secret-keys.ts'
 import { errors } from '../lib/errors.ts'
-import { resolvePolicy, type SessionPolicy, type SameSite } from '../lib/session/policy.ts'
+import { resolvePolicy, type SessionOptions, type SessionPolicy } from '../lib/session/policy.ts'
 import { kCreated, kIssued } from '../lib/session/session-object.ts'
 import { createSealer } from '../lib/session/sealer.ts'
 import { newCounters, readSession, type RequestState, type SessionCounters } from '../lib/session/reader.ts'
 import { createSessionWriter } from '../lib/session/writer.ts'
 import { SUITE_FIELD, suiteFieldNames } from '../lib/session/suite-fields.ts'
 
-export interface SessionOptions {
-  /** default `__Host-session` when secure, else `session` */
-  cookieName?: string
-  /** default true; false shows as a warning in sessionInfo */
-  secure?: boolean
-  sameSite?: SameSite
-  path?: string
-  domain?: string
-  httpOnly?: boolean
-  /** seconds, default 7 days: cookie Max-Age and server-side expiry alike */
-  idleTimeout?: number
-  /** seconds from creation, default 30 days */
-  absoluteTimeout?: number
-  /** seconds, default 1 hour: an unchanged session is re-issued at most this often */
-  rollingInterval?: number
-  /** 32-byte keys, newest first, instead of the secret-keys plugin's keyring (then not registered) */
-  key?: Buffer | Buffer[]
-}
+export type { SessionOptions }
 
 export type { SessionCounters }
 

@@ -4,7 +4,7 @@
 // NODE_ENV=production unless forced, loopback clients only by default.
 import { randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
-import { Type } from '@sinclair/typebox'
+import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errors } from '../lib/errors.ts'
@@ -19,20 +19,19 @@ import {
 /** The suite session field POST /api/session/test-persistence writes (`fss.persistenceTest`). */
 const PERSISTENCE_FIELD = 'persistenceTest'
 
-export interface DebugOptions {
-  /** Register even when NODE_ENV=production. */
-  force?: boolean
-  /** Client addresses or CIDR ranges allowed besides loopback, e.g. `['10.0.0.0/8']`. */
-  allow?: string[]
-  /** Prefix of the debug routes; default `/api`. */
-  prefix?: string
-}
+const DEBUG_DEFAULTS = { force: false, prefix: '/api' } as const
 
 export const DebugOptionsSchema = Type.Object({
-  force: Type.Optional(Type.Boolean()),
-  allow: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 100 })),
-  prefix: Type.Optional(Type.String({ pattern: '^(/[A-Za-z0-9._~-]+)*$', maxLength: 200 }))
+  force: Type.Optional(Type.Boolean({ description: 'Register the routes even when NODE_ENV=production.', default: DEBUG_DEFAULTS.force })),
+  allow: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), {
+    maxItems: 100,
+    description: 'Client addresses or CIDR ranges allowed besides loopback, e.g. `[\'10.0.0.0/8\']`; every hop must be allowed.',
+    default: []
+  })),
+  prefix: Type.Optional(Type.String({ pattern: '^(/[A-Za-z0-9._~-]+)*$', maxLength: 200, description: 'Prefix of the debug routes.', default: DEBUG_DEFAULTS.prefix }))
 }, { additionalProperties: false })
+
+export type DebugOptions = Static<typeof DebugOptionsSchema>
 
 const guarded = { 403: ErrorResponse }
 
@@ -73,7 +72,7 @@ const debugRoutes: FastifyPluginAsyncTypebox<{ allowed: (request: FastifyRequest
 }
 
 const debug: FastifyPluginAsyncTypebox<DebugOptions> = async (fastify, opts) => {
-  const { force = false, allow = [], prefix = '/api' } = validateOptions(DebugOptionsSchema, opts, 'debug')
+  const { force = DEBUG_DEFAULTS.force, allow = [], prefix = DEBUG_DEFAULTS.prefix } = validateOptions(DebugOptionsSchema, opts, 'debug')
   if (process.env.NODE_ENV === 'production' && !force) throw new errors.FSS_DEBUG_IN_PRODUCTION()
   const allowed = clientFilter(allow)
   await fastify.register(debugRoutes, { prefix, allowed })

@@ -6,7 +6,7 @@
 // the suite's csrf plugin registered first, POST logout needs the session's
 // CSRF token.
 import fp from 'fastify-plugin'
-import { Type } from '@sinclair/typebox'
+import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { validateOptions } from '../lib/options.ts'
@@ -17,19 +17,15 @@ import { ErrorResponse } from './schemas.ts'
 // 503: a token store that is down (the Redis store's FSS_STORE_UNAVAILABLE).
 const errorReplies = { 400: ErrorResponse, 401: ErrorResponse, 500: ErrorResponse, 502: ErrorResponse, 503: ErrorResponse, 504: ErrorResponse }
 
-export interface OAuthRoutesOptions {
-  /**
-   * Where a browser lands after logging out with a plain HTML form: with it, a
-   * form post (urlencoded) or a request accepting text/html gets a 303 to this
-   * local path; API clients still get JSON. Unset (default): always JSON.
-   */
-  redirectAfterLogout?: string
-}
-
 export const OAuthRoutesOptionsSchema = Type.Object({
   // A local path only, as redirectAfterLogin: `//evil.example` would be an open redirect.
-  redirectAfterLogout: Type.Optional(Type.String({ pattern: '^/(?![/\\\\])[^\\s]*$' }))
+  redirectAfterLogout: Type.Optional(Type.String({
+    pattern: '^/(?![/\\\\])[^\\s]*$',
+    description: 'A local path: a logout posted by a plain HTML form (urlencoded, or Accept: text/html) is answered 303 to it; API clients still get JSON. Unset: always JSON.'
+  }))
 }, { additionalProperties: false })
+
+export type OAuthRoutesOptions = Static<typeof OAuthRoutesOptionsSchema>
 
 /** A plain HTML form posts urlencoded and its navigation accepts text/html; fetch() and API clients do neither by default. */
 function isPageRequest (request: FastifyRequest): boolean {
