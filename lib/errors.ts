@@ -2,11 +2,44 @@
 // `FSS_*` code: tests and callers match the code, never the text. Messages may
 // name a variable, a file, an option or a size, and never a key, token, code,
 // state, verifier or cookie value.
-import createError from '@fastify/error'
+import originalCreateError from '@fastify/error'
+
+// Set on the prototype of every class below: what `instanceof FssError` looks for.
+const kFssError = Symbol('fastify-session-suite.error')
+
+/**
+ * The base of every error in `errors`: `err instanceof FssError` tells the suite's
+ * errors from any other (then `err.code` is one of the `FSS_*` codes). Option
+ * errors are also `TypeError`s, as Fastify core's own option errors are, and a
+ * class has one parent: the check is on a mark every class below carries.
+ */
+export class FssError extends Error {
+  /** one of the `FSS_*` codes (ErrorCode) */
+  declare readonly code: string
+  declare readonly statusCode: number
+
+  static override [Symbol.hasInstance] (value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as { [kFssError]?: unknown })[kFssError] === true
+  }
+}
+
+/** A class of `errors`: called with or without `new`, as @fastify/error's are. */
+export interface FssErrorConstructor<Arg extends unknown[]> {
+  new (...args: Arg): FssError
+  (...args: Arg): FssError
+  readonly prototype: FssError
+}
+
+/** @fastify/error's createError, for a class that is an FssError whatever its `Base`. */
+function createError<Arg extends unknown[] = []> (code: string, message: string, statusCode: number, Base = FssError as unknown as ErrorConstructor): FssErrorConstructor<Arg> {
+  const Ctor = originalCreateError<Arg>(code, message, statusCode, Base)
+  Object.defineProperty(Ctor.prototype, kFssError, { value: true })
+  return Ctor as unknown as FssErrorConstructor<Arg>
+}
 
 export const errors = {
   // ── options (every plugin) ─────────────────────────────────────────────
-  FSS_OPTIONS_INVALID: createError<[string, string]>('FSS_OPTIONS_INVALID', 'Invalid option %s: %s', 500),
+  FSS_OPTIONS_INVALID: createError<[string, string]>('FSS_OPTIONS_INVALID', 'Invalid option %s: %s', 500, TypeError),
 
   // ── secret keyring ──────────────────────────────────────────────────────
   FSS_SECRET_WEAK: createError<[string]>('FSS_SECRET_WEAK', 'Secret from %s has under 32 bytes of key material; generate one with `npx fastify-session-suite keygen`', 500),

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { chmod, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { fingerprint } from '../lib/keyring/format.ts'
+import { fingerprint } from '../lib/digest.ts'
 import { readKeyFile } from '../lib/keyring/key-file.ts'
 import { runTsx, tempDir, type ChildResult } from './helper.ts'
 

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, readdir, readFile, writeFile, access } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { fingerprint } from '../lib/keyring/format.ts'
+import { fingerprint } from '../lib/digest.ts'
 import { tempDir } from './helper.ts'
 import { startRedis } from './fixtures/redis-server.ts'
 

@@ -1,5 +1,5 @@
 // One table for the console and for bench/results.md: each row's req/s and
-// p99, its ratio to the named baseline from the same run, and the issue's
+// p99, its ratio to the named baseline from the same run, and the row's
 // target next to it (met / missed — reported, never asserted).
 import { cpus, loadavg } from 'node:os'
 

@@ -18,9 +18,9 @@
 //    without a new call, so a broken provider is not hammered in a tight loop.
 // Entries are keyed by sha256 of the refresh token; the token itself is never
 // a key, a log field or part of an error.
-import { createHash } from 'node:crypto'
-import { errors } from '../errors.ts'
-import { failureKind, type FailureKind } from './provider-errors.ts'
+import { sha256Base64url } from '../digest.ts'
+import { ExpiringMap } from '../expiring-map.ts'
+import { failureKind, refreshFailure, type FailureKind } from './provider-errors.ts'
 import type { StoredToken } from './token.ts'
 
 type CodedError = Error & { code: string, statusCode?: number }
@@ -34,13 +34,21 @@ export interface RefreshCoordinatorOptions {
   backoffMs: number
   /** bound on remembered entries (each map) */
   maxEntries?: number
-  /** cross-process single-flight (the Redis plugin's `fleet`); runs `fn` once across instances */
+  /** cross-process single-flight (the Redis token store's `refreshLock`); runs `fn` once across instances */
   lock?: RefreshLock
 }
 
-/** Shape of a cross-instance lock such as the Redis token store's `fleet`. */
+/** The contract of a cross-instance refresh lock; the Redis token store's `refreshLock` implements it. */
 export interface RefreshLock {
+  /** Runs `fn` once across every instance for this refresh token; the others get its result or its error. */
   refresh: <T>(refreshToken: string, fn: () => Promise<T>) => Promise<T>
+  /**
+   * Called by the OAuth plugin at registration with its provider-call timeout in ms. A lock that
+   * expires while the call still runs lets a second instance refresh with the same refresh token,
+   * which a rotating provider answers with invalid_grant: the lock must outlive the call. Throws
+   * FSS_OPTIONS_INVALID, naming its own option, when it cannot.
+   */
+  outlive?: (callTimeoutMs: number) => void
 }
 
 export interface RefreshCounters {
@@ -52,8 +60,6 @@ export interface RefreshCounters {
   /** callers answered from the backoff window */
   backedOff: number
 }
-
-interface Remembered<T> { value: T, until: number }
 
 const kSpent = Symbol('fss.oauth.refreshTokenSpent')
 
@@ -78,10 +84,6 @@ const SPENT_MEMORY_MS = 24 * 3600_000
 /** Bound on replacement chains followed per lookup (a cycle cannot loop). */
 const MAX_CHAIN = 32
 
-function keyOf (refreshToken: string): string {
-  return createHash('sha256').update(refreshToken).digest('base64url')
-}
-
 export class RefreshCoordinator {
   readonly counters: RefreshCounters = {
     refreshes: 0,
@@ -96,13 +98,15 @@ export class RefreshCoordinator {
    */
   lastFailure: { at: number, code: string } | null = null
 
-  readonly #opts: RefreshCoordinatorOptions & { maxEntries: number }
+  readonly #opts: RefreshCoordinatorOptions
   readonly #inflight = new Map<string, Promise<StoredToken>>()
-  readonly #recent = new Map<string, Remembered<StoredToken>>()
-  readonly #failed = new Map<string, Remembered<{ code: string, spent: boolean }>>()
+  readonly #recent: ExpiringMap<StoredToken>
+  readonly #failed: ExpiringMap<{ code: string, spent: boolean }>
 
   constructor (opts: RefreshCoordinatorOptions) {
-    this.#opts = { maxEntries: 10_000, ...opts }
+    this.#opts = opts
+    this.#recent = new ExpiringMap(opts.maxEntries ?? 10_000)
+    this.#failed = new ExpiringMap(opts.maxEntries ?? 10_000)
   }
 
   /** Requests in flight right now (for tests and health output). */
@@ -121,13 +125,12 @@ export class RefreshCoordinator {
     // old refresh token itself, which exposes nothing its values do not: a
     // rotated one is used up, and a non-rotated one is in the value too.
     if (this.#recent.size === 0) return null
-    const now = Date.now()
     let current = token
     let newest: StoredToken | null = null
     for (let i = 0; i < MAX_CHAIN && current.refresh_token !== undefined; i++) {
-      const entry = this.#recent.get(current.refresh_token)
-      if (entry === undefined || entry.until <= now || entry.value.access_token === current.access_token) break
-      current = newest = entry.value
+      const next = this.#recent.get(current.refresh_token)
+      if (next === undefined || next.access_token === current.access_token) break
+      current = newest = next
     }
     if (newest !== null) this.counters.shared++
     return newest
@@ -140,11 +143,11 @@ export class RefreshCoordinator {
     // this never hits through it; kept so no other caller can replay a used-up token.
     /* c8 ignore next */
     if (newest !== null) return Promise.resolve(newest)
-    const key = keyOf(token.refresh_token)
+    const key = sha256Base64url(token.refresh_token)
     const failed = this.#failed.get(key)
-    if (failed !== undefined && failed.until > Date.now()) {
+    if (failed !== undefined) {
       this.counters.backedOff++
-      return Promise.reject(recreate(failed.value))
+      return Promise.reject(recreate(failed))
     }
     const running = this.#inflight.get(key)
     if (running !== undefined) {
@@ -193,7 +196,7 @@ export class RefreshCoordinator {
       // A used-up refresh token is remembered for a day, not the backoff: an
       // old cookie from another tab must not replay it once the backoff ends.
       const isSpent = isRefreshTokenSpent(err)
-      remember(this.#failed, key, { code, spent: isSpent }, Date.now() + Math.max(this.#opts.backoffMs, isSpent ? SPENT_MEMORY_MS : 0), this.#opts.maxEntries)
+      this.#failed.set(key, { code, spent: isSpent }, Date.now() + Math.max(this.#opts.backoffMs, isSpent ? SPENT_MEMORY_MS : 0))
       throw err
     }
     this.#failed.delete(key)
@@ -202,31 +205,13 @@ export class RefreshCoordinator {
     // Kept until the new token expires (never handed out past that): a stale
     // cookie holding the old pair may be re-sealed by a concurrent request and
     // come back long after a short grace window.
-    remember(this.#recent, token.refresh_token, fresh, fresh.expires_at * 1000, this.#opts.maxEntries)
+    this.#recent.set(token.refresh_token, fresh, fresh.expires_at * 1000)
     return fresh
   }
 }
 
-// Insertion-ordered maps: expired entries are dropped from the front, and the
-// oldest goes when the bound is reached, so memory stays bounded under load.
-function remember<T> (map: Map<string, Remembered<T>>, key: string, value: T, until: number, max: number): void {
-  map.delete(key)
-  map.set(key, { value, until })
-  const now = Date.now()
-  for (const [k, entry] of map) {
-    if (map.size <= max && entry.until > now) break
-    map.delete(k)
-  }
-}
-
-// A new instance per caller: sharing one error object across requests would
-// share its stack and any property a handler adds to it.
 function recreate ({ code, spent: isSpent }: { code: string, spent: boolean }): CodedError {
-  if (isSpent && code === 'FSS_TOKEN_INVALID') return spent(new errors.FSS_TOKEN_INVALID('the last refresh answer was unusable and used up the refresh token'))
-  switch (code) {
-    case 'FSS_TOKEN_REFRESH_REJECTED': return new errors.FSS_TOKEN_REFRESH_REJECTED()
-    case 'FSS_TOKEN_PROVIDER_TIMEOUT': return new errors.FSS_TOKEN_PROVIDER_TIMEOUT()
-    case 'FSS_TOKEN_INVALID': return new errors.FSS_TOKEN_INVALID('the last refresh answer was unusable; retrying after the backoff window')
-    default: return new errors.FSS_TOKEN_PROVIDER_ERROR('the last refresh failed; retrying after the backoff window')
-  }
+  return isSpent
+    ? spent(refreshFailure(code, 'the answer used up the refresh token'))
+    : refreshFailure(code, 'retrying after the backoff window')
 }

@@ -1,8 +1,7 @@
 // The token schema and its normalization: whatever a provider, a caller or an
 // old cookie hands us becomes one StoredToken shape, or FSS_TOKEN_INVALID.
-// The seed crashed because an unvalidated `None` reached the OAuth client;
-// here nothing reaches storage or the client without passing `normalizeToken`.
-import { createHash } from 'node:crypto'
+// Nothing reaches storage or the OAuth client without passing `normalizeToken`:
+// a `null` or half-filled token is refused here, not crashed on later.
 import { Type, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { errors } from '../errors.ts'
@@ -16,8 +15,8 @@ const TokenInput = Type.Object({
   access_token: Type.String({ minLength: 1 }),
   token_type: Type.String(),
   refresh_token: Type.Optional(Type.String({ minLength: 1 })),
-  // A string ("3600") is refused on purpose: the issue treats it as a broken
-  // provider answer, and guessing would hide a unit error (ms vs s).
+  // A string ("3600") is refused on purpose: RFC 6749 §5.1 makes it a number,
+  // and guessing would hide a unit error (ms vs s).
   expires_in: Type.Optional(Type.Number({ minimum: 0 })),
   expires_at: Type.Optional(Type.Union([Type.Number({ minimum: 0 }), Type.String({ minLength: 1 }), Type.Date()])),
   scope: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())])),
@@ -126,11 +125,6 @@ function toEpochSeconds (value: number | string | Date): number {
 /** True when a stored value already has the exact stored shape (cheap check on the read path). */
 export function isStoredToken (value: unknown): value is StoredToken {
   return storedCheck.Check(value)
-}
-
-/** 8 hex characters of sha256: enough to tell tokens apart in a backup or a test, useless to an attacker. */
-export function fingerprint (value: string): string {
-  return createHash('sha256').update(value).digest('hex').slice(0, 8)
 }
 
 export interface TokenMetadata {
