@@ -18,7 +18,7 @@ export const errors = {
   // ── session ─────────────────────────────────────────────────────────────
   FSS_SESSION_NO_KEY: createError('FSS_SESSION_NO_KEY', 'The session plugin has no key: register the secret-keys plugin first or pass `key`', 500),
   FSS_SESSION_TOO_LARGE: createError<[number, number]>('FSS_SESSION_TOO_LARGE', 'The session needs %d bytes of cookies, over the limit of %d', 500),
-  FSS_SESSION_KEY_RESERVED: createError<[string]>('FSS_SESSION_KEY_RESERVED', 'Session field %s is reserved for the session plugin', 500),
+  FSS_SESSION_KEY_RESERVED: createError<[string]>('FSS_SESSION_KEY_RESERVED', 'Session field %s is reserved: the session plugin\'s own fields and __proto__, constructor, prototype cannot be set', 500),
 
   // ── OAuth tokens ────────────────────────────────────────────────────────
   FSS_TOKEN_INVALID: createError<[string]>('FSS_TOKEN_INVALID', 'Token rejected: %s', 502),
