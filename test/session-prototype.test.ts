@@ -76,7 +76,7 @@ t.test('a cookie whose JSON carries __proto__ gives plain data, never a prototyp
   const k = key()
   const fastify = await build(t)
   await fastify.register(session, { key: [k] })
-  fastify.get('/read', async (req) => ({ isAdmin: req.session.get('isAdmin' as never) ?? null, keys: Object.keys(req.session.data()) }))
+  fastify.get('/read', async (req) => ({ isAdmin: req.session.get('isAdmin' as never) ?? null, keys: Object.keys(req.session.data() ?? {}) }))
   const now = Math.floor(Date.now() / 1000)
   const cookie = seal(`{"__proto__":{"isAdmin":true},"user":"x","__i":${now},"__ts":${now},"__c":${now}}`, k)
   t.same((await fastify.inject({ url: '/read', headers: { cookie: `${NAME}=${cookie}` } })).json(), { isAdmin: null, keys: ['__proto__', 'user'] })
