@@ -36,7 +36,7 @@ export const errors = {
 
   // ── routes ──────────────────────────────────────────────────────────────
   FSS_DEBUG_IN_PRODUCTION: createError('FSS_DEBUG_IN_PRODUCTION', 'Debug routes are refused when NODE_ENV=production; set debug.force to override', 500),
-  FSS_DEBUG_FORBIDDEN: createError('FSS_DEBUG_FORBIDDEN', 'Debug routes answer loopback clients only', 403),
+  FSS_DEBUG_FORBIDDEN: createError('FSS_DEBUG_FORBIDDEN', 'Debug routes answer loopback clients only, on a loopback host name (or those in debug.allow and debug.hosts)', 403),
   FSS_HEALTH_CHECK_DUPLICATE: createError<[string]>('FSS_HEALTH_CHECK_DUPLICATE', 'A health check named %s is already registered', 500),
 
   // ── CSRF ────────────────────────────────────────────────────────────────

@@ -1,7 +1,8 @@
 // Debug routes for development: what key and cookie policy are in force, what
 // this session holds (names, never values), a persistence self-test, and the
 // OAuth token's state. Registered only on request, refused under
-// NODE_ENV=production unless forced, loopback clients only by default.
+// NODE_ENV=production unless forced, loopback clients on loopback host names
+// only by default.
 import { randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import { Type } from '@sinclair/typebox'
@@ -9,6 +10,7 @@ import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errors } from '../lib/errors.ts'
 import { validateOptions } from '../lib/options.ts'
+import { isProduction } from '../lib/node-env.ts'
 import { clientFilter } from './client-filter.ts'
 import { sessionDebug, oauthTestFlow } from './debug-views.ts'
 import {
@@ -27,6 +29,12 @@ export interface DebugOptions {
   force?: boolean
   /** Client addresses or CIDR ranges allowed besides loopback, e.g. `['10.0.0.0/8']`. */
   allow?: string[]
+  /**
+   * Host names (the Host header without its port) answered besides loopback ones
+   * (`localhost`, `*.localhost`, 127.0.0.0/8, `[::1]`), e.g. `['devbox.internal', '10.0.0.5']`.
+   * Any other Host is refused: it is how a DNS-rebinding page reaches a loopback server.
+   */
+  hosts?: string[]
   /** Prefix of the debug routes; default `/api`. */
   prefix?: string
 }
@@ -34,6 +42,8 @@ export interface DebugOptions {
 export const DebugOptionsSchema = Type.Object({
   force: Type.Optional(Type.Boolean()),
   allow: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 100 })),
+  // A DNS name (underscores allowed, as in container names), an IPv4 literal, or a bracketed IPv6 literal.
+  hosts: Type.Optional(Type.Array(Type.String({ pattern: '^(?:[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*|\\[[0-9A-Fa-f:.]+\\])$', maxLength: 253 }), { maxItems: 100 })),
   prefix: Type.Optional(Type.String({ pattern: '^(/[A-Za-z0-9._~-]+)*$', maxLength: 200 }))
 }, { additionalProperties: false })
 
@@ -75,11 +85,11 @@ const debugRoutes: FastifyPluginAsyncTypebox<{ allowed: (request: FastifyRequest
 }
 
 const debug: FastifyPluginAsyncTypebox<DebugOptions> = async (fastify, opts) => {
-  const { force = false, allow = [], prefix = '/api' } = validateOptions(DebugOptionsSchema, opts, 'debug')
-  if (process.env.NODE_ENV === 'production' && !force) throw new errors.FSS_DEBUG_IN_PRODUCTION()
-  const allowed = clientFilter(allow)
+  const { force = false, allow = [], hosts = [], prefix = '/api' } = validateOptions(DebugOptionsSchema, opts, 'debug')
+  if (isProduction() && !force) throw new errors.FSS_DEBUG_IN_PRODUCTION()
+  const allowed = clientFilter(allow, hosts)
   await fastify.register(debugRoutes, { prefix, allowed })
-  fastify.log.warn({ prefix, allow }, 'session suite debug routes are on: development only')
+  fastify.log.warn({ prefix, allow, hosts }, 'session suite debug routes are on: development only')
 }
 
 export default fp(debug, { fastify: '5.x', name: 'fastify-session-suite/debug' })
