@@ -11,6 +11,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errors } from '../lib/errors.ts'
 import { validateOptions } from '../lib/options.ts'
 import { isProduction } from '../lib/node-env.ts'
+import { requestForLog } from '../lib/display-url.ts'
 import { clientFilter } from './client-filter.ts'
 import { sessionDebug, oauthTestFlow } from './debug-views.ts'
 import {
@@ -50,6 +51,8 @@ export const DebugOptionsSchema = Type.Object({
 const guarded = { 403: ErrorResponse }
 
 const debugRoutes: FastifyPluginAsyncTypebox<{ allowed: (request: FastifyRequest) => boolean }> = async (scope, { allowed }) => {
+  // The request log shows paths only (`?nonce=` and whatever else a caller adds stay out).
+  scope.addHook('onRoute', (route) => { route.logSerializers = { req: requestForLog } })
   scope.addHook('onRequest', async (request, reply) => {
     reply.header('cache-control', 'no-store')
     if (!allowed(request)) throw new errors.FSS_DEBUG_FORBIDDEN()

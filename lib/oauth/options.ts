@@ -3,6 +3,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { validateOptions } from '../options.ts'
 import { errors } from '../errors.ts'
+import { displayUrl } from '../display-url.ts'
 import { isTokenStore, type TokenStore } from './store.ts'
 import type { RefreshLock } from './refresh.ts'
 
@@ -82,7 +83,8 @@ export function resolveOAuthOptions (value: unknown): ResolvedOAuthOptions {
 /** What oauthInfo shows about the provider: where it is, never a credential. */
 export function describeProvider (opts: ResolvedOAuthOptions): { kind: 'discovery' | 'explicit', url: string } {
   const p = opts.provider
-  return 'issuer' in p ? { kind: 'discovery', url: p.issuer } : { kind: 'explicit', url: new URL(p.tokenUrl).origin }
+  // displayUrl: an issuer may carry userinfo or a query, and this is shown on the public /health.
+  return 'issuer' in p ? { kind: 'discovery', url: displayUrl(p.issuer) } : { kind: 'explicit', url: new URL(p.tokenUrl).origin }
 }
 
 function split (url: string): { host: string, path: string } {
