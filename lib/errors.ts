@@ -14,6 +14,7 @@ export const errors = {
   FSS_KEY_FILE_UNSAFE: createError<[string, string, string]>('FSS_KEY_FILE_UNSAFE', 'Key file %s is unsafe: %s. Fix: %s', 500),
   FSS_KEY_FILE_CORRUPT: createError<[string, string, string]>('FSS_KEY_FILE_CORRUPT', 'Key file %s is corrupt: %s. Fix: %s', 500),
   FSS_KEY_FILE_IO: createError<[string, string]>('FSS_KEY_FILE_IO', 'Key file %s could not be used: %s', 500),
+  FSS_KEYRING_TOO_LARGE: createError<[string, number, number]>('FSS_KEYRING_TOO_LARGE', 'The keyring from %s holds %d keys, more than %d: remove the oldest (the last lines, or entries of X_PREVIOUS)', 500),
 
   // ── session ─────────────────────────────────────────────────────────────
   FSS_SESSION_NO_KEY: createError('FSS_SESSION_NO_KEY', 'The session plugin has no key: register the secret-keys plugin first or pass `key`', 500),

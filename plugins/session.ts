@@ -12,6 +12,7 @@ import { readCookies, toSealed, toCookieValue, planCookies, requestBytes, MAX_RE
 import { buildPayload, nowSeconds, type Payload, type RejectReason } from '../lib/session/payload.ts'
 import { createSession, kData, kCreated, kIssued, kOptions, type SessionObject } from '../lib/session/session-object.ts'
 import { createSealer } from '../lib/session/sealer.ts'
+import { MAX_KEYS } from '../lib/keyring/format.ts'
 
 export interface SessionOptions {
   /** default `__Host-session` when secure, else `session` */
@@ -217,8 +218,8 @@ const session: FastifyPluginAsync<SessionOptions> = async (fastify, opts) => {
 async function resolveKeys (fastify: Parameters<FastifyPluginAsync>[0], opts: SessionOptions): Promise<Buffer[]> {
   if (opts.key !== undefined) {
     const keys = Array.isArray(opts.key) ? opts.key : [opts.key]
-    if (keys.length === 0 || !keys.every((k) => Buffer.isBuffer(k) && k.length === 32)) {
-      throw new errors.FSS_OPTIONS_INVALID('session.key', 'expected a 32-byte Buffer or a non-empty array of them, newest first')
+    if (keys.length === 0 || keys.length > MAX_KEYS || !keys.every((k) => Buffer.isBuffer(k) && k.length === 32)) {
+      throw new errors.FSS_OPTIONS_INVALID('session.key', `expected a 32-byte Buffer or an array of 1 to ${MAX_KEYS} of them, newest first`)
     }
     return keys
   }

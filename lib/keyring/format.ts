@@ -5,6 +5,14 @@ import { errors } from '../errors.ts'
 
 export const KEY_BYTES = 32
 
+/**
+ * Most keys a keyring may hold: the newest and the old ones rotation keeps
+ * (2 by default). Every cookie that fails to open is tried against every key,
+ * so a file of thousands of valid lines would multiply the cost of each forged
+ * cookie; more than a handful is a mistake and is refused (FSS_KEYRING_TOO_LARGE).
+ */
+export const MAX_KEYS = 8
+
 // HKDF parameters are part of the on-disk/on-wire contract: changing any of
 // them changes every key derived from long material and logs everyone out.
 export const HKDF_INFO = 'fastify-session-suite/v1 session key'
