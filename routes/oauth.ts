@@ -10,6 +10,7 @@ import type { Token } from '@fastify/oauth2'
 import { errors } from '../lib/errors.ts'
 import { validateOptions } from '../lib/options.ts'
 import { checkState } from '../lib/oauth/state.ts'
+import { LocalRedirectPath } from '../lib/oauth/options.ts'
 import { classifyTokenEndpointError, codeOf, isEmptySuccess } from '../lib/oauth/provider-errors.ts'
 import { getOAuthRuntime } from '../plugins/oauth-tokens.ts'
 import { addFormParser } from '../plugins/csrf.ts'
@@ -34,8 +35,7 @@ export interface OAuthRoutesOptions {
 }
 
 export const OAuthRoutesOptionsSchema = Type.Object({
-  // A local path only, as redirectAfterLogin: `//evil.example` would be an open redirect.
-  redirectAfterLogout: Type.Optional(Type.String({ pattern: '^/(?![/\\\\])[^\\s]*$' }))
+  redirectAfterLogout: Type.Optional(LocalRedirectPath)
 }, { additionalProperties: false })
 
 /** A plain HTML form posts urlencoded and its navigation accepts text/html; fetch() and API clients do neither by default. */

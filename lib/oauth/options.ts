@@ -9,6 +9,13 @@ import type { RefreshLock } from './refresh.ts'
 
 const HttpUrl = Type.String({ pattern: '^https?://[^\\s/?#]+[^\\s]*$' })
 const RoutePath = Type.String({ pattern: '^/[^\\s?#]*$' })
+/**
+ * A redirect target: a local path only (`//evil.example` or `/\evil` would be
+ * an open redirect), in visible ASCII, since it goes verbatim into a Location
+ * header (Node refuses characters above U+00FF there, and browsers read Latin-1
+ * bytes as UTF-8): percent-encode anything else.
+ */
+export const LocalRedirectPath = Type.String({ pattern: '^/(?![/\\\\])[\\x21-\\x7E]*$', maxLength: 2048 })
 
 export const OAuthOptionsSchema = Type.Object({
   provider: Type.Union([
@@ -25,8 +32,7 @@ export const OAuthOptionsSchema = Type.Object({
   loginPath: Type.Optional(RoutePath),
   callbackPath: Type.Optional(RoutePath),
   logoutPath: Type.Optional(RoutePath),
-  // A local path only: `//evil.example` or `/\evil` would be an open redirect.
-  redirectAfterLogin: Type.Optional(Type.String({ pattern: '^/(?![/\\\\])[^\\s]*$' })),
+  redirectAfterLogin: Type.Optional(LocalRedirectPath),
   refreshSkew: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 })),
   assumedLifetime: Type.Optional(Type.Integer({ minimum: 1 })),
   refreshBackoff: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 })),
