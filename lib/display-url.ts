@@ -3,10 +3,13 @@
 // credential, and a query string or fragment may carry a code, a state or an
 // API key, so neither ever leaves in a display form.
 
-/** `https://user:pw@idp.example:8443/realm?x=1#y` → `https://idp.example:8443/realm`. Throws for an unparsable URL. */
+/**
+ * `https://user:pw@idp.example:8443/realm?x=1#y` → `https://idp.example:8443/realm`;
+ * a bare origin stays bare (`https://idp.example`). Throws for an unparsable URL.
+ */
 export function displayUrl (url: string): string {
   const u = new URL(url)
-  return `${u.protocol}//${u.host}${u.pathname}`
+  return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`
 }
 
 /** A request URL (`/path?query`) as logged: the path only. */

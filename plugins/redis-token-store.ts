@@ -13,7 +13,7 @@ import { createRedisTokenStore, type RedisTokenStore } from '../lib/redis/store.
 import { createRefreshLock, type RefreshLock } from '../lib/redis/lock.ts'
 import { createFleetRefresh, type FleetRefresh } from '../lib/redis/fleet-refresh.ts'
 import { healthRegistry } from '../routes/health-checks.ts'
-import { getSecretKeyBytes } from './secret-keys.ts'
+import { getDerivedKeys, getSecretKeyBytes } from './secret-keys.ts'
 import type { StoredToken } from '../lib/oauth/token.ts'
 
 export interface RedisTokenStorePluginOptions {
@@ -77,10 +77,13 @@ function sessionAbsoluteTimeout (fastify: FastifyInstance): number | undefined {
 
 const redisTokenStore: FastifyPluginAsync<RedisTokenStorePluginOptions> = async (fastify, opts) => {
   const options = validateOptions(RedisTokenStoreOptionsSchema, opts, 'redis')
-  const keys = getSecretKeyBytes(fastify)
-  if (keys === undefined || keys.length === 0) {
+  const ring = getSecretKeyBytes(fastify)
+  if (ring === undefined || ring.length === 0) {
     throw new errors.FSS_OPTIONS_INVALID('redis', 'no keyring: register the secret-keys or session plugin first')
   }
+  // This application's keys seal; the keyring's own keys still open records written before
+  // keys were derived per application.
+  const keys = [...getDerivedKeys(fastify, 'redis-token-store') as Buffer[], ...ring]
   const commandTimeout = options.commandTimeout ?? 1000
   const lockTtl = options.lockTtl ?? 10_000
   const prefix = options.keyPrefix ?? 'fss:'

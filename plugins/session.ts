@@ -5,7 +5,7 @@ import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { Session } from '@fastify/secure-session'
-import secretKeys, { getSecretKeyBytes, type SecretKeysOptions } from './secret-keys.ts'
+import secretKeys, { getDerivedKeys, getSecretKeyBytes, type SecretKeysOptions } from './secret-keys.ts'
 import { errors } from '../lib/errors.ts'
 import { resolvePolicy, cookieAttributes, type SessionPolicy, type SameSite } from '../lib/session/policy.ts'
 import { readCookies, toSealed, toCookieValue, planCookies, requestBytes, MAX_REQUEST_COOKIE_BYTES, type ReceivedCookies } from '../lib/session/codec.ts'
@@ -226,7 +226,10 @@ async function resolveKeys (fastify: Parameters<FastifyPluginAsync>[0], opts: Se
   if (!fastify.hasDecorator('secretKeys')) await fastify.register(secretKeys, { ...opts.secret })
   const keys = getSecretKeyBytes(fastify)
   if (keys === undefined || keys.length === 0) throw new errors.FSS_SESSION_NO_KEY()
-  return keys
+  // This application's session keys seal; the keyring's own keys only open
+  // cookies sealed before keys were derived per application (such a cookie is
+  // re-sealed with the newest derived key on first use, as after a rotation).
+  return [...getDerivedKeys(fastify, 'session') as Buffer[], ...keys]
 }
 
 /** What the debug route may show: field names, times and sizes, never values. */

@@ -23,7 +23,7 @@ t.test('an issuer with user:password@ and a query is shown without them, on /hea
     debug: true
   })
   await app.ready()
-  const shown = `${oidc.issuer}/`
+  const shown = oidc.issuer
   t.equal(app.oauthInfo.provider, shown, 'oauthInfo.provider is scheme, host, port and path')
   const health = await app.inject('/health')
   t.match(health.json().checks.find((c: { name: string }) => c.name === 'oauth').detail, `${shown}: configured`)
@@ -62,5 +62,7 @@ t.test('displayUrl and displayPath keep exactly the scheme, host, port and path 
     return displayPath(`${p}?${query}#${fragment}`) === p && displayPath(`${p}#${fragment}`) === p && displayPath(p) === p
   }), { numRuns: 300 })
   t.same(requestForLog({ method: 'GET', url: '/a?b=c', host: 'h', ip: '127.0.0.1' }), { method: 'GET', url: '/a', host: 'h', remoteAddress: '127.0.0.1' })
+  t.equal(displayUrl('https://u:p@idp.example/?q#f'), 'https://idp.example')
+  t.equal(displayUrl('https://idp.example/realms/x/?q'), 'https://idp.example/realms/x/')
   t.throws(() => displayUrl('not a url'), TypeError)
 })
