@@ -60,8 +60,8 @@ const HOST = /^(?:\[([0-9a-f:.]+)\]|([a-z0-9_.-]+))(?::\d{1,5})?$/
  * loopback themselves, so no DNS answer can point them elsewhere), a loopback
  * IP literal, or a name listed in `hosts`.
  */
-function hostAllowed (value: string | undefined, loopback: BlockList, hosts: ReadonlySet<string>): boolean {
-  const parts = HOST.exec(value?.toLowerCase() ?? '')
+function hostAllowed (value: string, loopback: BlockList, hosts: ReadonlySet<string>): boolean {
+  const parts = HOST.exec(value.toLowerCase())
   if (parts === null) return false
   const ipv6 = parts[1]
   const name = parts[2] ?? `[${ipv6}]`

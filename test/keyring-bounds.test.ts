@@ -4,7 +4,8 @@
 import t from 'tap'
 import fc from 'fast-check'
 import { randomBytes } from 'node:crypto'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { chmod, mkdir, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import Fastify from 'fastify'
@@ -74,6 +75,17 @@ t.test('an X_FILE of exactly 64 KiB is read; one byte more is not', async (t) =>
   t.same((await readKeyFile(file))?.keys, [k])
   await writeFile(file, line + ' '.repeat(MAX_FILE_BYTES - line.length) + '\n')
   t.equal((await failure(readKeyFile(file))).code, 'FSS_KEY_FILE_CORRUPT')
+})
+
+t.test('a file whose size lies (procfs reports 0) is still read no further than the bound', async (t) => {
+  // /proc/<pid>/environ of a child with a 70 KB variable: a regular file, size 0, 70 KB to read.
+  const child = spawn('sleep', ['60'], { env: { BIG: 'x'.repeat(70_000) }, stdio: 'ignore' })
+  t.teardown(() => child.kill())
+  await once(child, 'spawn')
+  const environ = `/proc/${child.pid}/environ`
+  const err = await failure(loadKeyring({ env: { SESSION_SECRET_KEY_FILE: environ } }))
+  t.equal(err.code, 'FSS_KEY_FILE_CORRUPT')
+  t.match(err.message, /65537 bytes, more than a keyring/)
 })
 
 t.test('a key file swapped for a FIFO is refused, not waited on', async (t) => {

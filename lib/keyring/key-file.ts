@@ -43,6 +43,11 @@ export function ioError (path: string, err: unknown): Error {
   return new errors.FSS_KEY_FILE_IO(path, errorCode(err))
 }
 
+/** Whether readKeyText refused what it found (as opposed to an I/O failure, which the caller names). */
+export function isRefusal (err: unknown): boolean {
+  return err instanceof errors.FSS_KEY_FILE_UNSAFE || err instanceof errors.FSS_KEY_FILE_CORRUPT
+}
+
 export interface KeyText {
   text: string
   /** of the file read (fstat of the open descriptor) */
@@ -124,7 +129,7 @@ export async function readKeyFile (path: string): Promise<KeyFileContents | unde
     // Not following: if the file was swapped for a symlink after lstat(), fail instead of following it.
     text = (await readKeyText(path, path, false, RESTORE)).text
   } catch (err) {
-    if ((err as { code?: string }).code?.startsWith('FSS_') === true) throw err
+    if (isRefusal(err)) throw err
     // A regular 0600 file can still fail to read: an I/O error, or a swap for a symlink after lstat().
     throw ioError(path, err)
   }

@@ -5,7 +5,7 @@ import { isAbsolute, join, resolve } from 'node:path'
 import envPaths from 'env-paths'
 import { errors } from '../errors.ts'
 import { MAX_KEYS, decodeMaterial, decodeSecret, fingerprint } from './format.ts'
-import { createKeyFile, directoryWarnings, errorCode, formatMode, ioError, readKeyFile, readKeyText, MAX_FILE_BYTES } from './key-file.ts'
+import { createKeyFile, directoryWarnings, errorCode, formatMode, ioError, isRefusal, readKeyFile, readKeyText, MAX_FILE_BYTES } from './key-file.ts'
 
 export const DEFAULT_APP_NAME = 'fastify-session-suite'
 export const DEFAULT_ENV_VARS = ['SESSION_SECRET_KEY']
@@ -63,7 +63,7 @@ async function readEnvFile (name: string, path: string, warnings: string[]): Pro
     // target must still be a regular file within the key file's size bound.
     read = await readKeyText(path, shown, true, `set ${name} to a regular file of at most ${MAX_FILE_BYTES} bytes holding the key(s), one per line`)
   } catch (err) {
-    if ((err as { code?: string }).code?.startsWith('FSS_') === true) throw err
+    if (isRefusal(err)) throw err
     if (showable) throw ioError(shown, err)
     const base = name.slice(0, -'_FILE'.length)
     throw new errors.FSS_KEY_FILE_IO(shown, `${errorCode(err)}; ${name} does not look like the absolute path of a file (its value is not shown: it may be a key). ` +
