@@ -96,7 +96,7 @@ export default fp(sessionSuite, { fastify: '5.x', name: 'fastify-session-suite' 
 export { secretKeys, session, oauthTokens, oauthRoutes, csrf, redisTokenStore, health, debug, healthRegistry }
 export { CSRF_HEADER, CSRF_FIELD } from './plugins/csrf.ts'
 export { getSessionDetails } from './plugins/session.ts'
-export { getSecretKeyBytes } from './plugins/secret-keys.ts'
+export { getSecretKeyBytes, getDerivedKeys } from './plugins/secret-keys.ts'
 export { rotateKeyFile, type RotateOptions, type RotateResult } from './lib/keyring/rotate.ts'
 export { errors, FssError, type ErrorCode } from './lib/errors.ts'
 export type { SecretKeyInfo, SecretKeysOptions } from './plugins/secret-keys.ts'

@@ -11,7 +11,7 @@ import { createRedisTokenStore } from '../lib/redis/store.ts'
 import { createRedisLock, type RedisLock } from '../lib/redis/lock.ts'
 import { createRedisRefreshLock } from '../lib/redis/fleet-refresh.ts'
 import { healthRegistry } from '../lib/health.ts'
-import { getSecretKeyBytes } from './secret-keys.ts'
+import { getDerivedKeys, getSecretKeyBytes } from './secret-keys.ts'
 import type { TokenStore } from '../lib/oauth/store.ts'
 import type { RefreshLock } from '../lib/oauth/refresh.ts'
 
@@ -73,8 +73,11 @@ function sessionAbsoluteTimeout (fastify: FastifyInstance): number | undefined {
 
 const redisTokenStore: FastifyPluginAsync<RedisTokenStorePluginOptions> = async (fastify, opts) => {
   const options = validateOptions(RedisTokenStoreOptionsSchema, opts, 'redis')
-  // Never undefined: the keyring is a declared dependency.
-  const keys = getSecretKeyBytes(fastify) as Buffer[]
+  // Never undefined: the keyring is a declared dependency. This application's
+  // keys seal; the keyring's own keys still open records written before keys
+  // were derived per application.
+  const ring = getSecretKeyBytes(fastify) as Buffer[]
+  const keys = [...getDerivedKeys(fastify, 'redis-token-store') as Buffer[], ...ring]
   const commandTimeout = options.commandTimeout ?? REDIS_DEFAULTS.commandTimeout
   const prefix = options.keyPrefix ?? REDIS_DEFAULTS.keyPrefix
   const owned = options.client === undefined

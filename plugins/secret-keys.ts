@@ -5,6 +5,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { validateOptions } from '../lib/options.ts'
 import { DEFAULT_APP_NAME, DEFAULT_ENV_VARS, loadKeyring, type KeyringInfo } from '../lib/keyring/load.ts'
+import { deriveKey } from '../lib/keyring/format.ts'
 
 export type SecretKeyInfo = KeyringInfo
 
@@ -31,12 +32,23 @@ declare module 'fastify' {
 
 // Key bytes live here, keyed by the info object that is decorated: nothing
 // reachable by enumerating, logging or serialising the instance holds them.
-const keyBytes = new WeakMap<SecretKeyInfo, Buffer[]>()
+const keyBytes = new WeakMap<SecretKeyInfo, { keys: Buffer[], appName: string }>()
 
-/** Key bytes (32 each), newest first, for the session plugin only. */
+/** Key bytes (32 each), newest first, as the keyring holds them. */
 export function getSecretKeyBytes (fastify: FastifyInstance): Buffer[] | undefined {
   if (!fastify.hasDecorator('secretKeys')) return undefined
-  return keyBytes.get(fastify.secretKeys)?.map((k) => Buffer.from(k))
+  return keyBytes.get(fastify.secretKeys)?.keys.map((k) => Buffer.from(k))
+}
+
+/**
+ * This application's keys for one purpose (`session`, `redis-token-store`),
+ * newest first: each keyring key through HKDF with the app name and the
+ * purpose, so another application sharing the secret has other keys.
+ */
+export function getDerivedKeys (fastify: FastifyInstance, purpose: string): Buffer[] | undefined {
+  if (!fastify.hasDecorator('secretKeys')) return undefined
+  const ring = keyBytes.get(fastify.secretKeys)
+  return ring?.keys.map((k) => deriveKey(k, ring.appName, purpose))
 }
 
 const secretKeys: FastifyPluginAsync<SecretKeysOptions> = async (fastify, opts) => {
@@ -48,7 +60,7 @@ const secretKeys: FastifyPluginAsync<SecretKeysOptions> = async (fastify, opts) 
     candidates: Object.freeze(ring.info.candidates.map((c) => Object.freeze({ ...c }))),
     ...(ring.info.file && { file: Object.freeze({ ...ring.info.file }) })
   }) as SecretKeyInfo
-  keyBytes.set(info, ring.keys)
+  keyBytes.set(info, { keys: ring.keys, appName: options.appName ?? DEFAULT_APP_NAME })
   fastify.log.info({ source: info.source, fingerprint: info.fingerprint, count: info.count }, 'secret keyring loaded')
   for (const warning of info.warnings) fastify.log.warn({ source: info.source }, `secret keyring: ${warning}`)
   fastify.decorate('secretKeys', info)

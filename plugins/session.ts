@@ -10,7 +10,7 @@
 import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
-import { getSecretKeyBytes } from './secret-keys.ts'
+import { getDerivedKeys, getSecretKeyBytes } from './secret-keys.ts'
 import { errors } from '../lib/errors.ts'
 import { resolvePolicy, type SessionOptions, type SessionPolicy } from '../lib/session/policy.ts'
 import { kCreated, kIssued } from '../lib/session/session-object.ts'
@@ -18,6 +18,7 @@ import { createSealer } from '../lib/session/sealer.ts'
 import { newCounters, readSession, type RequestState, type SessionCounters } from '../lib/session/reader.ts'
 import { createSessionWriter } from '../lib/session/writer.ts'
 import { SUITE_FIELD, suiteFieldNames } from '../lib/session/suite-fields.ts'
+import { MAX_KEYS } from '../lib/keyring/format.ts'
 
 export type { SessionOptions }
 
@@ -106,14 +107,17 @@ function resolveKeys (fastify: Parameters<FastifyPluginAsync>[0], opts: SessionO
   if (opts.key !== undefined) {
     if (keyring) throw new errors.FSS_OPTIONS_INVALID('session.key', 'the secret-keys plugin already loaded a keyring: give the keys in one place')
     const keys = Array.isArray(opts.key) ? opts.key : [opts.key]
-    if (keys.length === 0 || !keys.every((k) => Buffer.isBuffer(k) && k.length === 32)) {
-      throw new errors.FSS_OPTIONS_INVALID('session.key', 'expected a 32-byte Buffer or a non-empty array of them, newest first')
+    if (keys.length === 0 || keys.length > MAX_KEYS || !keys.every((k) => Buffer.isBuffer(k) && k.length === 32)) {
+      throw new errors.FSS_OPTIONS_INVALID('session.key', `expected a 32-byte Buffer or an array of 1 to ${MAX_KEYS} of them, newest first`)
     }
     return keys
   }
   const keys = keyring ? getSecretKeyBytes(fastify) : undefined
   if (keys === undefined || keys.length === 0) throw new errors.FSS_SESSION_NO_KEY()
-  return keys
+  // This application's session keys seal; the keyring's own keys only open
+  // cookies sealed before keys were derived per application (such a cookie is
+  // re-sealed with the newest derived key on first use, as after a rotation).
+  return [...getDerivedKeys(fastify, 'session') as Buffer[], ...keys]
 }
 
 /** What the debug route may show: field names, times and sizes, never values. */

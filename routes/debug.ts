@@ -1,7 +1,8 @@
 // Debug routes for development: what key and cookie policy are in force, what
 // this session holds (names, never values), a persistence self-test, and the
 // OAuth token's state. Registered only on request, refused under
-// NODE_ENV=production unless forced, loopback clients only by default.
+// NODE_ENV=production unless forced, loopback clients on loopback host names
+// only by default.
 import { randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import { Type, type Static } from '@sinclair/typebox'
@@ -10,6 +11,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errors } from '../lib/errors.ts'
 import { validateOptions } from '../lib/options.ts'
 import { getSuiteField, setSuiteField } from '../lib/session/suite-fields.ts'
+import { isProduction } from '../lib/node-env.ts'
+import { requestForLog } from '../lib/display-url.ts'
 import { clientFilter } from './client-filter.ts'
 import { sessionDebug, oauthTestFlow } from './debug-views.ts'
 import {
@@ -29,6 +32,12 @@ export const DebugOptionsSchema = Type.Object({
     description: 'Client addresses or CIDR ranges allowed besides loopback, e.g. `[\'10.0.0.0/8\']`; every hop must be allowed.',
     default: []
   })),
+  // A DNS name (underscores allowed, as in container names), an IPv4 literal, or a bracketed IPv6 literal.
+  hosts: Type.Optional(Type.Array(Type.String({ pattern: '^(?:[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*|\\[[0-9A-Fa-f:.]+\\])$', maxLength: 253 }), {
+    maxItems: 100,
+    description: 'Host names (the Host header without its port) answered besides loopback ones (`localhost`, `*.localhost`, 127.0.0.0/8, `[::1]`), e.g. `[\'devbox.internal\']`. Any other Host is refused: it is how a DNS-rebinding page reaches a loopback server.',
+    default: []
+  })),
   prefix: Type.Optional(Type.String({ pattern: '^(/[A-Za-z0-9._~-]+)*$', maxLength: 200, description: 'Prefix of the debug routes.', default: DEBUG_DEFAULTS.prefix })),
   openapi: Type.Optional(Type.Boolean({ description: 'List the debug routes in the OpenAPI document (@fastify/swagger); off by default: they are for development.', default: DEBUG_DEFAULTS.openapi }))
 }, { additionalProperties: false })
@@ -40,6 +49,8 @@ const guarded = { 403: ErrorResponse }
 const debugRoutes: FastifyPluginAsyncTypebox<{ allowed: (request: FastifyRequest) => boolean, openapi: boolean }> = async (scope, { allowed, openapi }) => {
   const hide = !openapi
   const config = sessionCookieConfig(scope)
+  // The request log shows paths only (`?nonce=` and whatever else a caller adds stay out).
+  scope.addHook('onRoute', (route) => { route.logSerializers = { req: requestForLog } })
   scope.addHook('onRequest', async (request, reply) => {
     reply.header('cache-control', 'no-store')
     if (!allowed(request)) throw new errors.FSS_DEBUG_FORBIDDEN()
@@ -80,11 +91,11 @@ const debugRoutes: FastifyPluginAsyncTypebox<{ allowed: (request: FastifyRequest
 }
 
 const debug: FastifyPluginAsyncTypebox<DebugOptions> = async (fastify, opts) => {
-  const { force = DEBUG_DEFAULTS.force, allow = [], prefix = DEBUG_DEFAULTS.prefix, openapi = DEBUG_DEFAULTS.openapi } = validateOptions(DebugOptionsSchema, opts, 'debug')
-  if (process.env.NODE_ENV === 'production' && !force) throw new errors.FSS_DEBUG_IN_PRODUCTION()
-  const allowed = clientFilter(allow)
+  const { force = DEBUG_DEFAULTS.force, allow = [], hosts = [], prefix = DEBUG_DEFAULTS.prefix, openapi = DEBUG_DEFAULTS.openapi } = validateOptions(DebugOptionsSchema, opts, 'debug')
+  if (isProduction() && !force) throw new errors.FSS_DEBUG_IN_PRODUCTION()
+  const allowed = clientFilter(allow, hosts)
   await fastify.register(debugRoutes, { prefix, allowed, openapi })
-  fastify.log.warn({ prefix, allow }, 'session suite debug routes are on: development only')
+  fastify.log.warn({ prefix, allow, hosts }, 'session suite debug routes are on: development only')
 }
 
 export default fp(debug, { fastify: '5.x', name: 'fastify-session-suite/debug' })

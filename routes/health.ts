@@ -6,6 +6,7 @@ import fp from 'fastify-plugin'
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { validateOptions } from '../lib/options.ts'
+import { requestForLog } from '../lib/display-url.ts'
 import { HealthResponseSchema } from './schemas.ts'
 import { healthRegistry, type HealthCheck, type HealthCheckResult } from '../lib/health.ts'
 import { builtInChecks } from './health-checks.ts'
@@ -43,6 +44,8 @@ const health: FastifyPluginAsyncTypebox<HealthOptions> = async (fastify, opts) =
   const builtIn = builtInChecks(fastify)
 
   fastify.get(path, {
+    // Paths only in the request log: a probe may add anything to the query.
+    logSerializers: { req: requestForLog },
     schema: {
       summary: 'Session suite health: key, cookie policy, OAuth and plugin checks',
       tags: [TAGS.health],

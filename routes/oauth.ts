@@ -11,6 +11,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { validateOptions } from '../lib/options.ts'
 import type {} from '../plugins/oauth-tokens.ts'
+import { LocalRedirectPath } from '../lib/oauth/options.ts'
 import { addFormParser } from '../plugins/csrf.ts'
 import { ErrorResponse } from './schemas.ts'
 import { sessionCookieConfig, TAGS } from './openapi.ts'
@@ -19,11 +20,7 @@ import { sessionCookieConfig, TAGS } from './openapi.ts'
 const errorReplies = { 400: ErrorResponse, 401: ErrorResponse, 500: ErrorResponse, 502: ErrorResponse, 503: ErrorResponse, 504: ErrorResponse }
 
 export const OAuthRoutesOptionsSchema = Type.Object({
-  // A local path only, as redirectAfterLogin: `//evil.example` would be an open redirect.
-  redirectAfterLogout: Type.Optional(Type.String({
-    pattern: '^/(?![/\\\\])[^\\s]*$',
-    description: 'A local path: a logout posted by a plain HTML form (urlencoded, or Accept: text/html) is answered 303 to it; API clients still get JSON. Unset: always JSON.'
-  }))
+  redirectAfterLogout: Type.Optional(LocalRedirectPath('A local path in visible ASCII: a logout posted by a plain HTML form (urlencoded, or Accept: text/html) is answered 303 to it; API clients still get JSON. Unset: always JSON.'))
 }, { additionalProperties: false })
 
 export type OAuthRoutesOptions = Static<typeof OAuthRoutesOptionsSchema>

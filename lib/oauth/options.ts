@@ -3,8 +3,18 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { validateOptions } from '../options.ts'
 import { errors } from '../errors.ts'
+import { displayUrl } from '../display-url.ts'
 import { isTokenStore, type TokenStore } from './store.ts'
 import type { RefreshLock } from './refresh.ts'
+
+/**
+ * A redirect target: a local path only (`//evil.example` or `/\\evil` would be
+ * an open redirect), in visible ASCII, since it goes verbatim into a Location
+ * header (Node refuses characters above U+00FF there, and browsers read Latin-1
+ * bytes as UTF-8): percent-encode anything else.
+ */
+export const LocalRedirectPath = (description: string, extra: { default?: string } = {}) =>
+  Type.String({ pattern: '^/(?![/\\\\])[\\x21-\\x7E]*$', maxLength: 2048, description, ...extra })
 
 export const OAUTH_DEFAULTS = {
   scope: ['openid'],
@@ -43,7 +53,7 @@ export const OAuthOptionsSchema = Type.Object({
   callbackPath: Type.Optional(RoutePath('Path of the callback route.', OAUTH_DEFAULTS.callbackPath)),
   logoutPath: Type.Optional(RoutePath('Path of the logout route (POST).', OAUTH_DEFAULTS.logoutPath)),
   // A local path only: `//evil.example` or `/\evil` would be an open redirect.
-  redirectAfterLogin: Type.Optional(Type.String({ pattern: '^/(?![/\\\\])[^\\s]*$', description: 'Where a login lands: a local path (`//host` and `/\\host` are refused).', default: OAUTH_DEFAULTS.redirectAfterLogin })),
+  redirectAfterLogin: Type.Optional(LocalRedirectPath('Where a login lands: a local path in visible ASCII (`//host` and `/\\host` are refused; percent-encode anything else).', { default: OAUTH_DEFAULTS.redirectAfterLogin })),
   /** seconds @default 60 */
   refreshSkew: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, description: 'Seconds before expiry at which a refresh starts (0 to 3600; at most half the token\'s announced lifetime).', default: OAUTH_DEFAULTS.refreshSkew })),
   /** seconds @default 3600 */
@@ -90,7 +100,8 @@ function isRefreshLock (value: unknown): value is RefreshLock {
 /** What oauthInfo shows about the provider: where it is, never a credential. */
 export function describeProvider (opts: ResolvedOAuthOptions): { kind: 'discovery' | 'explicit', url: string } {
   const p = opts.provider
-  return 'issuer' in p ? { kind: 'discovery', url: p.issuer } : { kind: 'explicit', url: new URL(p.tokenUrl).origin }
+  // displayUrl: an issuer may carry userinfo or a query, and this is shown on the public /health.
+  return 'issuer' in p ? { kind: 'discovery', url: displayUrl(p.issuer) } : { kind: 'explicit', url: new URL(p.tokenUrl).origin }
 }
 
 function split (url: string): { host: string, path: string } {
