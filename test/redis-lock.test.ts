@@ -55,6 +55,29 @@ t.test('one holder at a time; release frees the lock; a stale owner cannot free 
   t.equal(await raw.exists(key), 0)
 })
 
+t.test('the lock outlives the provider calls it is told of: a given lifetime is checked, a default one grows', async (t) => {
+  const raw = await client()
+  const pttl = async (lock: RedisLock): Promise<number> => {
+    const n = name()
+    const release = await lock.acquire(n)
+    const ms = await raw.pttl(lockKey('lk:', n))
+    await release?.()
+    return ms
+  }
+  const fixed = await lockOn({ lockTtl: 3000 })
+  t.throws(() => fixed.outlive(3000), { code: 'FSS_OPTIONS_INVALID', message: /option lockTtl: must be above oauth\.timeout \(3000 ms\)/ })
+  t.doesNotThrow(() => fixed.outlive(2999), 'a call shorter than the lock is fine')
+  t.ok(await pttl(fixed) <= 3000, 'and the given lifetime stays')
+
+  const grown = await lockOn({ lockTtl: undefined, maxWait: undefined })
+  const before = await pttl(grown)
+  t.ok(before > 14_000 && before <= 15_000, `before any call is announced: the OAuth default timeout + 5 s (${before} ms)`)
+  grown.outlive(20_000)
+  grown.outlive(3000)
+  const after = await pttl(grown)
+  t.ok(after > 24_000 && after <= 25_000, `the slowest announced call + 5 s (${after} ms)`)
+})
+
 t.test('many callers on two instances: the refresh runs once, everyone gets its result', async (t) => {
   const raw = await client()
   const n = name()

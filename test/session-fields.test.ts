@@ -26,6 +26,11 @@ async function app (t: Parameters<typeof build>[0]) {
     request.session.set('tokenRef' as never, 'order-42' as never)
     return {}
   })
+  // One that took the suite's key for a field of its own.
+  app.post('/squat', async (request) => {
+    request.session.set('fss' as never, 'a service field that took the name' as never)
+    return {}
+  })
   app.post('/tokens', async (request) => ({ stored: (await request.tokens.store(token)).token_type }))
   app.post('/clear', async (request) => { await request.tokens.clear(); return {} })
   app.get('/read', async (request) => ({
@@ -57,4 +62,13 @@ t.test("a service's own oauth and tokenRef fields never collide with the suite's
 
   jar = cookieOf(await fastify.inject({ method: 'POST', url: '/api/session/test-persistence', cookies: jar }), jar)
   t.same((await fastify.inject({ url: '/api/session/debug', cookies: jar })).json().session.fields, ['oauth', 'tokenRef', 'fss.persistenceTest'], 'the debug view lists the suite\'s fields by their namespace')
+})
+
+t.test('whatever else sits under fss reads as no suite field, and is replaced by the suite\'s own', async (t) => {
+  const fastify = await app(t)
+  let jar = cookieOf(await fastify.inject({ method: 'POST', url: '/squat' }), {})
+  t.same((await fastify.inject({ url: '/read', cookies: jar })).json().token, null, 'no token')
+  t.same((await fastify.inject({ url: '/api/session/debug', cookies: jar })).json().session.fields, [], 'no suite field to list')
+  jar = cookieOf(await fastify.inject({ method: 'POST', url: '/tokens', cookies: jar }), jar)
+  t.equal((await fastify.inject({ url: '/read', cookies: jar })).json().token, 'Bearer')
 })
