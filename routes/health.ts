@@ -9,6 +9,8 @@ import { validateOptions } from '../lib/options.ts'
 import { HealthResponseSchema } from './schemas.ts'
 import { healthRegistry, type HealthCheck, type HealthCheckResult } from '../lib/health.ts'
 import { builtInChecks } from './health-checks.ts'
+import { optionalDecorator } from './decorators.ts'
+import type { OAuthInfo } from '../plugins/oauth-tokens.ts'
 
 export interface HealthOptions {
   /** Route path; default `/health`. */
@@ -56,7 +58,8 @@ const health: FastifyPluginAsyncTypebox<HealthOptions> = async (fastify, opts) =
       ? 'unhealthy'
       : results.some((r) => r.status === 'warn') ? 'degraded' : 'healthy'
     reply.header('cache-control', 'no-store')
-    return reply.code(status === 'unhealthy' ? 503 : 200).send({ status, checks: results })
+    const jwks = optionalDecorator<OAuthInfo>(fastify, 'oauthInfo')?.oidc?.jwks
+    return reply.code(status === 'unhealthy' ? 503 : 200).send({ status, checks: results, ...(jwks === undefined ? {} : { jwks }) })
   })
 }
 

@@ -36,17 +36,51 @@ export const OAuthOptionsSchema = Type.Object({
   tokenBackup: Type.Optional(Type.Object({ file: Type.String({ minLength: 1 }) }, { additionalProperties: false })),
   // Checked by shape below (TypeBox cannot describe functions).
   store: Type.Optional(Type.Any()),
-  refreshLock: Type.Optional(Type.Any())
+  refreshLock: Type.Optional(Type.Any()),
+  /**
+   * OpenID Connect settings (lib/oidc/options.ts: clock tolerance, algorithms, profile claims, JWKS
+   * timing). With a discovery provider the issuer, client id and timeout come from the options above.
+   * With explicit endpoints, `oidc.issuer` + `oidc.jwksUri` make the provider OpenID Connect.
+   */
+  oidc: Type.Optional(Type.Object({}, { additionalProperties: true })),
+  /** OpenID Connect: also fetch UserInfo at login (its sub must equal the id_token's). @default false */
+  userinfo: Type.Optional(Type.Boolean()),
+  /**
+   * RP-initiated logout when the provider has an end_session_endpoint: `post` (an auto-submitting
+   * form: the id_token hint stays out of URLs), `get` (a redirect, for providers that accept GET
+   * only), or `false` (local logout only). @default 'post'
+   */
+  providerLogout: Type.Optional(Type.Union([Type.Literal('post'), Type.Literal('get'), Type.Literal(false)])),
+  // A function (checked below): a plain OAuth 2 provider's identity, mapped by the service.
+  mapIdentity: Type.Optional(Type.Any())
 }, { additionalProperties: false })
 
-export type OAuthOptions = Omit<Static<typeof OAuthOptionsSchema>, 'store' | 'refreshLock'> & {
+/** What `mapIdentity` gets at login from a plain OAuth 2 provider. */
+export interface MapIdentityContext {
+  /** the access token just received, e.g. for the provider's own profile API */
+  accessToken: string
+  /** aborts after the OAuth `timeout`: pass it to the fetch that reads the profile */
+  signal: AbortSignal
+}
+
+/** `sub` (1–255 characters) and `iss` identify the user; `claims` are filtered by the profile allow-list. */
+export interface MappedIdentity { sub: string, iss: string, claims?: Record<string, unknown> }
+
+export type OAuthOptions = Omit<Static<typeof OAuthOptionsSchema>, 'store' | 'refreshLock' | 'mapIdentity'> & {
+  /**
+   * Plain OAuth 2 providers only (no id_token to verify): the service maps the user itself, for
+   * example from the provider's profile API. Return null for "no identity". What it returns is
+   * kept as `request.identity` (profile claims filtered and bounded like verified ones).
+   */
+  mapIdentity?: (context: MapIdentityContext) => Promise<MappedIdentity | null>
   /** where tokens live; default: the encrypted session (field `oauth`) */
   store?: TokenStore
   /** cross-instance single-flight, e.g. the Redis token store plugin's `refreshLock` */
   refreshLock?: RefreshLock
 }
 
-export type ResolvedOAuthOptions = Required<Omit<OAuthOptions, 'tokenBackup' | 'store' | 'refreshLock'>> & Pick<OAuthOptions, 'tokenBackup' | 'store' | 'refreshLock'>
+export type ResolvedOAuthOptions = Required<Omit<OAuthOptions, 'tokenBackup' | 'store' | 'refreshLock' | 'oidc' | 'mapIdentity'>> &
+  Pick<OAuthOptions, 'tokenBackup' | 'store' | 'refreshLock' | 'oidc' | 'mapIdentity'>
 
 export const OAUTH_DEFAULTS = {
   scope: ['openid'],
@@ -60,7 +94,9 @@ export const OAUTH_DEFAULTS = {
   timeout: 10_000,
   stateMaxAge: 600,
   hostPrefixedCookies: true,
-  revokeOnLogout: false
+  revokeOnLogout: false,
+  userinfo: false,
+  providerLogout: 'post'
 } as const
 
 /** Validate (FSS_OPTIONS_INVALID naming `oauth.<path>`) and apply defaults, once. */
@@ -76,8 +112,14 @@ export function resolveOAuthOptions (value: unknown): ResolvedOAuthOptions {
   if (opts.refreshLock !== undefined && !isRefreshLock(opts.refreshLock)) {
     throw new errors.FSS_OPTIONS_INVALID('oauth.refreshLock', 'Expected an object with a refresh function (and, if any, an outlive function)')
   }
+  if (opts.mapIdentity !== undefined && typeof opts.mapIdentity !== 'function') {
+    throw new errors.FSS_OPTIONS_INVALID('oauth.mapIdentity', 'Expected a function')
+  }
   return { ...OAUTH_DEFAULTS, scope: [...OAUTH_DEFAULTS.scope], ...opts }
 }
+
+/** The checked endpoints @fastify/oauth2 is given for an OpenID Connect provider (never its own discovery). */
+export interface ProviderEndpoints { authorizeUrl: string, tokenUrl: string, revokeUrl?: string }
 
 function isRefreshLock (value: unknown): value is RefreshLock {
   const lock = value as { refresh?: unknown, outlive?: unknown } | null
@@ -96,8 +138,8 @@ function split (url: string): { host: string, path: string } {
 }
 
 /** The @fastify/oauth2 options for our flow (routes are ours, so no startRedirectPath). */
-export function fastifyOAuth2Options (opts: ResolvedOAuthOptions, name: string) {
-  const p = opts.provider
+export function fastifyOAuth2Options (opts: ResolvedOAuthOptions, name: string, checked?: ProviderEndpoints) {
+  const p = checked ?? opts.provider
   let auth
   if (!('issuer' in p)) {
     const token = split(p.tokenUrl)
