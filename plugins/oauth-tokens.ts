@@ -136,10 +136,11 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
     timeout: opts.timeout
   })
   // The endpoints discovery checked (issuer, URLs): @fastify/oauth2 never runs its own, unchecked one.
+  // (Discovery's schema requires both endpoints; revocation is optional.)
   const meta = rp?.metadata
-  const checked = meta?.authorization_endpoint === undefined || meta.token_endpoint === undefined || !('issuer' in opts.provider)
+  const checked = meta === undefined || !('issuer' in opts.provider)
     ? undefined
-    : { authorizeUrl: meta.authorization_endpoint, tokenUrl: meta.token_endpoint, ...(meta.revocation_endpoint === undefined ? {} : { revokeUrl: meta.revocation_endpoint }) }
+    : { authorizeUrl: meta.authorization_endpoint as string, tokenUrl: meta.token_endpoint as string, ...(meta.revocation_endpoint === undefined ? {} : { revokeUrl: meta.revocation_endpoint }) }
 
   await fastify.register(oauth2Plugin, {
     ...fastifyOAuth2Options(opts, OAUTH2_DECORATOR, checked),

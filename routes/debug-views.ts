@@ -35,7 +35,7 @@ export async function oauthTestFlow (fastify: Instance, request: FastifyRequest)
   const info = optionalDecorator<OAuthInfo>(fastify, 'oauthInfo')
   const meta = fastify.hasRequestDecorator('tokens') ? await request.tokens.metadata() : null
   // Only while tokens are there: an identity without them is nobody logged in.
-  const stored = meta !== null && fastify.hasRequestDecorator('identity') ? readIdentity(request) : null
+  const stored = meta === null ? null : readIdentity(request)
   return {
     configured: info?.configured ?? false,
     provider: info?.provider ?? null,

@@ -60,6 +60,9 @@ async function startApp (t: Test, opts: EnvOptions = {}): Promise<Env> {
   app.get('/api/identity', async (request) => ({ identity: request.identity }))
   app.get('/api/meta', async (request) => ({ meta: await request.tokens.metadata() }))
   app.get('/api/token', async (request) => ({ fp: fingerprint(await request.tokens.accessToken()) }))
+  app.post('/api/store', async (request) => { await request.tokens.store(request.body); return { stored: true } })
+  // A session whose login identity is gone (an older cookie): only what the service can do itself.
+  app.post('/api/forget-identity', async (request) => { request.session.set('oauthIdentity', undefined); return { forgotten: true } })
   await app.ready()
   return { app, origin, logs, calls, browser: () => new HttpBrowser(origin) }
 }
@@ -114,14 +117,15 @@ t.test('a good login verifies the id_token and keeps the identity', async (t) =>
 })
 
 t.test('the profile claims of the id_token are kept, allow-listed', async (t) => {
-  const env = await startApp(t)
+  const env = await startApp(t, { sessions: true })
   const { b, callbackUrl, nonce } = await begin(env)
-  const token = await providerToken(oidc, { nonce, name: 'Ada Lovelace', email: 'ada@example.test', groups: ['admin'], picture: 'javascript:alert(1)' })
+  const token = await providerToken(oidc, { nonce, azp: CLIENT_ID, sid: 'provider-session-1', name: 'Ada Lovelace', email: 'ada@example.test', groups: ['admin'], picture: 'javascript:alert(1)' })
   oidc.substitute({ patch: (body) => { body.id_token = token } })
   t.equal((await b.request(callbackUrl.href)).status, 302)
   t.same((await b.request('/api/identity')).json().identity, { sub: 'user-1', iss: oidc.issuer, claims: { name: 'Ada Lovelace', email: 'ada@example.test' } })
   t.same((await b.request('/api/oauth/test-flow')).json().identity.claims, ['name', 'email'], 'names only')
   t.notOk(env.logs.lines.join('\n').includes('Ada Lovelace'), 'no claim value logged')
+  t.same(env.calls, [['registerLogin', { sub: 'user-1', provider: 'default', sid: 'provider-session-1' }]], 'the provider\'s sid reaches the session registry')
 })
 
 t.test('every bad id_token is refused through the callback', async (t) => {
@@ -293,6 +297,12 @@ t.test('a refreshed id_token must name the same user', async (t) => {
   oidc.substitute({ patch: (body) => { body.expires_in = 0 } })
   t.equal((await good.request('/api/token')).status, 200, 'the provider\'s refreshed id_token (same sub, no nonce) passes')
   t.equal((await good.request('/api/identity')).json().identity.sub, 'johndoe')
+  oidc.substitute({ patch: (body) => { delete body.id_token; body.expires_in = 0 } })
+  t.equal((await good.request('/api/token')).status, 200, 'a refresh without an id_token keeps the login\'s')
+  await good.request('/api/forget-identity', { method: 'POST' })
+  const stranger = await providerToken(oidc, { sub: 'someone-else', nonce: undefined })
+  oidc.substitute({ patch: (body) => { body.id_token = stranger } })
+  t.equal((await good.request('/api/token')).status, 200, 'without a login to bind to, a verified id_token is accepted')
 
   const b = await login()
   const other = await providerToken(oidc, { sub: 'someone-else', nonce: undefined })
@@ -356,6 +366,32 @@ t.test('logout ends the session at the provider too', async (t) => {
     t.equal(url.searchParams.get('client_id'), CLIENT_ID)
   })
 
+  await t.test('tokens without an id_token: the provider gets no hint', async (t) => {
+    const env = await startApp(t)
+    const b = env.browser()
+    await b.request('/api/store', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ access_token: 'stored-by-the-app', token_type: 'Bearer' }) })
+    const res = await b.request('/logout', { method: 'POST', headers: { accept: 'text/html' } })
+    t.equal(res.status, 200)
+    t.match(res.text, 'name="client_id"')
+    t.notMatch(res.text, 'id_token_hint')
+  })
+
+  await t.test('a provider without end_session_endpoint or revocation_endpoint: local logout', async (t) => {
+    const doc = JSON.parse(await (await fetch(oidc.endpoints.discovery)).text())
+    delete doc.end_session_endpoint
+    delete doc.revocation_endpoint
+    oidc.answerPath('/.well-known/openid-configuration', { body: JSON.stringify(doc) })
+    t.teardown(() => oidc.answerPath('/.well-known/openid-configuration', null))
+    const env = await startApp(t, { hostPrefixedCookies: false, revokeOnLogout: true })
+    const b = env.browser()
+    const { login, callbackUrl } = await b.startLogin()
+    t.ok(login.setCookies.some((l) => l.startsWith('fss-oauth-nonce=')), 'the nonce cookie follows hostPrefixedCookies')
+    t.equal((await b.request(callbackUrl.href)).status, 302)
+    const revokes = oidc.revokeCalls
+    t.same((await b.request('/logout', { method: 'POST' })).json(), { loggedOut: true, revoked: false })
+    t.equal(oidc.revokeCalls, revokes, 'no revocation endpoint, no revocation call')
+  })
+
   await t.test('providerLogout false: local logout only', async (t) => {
     const env = await startApp(t, { providerLogout: false })
     const { b, callbackUrl } = await begin(env)
@@ -392,6 +428,11 @@ t.test('plain OAuth 2: tokens, no identity unless mapIdentity says who', async (
   const mdbg = (await m.request('/api/oauth/test-flow')).json()
   t.same(mdbg.identity, { sub: 'johndoe', iss: oidc.issuer, claims: ['name'] })
   t.equal(mdbg.idTokenVerified, false)
+
+  const bare = await startApp(t, { explicit: true, mapIdentity: async () => ({ sub: 'u-2', iss: 'https://id.example' }) })
+  const y = bare.browser()
+  await y.login()
+  t.same((await y.request('/api/identity')).json().identity, { sub: 'u-2', iss: 'https://id.example', claims: {} })
 
   const none = await startApp(t, { explicit: true, mapIdentity: async () => null })
   const n = none.browser()

@@ -26,9 +26,13 @@ const SessionIdentitySchema = Type.Object({
   claims: Type.Record(Type.String(), Type.Unknown()),
   /** where it came from: a verified id_token, or the service's mapIdentity */
   source: Type.Union([Type.Literal('id_token'), Type.Literal('mapped')]),
-  /** the login's audience and authorized party: a refreshed id_token must keep them (Core §12.2) */
-  aud: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())])),
-  azp: Type.Optional(Type.String()),
+  /** the login's iss, sub, aud and azp: a refreshed id_token must keep them (Core §12.2) */
+  binding: Type.Optional(Type.Object({
+    iss: Type.String(),
+    sub: Type.String(),
+    aud: Type.Union([Type.String(), Type.Array(Type.String())]),
+    azp: Type.Optional(Type.String())
+  }, { additionalProperties: false })),
   /** the provider's session id (for back-channel logout and the session registry) */
   sid: Type.Optional(Type.String({ maxLength: 255 }))
 }, { additionalProperties: false })
@@ -133,24 +137,22 @@ export function loginIdentity (opts: LoginIdentityOptions): LoginIdentity {
         // The id_token's claims win: they are signed; UserInfo fills what it lacks.
         profile = pickClaims({ ...info.claims, ...identity.claims }, limits)
       }
-      const binding = bindingOf(claims)
       return {
         sub: identity.sub,
         iss: identity.iss,
         claims: profile,
         source: 'id_token',
-        aud: binding.aud,
-        ...(binding.azp === undefined ? {} : { azp: binding.azp }),
+        binding: bindingOf(claims),
         ...(claims.sid === undefined ? {} : { sid: claims.sid })
       }
     },
     async checkRefreshed (login, fresh, previous) {
-      if (rp === null || fresh.id_token === undefined || fresh.id_token === previous.id_token) return
+      // The refresh coordinator keeps the login's id_token when the answer has none.
+      if (rp === null || fresh.id_token === previous.id_token) return
       // Core §12.2: no nonce in a refresh's id_token.
       const claims = await rp.verifyIdToken(fresh.id_token, { nonce: null })
-      if (login?.source === 'id_token') {
-        rp.checkRefreshedIdToken({ iss: login.iss, sub: login.sub, aud: login.aud ?? [], ...(login.azp === undefined ? {} : { azp: login.azp }) }, bindingOf(claims))
-      }
+      // Tokens a service stored itself have no login to bind to: verified, not compared.
+      if (login?.binding !== undefined) rp.checkRefreshedIdToken(login.binding, bindingOf(claims))
     }
   }
 }
