@@ -4,7 +4,7 @@
 // and go on.
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
-import sessionSuite from '../../index.ts'
+import sessionSuite, { type SessionSuiteOptions } from '../../index.ts'
 
 export interface SuiteSetup {
   oauth: boolean
@@ -13,6 +13,19 @@ export interface SuiteSetup {
   rollingInterval?: number
   /** callback URL as the provider redirects to it (the root plugin adds login/callback/logout with `oauth`) */
   callbackUri?: string
+  /** more root options, merged over the bench's own (objects merged key by key) */
+  options?: Record<string, unknown>
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+function merge (base: Record<string, unknown>, extra: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...base }
+  for (const [k, v] of Object.entries(extra)) {
+    const b = out[k]
+    out[k] = isObject(b) && isObject(v) ? merge(b, v) : v
+  }
+  return out
 }
 
 export async function registerSuite (app: FastifyInstance, setup: SuiteSetup): Promise<true | string> {
@@ -24,14 +37,14 @@ export async function registerSuite (app: FastifyInstance, setup: SuiteSetup): P
     callbackUri: setup.callbackUri ?? 'http://127.0.0.1/callback',
     hostPrefixedCookies: false
   }
-  await app.register(sessionSuite, {
+  await app.register(sessionSuite, merge({
     appName: 'fastify-session-suite-bench',
     // an env-style key: no key file is read or written by a bench server
     secret: { envVars: ['BENCH_SESSION_KEY'], env: { BENCH_SESSION_KEY: randomBytes(32).toString('base64url') } },
     session: { secure: false, cookieName: 'session', ...(setup.rollingInterval !== undefined && { rollingInterval: setup.rollingInterval }) },
     health: false,
     ...(setup.oauth && { oauth })
-  })
+  }, setup.options ?? {}) as SessionSuiteOptions)
   await app.after()
   if (!app.hasRequestDecorator('session')) return 'the session plugin is not registered by index.ts'
   if (setup.oauth && !app.hasRequestDecorator('tokens')) return 'request.tokens not available'
