@@ -6,7 +6,7 @@ import fp from 'fastify-plugin'
 import oauth2Plugin, { type OAuth2Namespace, type Token } from '@fastify/oauth2'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { errors } from '../lib/errors.ts'
-import { resolveOAuthOptions, describeProvider, fastifyOAuth2Options, type OAuthOptions, type ResolvedOAuthOptions } from '../lib/oauth/options.ts'
+import { resolveOAuthOptions, describeProvider, fastifyOAuth2Options, type OAuthOptions, type ProviderEndpoints, type ResolvedOAuthOptions } from '../lib/oauth/options.ts'
 import { normalizeToken, tokenMetadata, type StoredToken, type TokenMetadata } from '../lib/oauth/token.ts'
 import { sessionTokenStore, type TokenStore } from '../lib/oauth/store.ts'
 import { RefreshCoordinator, isRefreshTokenSpent, type RefreshCounters } from '../lib/oauth/refresh.ts'
@@ -143,7 +143,8 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
     : { authorizeUrl: meta.authorization_endpoint as string, tokenUrl: meta.token_endpoint as string, ...(meta.revocation_endpoint === undefined ? {} : { revokeUrl: meta.revocation_endpoint }) }
 
   await fastify.register(oauth2Plugin, {
-    ...fastifyOAuth2Options(opts, OAUTH2_DECORATOR, checked),
+    // Without discovery the provider is explicit endpoints (a discovery provider always has a relying party).
+    ...fastifyOAuth2Options(opts, OAUTH2_DECORATOR, checked ?? opts.provider as ProviderEndpoints),
     redirectStateCookieName: cookies.state,
     verifierCookieName: cookies.verifier,
     generateStateFunction: (_request: FastifyRequest) => generateState(),

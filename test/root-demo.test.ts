@@ -96,6 +96,8 @@ t.test('the page shows who the development provider logged in, escaped', async (
   const csrf = /<form id="logout-form" method="post" action="\/logout"><input type="hidden" name="_csrf" value="([\w-]+)"><button/.exec(page.body)?.[1]
   t.ok(csrf, 'the log-out form carries a CSRF token')
   t.notMatch(page.body, /<script/, 'the form works without script')
+  // The provider's UserInfo names the same user (for services that ask it).
+  t.same(await (await fetch(`${provider.issuer}/userinfo`, { headers: { authorization: 'Bearer x' } })).json(), { sub: 'ada', name: '<b>Ada</b>' })
   // The user is kept in the session: the next page needs no provider call.
   await provider.stop()
   const again = await app.inject({ url: '/', cookies: Object.fromEntries(jar) })
@@ -125,7 +127,8 @@ t.test('with a provider that has no usable userinfo the page still shows the log
     [`${oidc.issuer}/no-such-endpoint`, /Could not load the user: USERINFO_404/],
     // Nothing listens on port 1: fetch fails without an HTTP status.
     ['http://127.0.0.1:1/userinfo', /Could not load the user: error/],
-    [undefined, /someone \(no user info\)/]
+    [undefined, /someone \(no user info\)/],
+    [oidc.endpoints.userinfo, /<strong id="user">johndoe <small>\(johndoe\)/]
   ] as const
   for (const [userinfoUrl, expected] of cases) {
     const app = await buildDemoApp({

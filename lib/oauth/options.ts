@@ -138,21 +138,17 @@ function split (url: string): { host: string, path: string } {
 }
 
 /** The @fastify/oauth2 options for our flow (routes are ours, so no startRedirectPath). */
-export function fastifyOAuth2Options (opts: ResolvedOAuthOptions, name: string, checked?: ProviderEndpoints) {
-  const p = checked ?? opts.provider
-  let auth
-  if (!('issuer' in p)) {
-    const token = split(p.tokenUrl)
-    const authorize = split(p.authorizeUrl)
-    // Wreck resolves an absolute path against nothing, so a revoke URL on
-    // another host works as a full URL.
-    auth = {
-      tokenHost: token.host,
-      tokenPath: token.path,
-      authorizeHost: authorize.host,
-      authorizePath: authorize.path,
-      ...(p.revokeUrl === undefined ? {} : { revokePath: p.revokeUrl })
-    }
+export function fastifyOAuth2Options (opts: ResolvedOAuthOptions, name: string, p: ProviderEndpoints) {
+  const token = split(p.tokenUrl)
+  const authorize = split(p.authorizeUrl)
+  // Wreck resolves an absolute path against nothing, so a revoke URL on
+  // another host works as a full URL.
+  const auth = {
+    tokenHost: token.host,
+    tokenPath: token.path,
+    authorizeHost: authorize.host,
+    authorizePath: authorize.path,
+    ...(p.revokeUrl === undefined ? {} : { revokePath: p.revokeUrl })
   }
   return {
     name,
@@ -160,8 +156,7 @@ export function fastifyOAuth2Options (opts: ResolvedOAuthOptions, name: string, 
     callbackUri: opts.callbackUri,
     // `timeout` is @hapi/wreck's: it bounds both the response headers (504)
     // and the body (408); simple-oauth2 passes `http` to Wreck.defaults.
-    credentials: { client: { id: opts.clientId, secret: opts.clientSecret }, http: { timeout: opts.timeout }, ...(auth === undefined ? {} : { auth }) },
-    ...('issuer' in p ? { discovery: { issuer: p.issuer } } : {}),
+    credentials: { client: { id: opts.clientId, secret: opts.clientSecret }, http: { timeout: opts.timeout }, auth },
     // Never `plain` (RFC 9700 §2.1.1), even when discovery would offer it.
     pkce: 'S256' as const,
     hostPrefixedCookies: opts.hostPrefixedCookies,
