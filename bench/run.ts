@@ -2,9 +2,9 @@
 // measured round-robin, row 8 is the refresh storm, row 9 the start-up time.
 // `--quick` is the CI smoke (speeds are never asserted); `--only 1,4,7` picks
 // rows; `--out <file>` writes the markdown somewhere else than bench/results.md.
-import { parseArgs } from 'node:util'
 import { writeFile, mkdir } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
+import { parseCommandLine } from './lib/args.ts'
 import { guardChildren, repoRoot } from './lib/children.ts'
 import { throughputCases } from './lib/cases.ts'
 import { measureThroughput, median, type Measured } from './lib/throughput.ts'
@@ -13,17 +13,31 @@ import { refreshStorm } from './lib/storm.ts'
 import { startupTimes } from './lib/startup.ts'
 import { profileRow } from './lib/profile.ts'
 
-const { values } = parseArgs({
-  options: {
-    quick: { type: 'boolean', default: false },
-    only: { type: 'string' },
-    out: { type: 'string' },
-    profile: { type: 'boolean', default: false },
-    rounds: { type: 'string' },
-    duration: { type: 'string' },
-    warmup: { type: 'string' },
-    connections: { type: 'string' }
-  }
+const USAGE = `Usage: npm run bench -- [options]
+
+Measures the suite against its peers and writes a markdown table (speeds are reported, never asserted).
+
+Options:
+  --quick              one short round per row: a smoke run whose speeds mean nothing
+  --only ROWS          comma-separated rows, e.g. 1,4,7 (7 = 7a–7d, 8 = refresh storm, 9 = start-up)
+  --out FILE           where the markdown goes (default: bench/results.md)
+  --profile            also CPU-profile rows 4 and 7a (node --cpu-prof, into bench/out/)
+  --rounds N           rounds per throughput row (default 5, --quick 1)
+  --duration S         seconds per row and round (default 4, --quick 1)
+  --warmup S           warm-up seconds per row (default 3, --quick 1)
+  --connections N      concurrent connections, at most 50 (default 50, --quick 10)
+  -h, --help           this text
+`
+
+const values = parseCommandLine(USAGE, {
+  quick: { type: 'boolean', default: false },
+  only: { type: 'string' },
+  out: { type: 'string' },
+  profile: { type: 'boolean', default: false },
+  rounds: { type: 'string' },
+  duration: { type: 'string' },
+  warmup: { type: 'string' },
+  connections: { type: 'string' }
 })
 
 const quick = values.quick === true

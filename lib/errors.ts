@@ -47,11 +47,12 @@ export const errors = {
   FSS_KEY_FILE_UNSAFE: createError<[string, string, string]>('FSS_KEY_FILE_UNSAFE', 'Key file %s is unsafe: %s. Fix: %s', 500),
   FSS_KEY_FILE_CORRUPT: createError<[string, string, string]>('FSS_KEY_FILE_CORRUPT', 'Key file %s is corrupt: %s. Fix: %s', 500),
   FSS_KEY_FILE_IO: createError<[string, string]>('FSS_KEY_FILE_IO', 'Key file %s could not be used: %s', 500),
+  FSS_KEYRING_TOO_LARGE: createError<[string, number, number]>('FSS_KEYRING_TOO_LARGE', 'The keyring from %s holds %d keys, more than %d: remove the oldest (the last lines, or entries of X_PREVIOUS)', 500),
 
   // ── session ─────────────────────────────────────────────────────────────
   FSS_SESSION_NO_KEY: createError('FSS_SESSION_NO_KEY', 'The session plugin has no key: register the secret-keys plugin first or pass `key`', 500),
   FSS_SESSION_TOO_LARGE: createError<[number, number]>('FSS_SESSION_TOO_LARGE', 'The session needs %d bytes of cookies, over the limit of %d', 500),
-  FSS_SESSION_KEY_RESERVED: createError<[string]>('FSS_SESSION_KEY_RESERVED', 'Session field %s is reserved for the session plugin', 500),
+  FSS_SESSION_KEY_RESERVED: createError<[string]>('FSS_SESSION_KEY_RESERVED', 'Session field %s is reserved: the session plugin\'s own fields and __proto__, constructor, prototype cannot be set', 500),
 
   // ── OAuth tokens ────────────────────────────────────────────────────────
   FSS_TOKEN_INVALID: createError<[string]>('FSS_TOKEN_INVALID', 'Token rejected: %s', 502),
@@ -84,7 +85,7 @@ export const errors = {
 
   // ── routes ──────────────────────────────────────────────────────────────
   FSS_DEBUG_IN_PRODUCTION: createError('FSS_DEBUG_IN_PRODUCTION', 'Debug routes are refused when NODE_ENV=production; set debug.force to override', 500),
-  FSS_DEBUG_FORBIDDEN: createError('FSS_DEBUG_FORBIDDEN', 'Debug routes answer loopback clients only', 403),
+  FSS_DEBUG_FORBIDDEN: createError('FSS_DEBUG_FORBIDDEN', 'Debug routes answer loopback clients only, on a loopback host name (or those in debug.allow and debug.hosts)', 403),
   FSS_HEALTH_CHECK_DUPLICATE: createError<[string]>('FSS_HEALTH_CHECK_DUPLICATE', 'A health check named %s is already registered', 500),
 
   // ── CSRF ────────────────────────────────────────────────────────────────
@@ -92,6 +93,7 @@ export const errors = {
 
   // ── Redis token store ───────────────────────────────────────────────────
   FSS_STORE_UNAVAILABLE: createError('FSS_STORE_UNAVAILABLE', 'The token store is unavailable', 503),
+  FSS_REDIS_CLIENT_MISSING: createError<[string, string]>('FSS_REDIS_CLIENT_MISSING', 'The Redis token store needs the optional peer dependency %s, which could not be loaded: install it with `npm install %s`', 500),
 
   // ── session registry ────────────────────────────────────────────────────
   FSS_SESSION_ID_INVALID: createError('FSS_SESSION_ID_INVALID', 'The session id is malformed', 400),

@@ -2,9 +2,12 @@
 // session. A token stays valid exactly as long as the session does: across a
 // restart (same key) and a key rotation (old key kept behind the new one), and
 // no longer than a logout (the session, and with it the secret, is gone).
+// fastify.csrfProtection and reply.generateCsrf are typed by @fastify/csrf-protection:
+// the reference makes the published declarations load its types.
+/// <reference types="@fastify/csrf-protection" preserve="true" />
 import fp from 'fastify-plugin'
 import csrfProtection from '@fastify/csrf-protection'
-import { Type } from '@sinclair/typebox'
+import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { errors } from '../lib/errors.ts'
 import { validateOptions } from '../lib/options.ts'
@@ -14,25 +17,29 @@ export const CSRF_HEADER = 'x-csrf-token'
 /** Form field that carries the token (HTML forms). */
 export const CSRF_FIELD = '_csrf'
 const FORM_TYPE = 'application/x-www-form-urlencoded'
-
-export interface CsrfOptions {
-  /** Session field holding the per-session CSRF secret. Default `_csrf`. */
-  sessionKey?: string
-  /** Where a request carries its token. Default: header `x-csrf-token`, then form/JSON field `_csrf`. */
-  getToken?: (request: FastifyRequest) => string | undefined
-  /**
-   * Add an app-wide `application/x-www-form-urlencoded` parser when the app has none. Default `false`:
-   * a parser added app-wide would let every JSON-only route accept cross-site form posts it used to
-   * answer 415. The suite's POST /logout parses forms in its own scope either way.
-   */
-  formBody?: boolean
-}
+const DEFAULT_SESSION_KEY = '_csrf'
 
 export const CsrfOptionsSchema = Type.Object({
-  sessionKey: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.-]+$' })),
-  getToken: Type.Optional(Type.Function([Type.Unknown()], Type.Unknown())),
-  formBody: Type.Optional(Type.Boolean())
+  sessionKey: Type.Optional(Type.String({
+    minLength: 1,
+    maxLength: 64,
+    pattern: '^[A-Za-z0-9_.-]+$',
+    description: 'The session field holding the per-session CSRF secret.',
+    default: DEFAULT_SESSION_KEY
+  })),
+  getToken: Type.Optional(Type.Unsafe<(request: FastifyRequest) => string | undefined>(Type.Function([Type.Unknown()], Type.Unknown(), {
+    tsType: '(request) => string | undefined',
+    description: 'Where a request carries its token. Default: the `x-csrf-token` header, then the form or JSON body field `_csrf`.'
+  }))),
+  // A parser added app-wide would let every JSON-only route accept cross-site
+  // form posts it answers 415 without one.
+  formBody: Type.Optional(Type.Boolean({
+    description: 'Add an app-wide `application/x-www-form-urlencoded` parser when the app has none; then guard every state-changing route. POST /logout parses forms in its own scope either way.',
+    default: false
+  }))
 }, { additionalProperties: false })
+
+export type CsrfOptions = Static<typeof CsrfOptionsSchema>
 
 // The library's own check refuses every method; a state-changing request is
 // what CSRF is about, so the safe methods (RFC 9110 §9.2.1) always pass and an
@@ -70,7 +77,7 @@ type Refusal = 'missing-token' | 'no-session-secret' | 'invalid-token'
 
 const csrf: FastifyPluginAsync<CsrfOptions> = async (fastify, opts) => {
   const options = validateOptions(CsrfOptionsSchema, opts, 'csrf')
-  const getToken = (options.getToken as CsrfOptions['getToken']) ?? tokenFromRequest
+  const getToken = options.getToken ?? tokenFromRequest
 
   if (fastify.hasPlugin('@fastify/csrf-protection')) {
     // Its decorators would clash (FST_ERR_DEC_ALREADY_PRESENT) and its mode may differ from ours.
@@ -78,13 +85,13 @@ const csrf: FastifyPluginAsync<CsrfOptions> = async (fastify, opts) => {
   }
 
   // Session mode: the secret is read and written through request.session.get/set/options, the
-  // @fastify/secure-session API that the suite's session exposes. @fastify/csrf-protection 7.1
+  // @fastify/secure-session API that the suite's session exposes. @fastify/csrf-protection 8
   // declares no plugin dependencies and never calls hasPlugin('@fastify/secure-session'), so the
   // session plugin keeping secure-session in a private child context is fine; our own
   // `dependencies: ['fastify-session-suite/session']` is the start-up check that a session exists.
   await fastify.register(csrfProtection, {
     sessionPlugin: '@fastify/secure-session',
-    sessionKey: options.sessionKey ?? '_csrf',
+    sessionKey: options.sessionKey ?? DEFAULT_SESSION_KEY,
     getToken: (request) => getToken(request),
     logLevel: 'debug' // we log one warn line with a reason below; the library's line would repeat it
   })

@@ -1,48 +1,58 @@
 // plugins/secret-keys.ts — loads the keyring once at registration; never
 // exposes key bytes in logs, errors or decorators meant for display.
 import fp from 'fastify-plugin'
-import { Type } from '@sinclair/typebox'
+import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { validateOptions } from '../lib/options.ts'
-import { loadKeyring, type KeyringInfo } from '../lib/keyring/load.ts'
+import { DEFAULT_APP_NAME, DEFAULT_ENV_VARS, loadKeyring, type KeyringInfo } from '../lib/keyring/load.ts'
+import { deriveKey } from '../lib/keyring/format.ts'
 
 export type SecretKeyInfo = KeyringInfo
 
-export interface SecretKeysOptions {
-  /** names the default key file's folder: `<per-OS config dir>/<appName>/secret.key` */
-  appName?: string
-  /** environment variables tried in order (each also as NAME_FILE and NAME_PREVIOUS); default ['SESSION_SECRET_KEY'] */
-  envVars?: string[]
-  /** key file path, instead of the per-OS default */
-  keyFile?: string
-  /** the environment to read (default process.env) */
-  env?: Record<string, string | undefined>
-}
+export const SecretKeysOptionsSchema = Type.Object({
+  // No path separators: the name becomes one folder under the config dir.
+  appName: Type.Optional(Type.String({
+    pattern: '^(?!\\.\\.?$)[A-Za-z0-9._@-]+$',
+    description: 'Names the default key file\'s folder: `<per-OS config dir>/<appName>/secret.key`. No path separators.',
+    default: DEFAULT_APP_NAME
+  })),
+  envVars: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), {
+    description: 'Environment variables tried in order, each also read as NAME_FILE (a file holding the key) and NAME_PREVIOUS (older keys).',
+    default: DEFAULT_ENV_VARS
+  })),
+  keyFile: Type.Optional(Type.String({ minLength: 1, description: 'The key file, instead of `<per-OS config dir>/<appName>/secret.key`. Created (0600) when no variable gives a key and it does not exist.' })),
+  env: Type.Optional(Type.Record(Type.String(), Type.Union([Type.String(), Type.Undefined()]), { description: 'The environment to read the variables from, instead of `process.env` (tests, a vault loader).' }))
+}, { additionalProperties: false })
+
+export type SecretKeysOptions = Static<typeof SecretKeysOptionsSchema>
 
 declare module 'fastify' {
   interface FastifyInstance { secretKeys: SecretKeyInfo }
 }
 
-const OptionsSchema = Type.Object({
-  // No path separators: the name becomes one folder under the config dir.
-  appName: Type.Optional(Type.String({ pattern: '^(?!\\.\\.?$)[A-Za-z0-9._@-]+$' })),
-  envVars: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }))),
-  keyFile: Type.Optional(Type.String({ minLength: 1 })),
-  env: Type.Optional(Type.Record(Type.String(), Type.Union([Type.String(), Type.Undefined()])))
-}, { additionalProperties: false })
-
 // Key bytes live here, keyed by the info object that is decorated: nothing
 // reachable by enumerating, logging or serialising the instance holds them.
-const keyBytes = new WeakMap<SecretKeyInfo, Buffer[]>()
+const keyBytes = new WeakMap<SecretKeyInfo, { keys: Buffer[], appName: string }>()
 
-/** Key bytes (32 each), newest first, for the session plugin only. */
+/** Key bytes (32 each), newest first, as the keyring holds them. */
 export function getSecretKeyBytes (fastify: FastifyInstance): Buffer[] | undefined {
   if (!fastify.hasDecorator('secretKeys')) return undefined
-  return keyBytes.get(fastify.secretKeys)?.map((k) => Buffer.from(k))
+  return keyBytes.get(fastify.secretKeys)?.keys.map((k) => Buffer.from(k))
+}
+
+/**
+ * This application's keys for one purpose (`session`, `redis-token-store`),
+ * newest first: each keyring key through HKDF with the app name and the
+ * purpose, so another application sharing the secret has other keys.
+ */
+export function getDerivedKeys (fastify: FastifyInstance, purpose: string): Buffer[] | undefined {
+  if (!fastify.hasDecorator('secretKeys')) return undefined
+  const ring = keyBytes.get(fastify.secretKeys)
+  return ring?.keys.map((k) => deriveKey(k, ring.appName, purpose))
 }
 
 const secretKeys: FastifyPluginAsync<SecretKeysOptions> = async (fastify, opts) => {
-  const options = validateOptions(OptionsSchema, opts, 'secret')
+  const options = validateOptions(SecretKeysOptionsSchema, opts, 'secret')
   const ring = await loadKeyring(options)
   const info = Object.freeze({
     ...ring.info,
@@ -50,7 +60,7 @@ const secretKeys: FastifyPluginAsync<SecretKeysOptions> = async (fastify, opts) 
     candidates: Object.freeze(ring.info.candidates.map((c) => Object.freeze({ ...c }))),
     ...(ring.info.file && { file: Object.freeze({ ...ring.info.file }) })
   }) as SecretKeyInfo
-  keyBytes.set(info, ring.keys)
+  keyBytes.set(info, { keys: ring.keys, appName: options.appName ?? DEFAULT_APP_NAME })
   fastify.log.info({ source: info.source, fingerprint: info.fingerprint, count: info.count }, 'secret keyring loaded')
   for (const warning of info.warnings) fastify.log.warn({ source: info.source }, `secret keyring: ${warning}`)
   fastify.decorate('secretKeys', info)

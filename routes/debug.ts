@@ -1,66 +1,81 @@
 // Debug routes for development: what key and cookie policy are in force, what
 // this session holds (names, never values), a persistence self-test, and the
 // OAuth token's state. Registered only on request, refused under
-// NODE_ENV=production unless forced, loopback clients only by default.
+// NODE_ENV=production unless forced, loopback clients on loopback host names
+// only by default.
 import { randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
-import { Type } from '@sinclair/typebox'
+import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errors } from '../lib/errors.ts'
 import { validateOptions } from '../lib/options.ts'
+import { getSuiteField, setSuiteField } from '../lib/session/suite-fields.ts'
+import { isProduction } from '../lib/node-env.ts'
+import { requestForLog } from '../lib/display-url.ts'
 import { clientFilter } from './client-filter.ts'
 import { sessionDebug, oauthTestFlow } from './debug-views.ts'
 import {
   ErrorResponse, OAuthTestFlowResponseSchema, PersistenceCheckSchema, PersistenceQuery, PersistenceStored, SessionDebugResponseSchema
 } from './schemas.ts'
+import { sessionCookieConfig, TAGS } from './openapi.ts'
 
-declare module '@fastify/secure-session' {
-  interface SessionData {
-    /** written by POST /api/session/test-persistence only */
-    fssPersistenceTest?: { nonce: string, storedAt: number }
-  }
-}
+/** The suite session field POST /api/session/test-persistence writes (`fss.persistenceTest`). */
+const PERSISTENCE_FIELD = 'persistenceTest'
 
-export interface DebugOptions {
-  /** Register even when NODE_ENV=production. */
-  force?: boolean
-  /** Client addresses or CIDR ranges allowed besides loopback, e.g. `['10.0.0.0/8']`. */
-  allow?: string[]
-  /** Prefix of the debug routes; default `/api`. */
-  prefix?: string
-}
+const DEBUG_DEFAULTS = { force: false, prefix: '/api', openapi: false } as const
 
 export const DebugOptionsSchema = Type.Object({
-  force: Type.Optional(Type.Boolean()),
-  allow: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 100 })),
-  prefix: Type.Optional(Type.String({ pattern: '^(/[A-Za-z0-9._~-]+)*$', maxLength: 200 }))
+  force: Type.Optional(Type.Boolean({ description: 'Register the routes even when NODE_ENV=production.', default: DEBUG_DEFAULTS.force })),
+  allow: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), {
+    maxItems: 100,
+    description: 'Client addresses or CIDR ranges allowed besides loopback, e.g. `[\'10.0.0.0/8\']`; every hop must be allowed.',
+    default: []
+  })),
+  // A DNS name (underscores allowed, as in container names), an IPv4 literal, or a bracketed IPv6 literal.
+  hosts: Type.Optional(Type.Array(Type.String({ pattern: '^(?:[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*|\\[[0-9A-Fa-f:.]+\\])$', maxLength: 253 }), {
+    maxItems: 100,
+    description: 'Host names (the Host header without its port) answered besides loopback ones (`localhost`, `*.localhost`, 127.0.0.0/8, `[::1]`), e.g. `[\'devbox.internal\']`. Any other Host is refused: it is how a DNS-rebinding page reaches a loopback server.',
+    default: []
+  })),
+  prefix: Type.Optional(Type.String({ pattern: '^(/[A-Za-z0-9._~-]+)*$', maxLength: 200, description: 'Prefix of the debug routes.', default: DEBUG_DEFAULTS.prefix })),
+  openapi: Type.Optional(Type.Boolean({ description: 'List the debug routes in the OpenAPI document (@fastify/swagger); off by default: they are for development.', default: DEBUG_DEFAULTS.openapi }))
 }, { additionalProperties: false })
+
+export type DebugOptions = Static<typeof DebugOptionsSchema>
 
 const guarded = { 403: ErrorResponse }
 
-const debugRoutes: FastifyPluginAsyncTypebox<{ allowed: (request: FastifyRequest) => boolean }> = async (scope, { allowed }) => {
+const debugRoutes: FastifyPluginAsyncTypebox<{ allowed: (request: FastifyRequest) => boolean, openapi: boolean }> = async (scope, { allowed, openapi }) => {
+  const hide = !openapi
+  const config = sessionCookieConfig(scope)
+  // The request log shows paths only (`?nonce=` and whatever else a caller adds stay out).
+  scope.addHook('onRoute', (route) => { route.logSerializers = { req: requestForLog } })
   scope.addHook('onRequest', async (request, reply) => {
     reply.header('cache-control', 'no-store')
     if (!allowed(request)) throw new errors.FSS_DEBUG_FORBIDDEN()
   })
 
   scope.get('/session/debug', {
-    schema: { summary: 'Key, cookie policy and this session\'s field names (never values)', response: { 200: SessionDebugResponseSchema, ...guarded } }
+    config,
+    schema: { summary: 'Key, cookie policy and this session\'s field names (never values)', tags: [TAGS.session, TAGS.debug], hide, response: { 200: SessionDebugResponseSchema, ...guarded } }
   }, async (request) => sessionDebug(scope, request))
 
   scope.post('/session/test-persistence', {
-    schema: { summary: 'Stores a random nonce in the session', response: { 200: PersistenceStored, ...guarded } }
+    config,
+    schema: { summary: 'Stores a random nonce in the session', tags: [TAGS.session, TAGS.debug], hide, response: { 200: PersistenceStored, ...guarded } }
   }, async (request) => {
     const stored = { nonce: randomBytes(18).toString('base64url'), storedAt: Date.now() }
-    request.session.set('fssPersistenceTest', stored)
+    setSuiteField(request.session, PERSISTENCE_FIELD, stored)
     return stored
   })
 
   scope.get('/session/test-persistence', {
-    schema: { summary: 'Whether the session still carries the nonce', querystring: PersistenceQuery, response: { 200: PersistenceCheckSchema, ...guarded } }
+    config,
+    schema: { summary: 'Whether the session still carries the nonce', tags: [TAGS.session, TAGS.debug], hide, querystring: PersistenceQuery, response: { 200: PersistenceCheckSchema, ...guarded } }
   }, async (request) => {
-    const stored = request.session.get('fssPersistenceTest')
+    // Decrypted is not validated: the nonce counts only as a string.
+    const stored = getSuiteField(request.session, PERSISTENCE_FIELD) as { nonce?: unknown, storedAt: number } | undefined
     const persisted = typeof stored?.nonce === 'string'
     return {
       persisted,
@@ -70,16 +85,17 @@ const debugRoutes: FastifyPluginAsyncTypebox<{ allowed: (request: FastifyRequest
   })
 
   scope.get('/oauth/test-flow', {
-    schema: { summary: 'OAuth configuration and token state, never a value', response: { 200: OAuthTestFlowResponseSchema, ...guarded } }
+    config,
+    schema: { summary: 'OAuth configuration and token state, never a value', tags: [TAGS.oauth, TAGS.debug], hide, response: { 200: OAuthTestFlowResponseSchema, ...guarded } }
   }, async (request) => oauthTestFlow(scope, request))
 }
 
 const debug: FastifyPluginAsyncTypebox<DebugOptions> = async (fastify, opts) => {
-  const { force = false, allow = [], prefix = '/api' } = validateOptions(DebugOptionsSchema, opts, 'debug')
-  if (process.env.NODE_ENV === 'production' && !force) throw new errors.FSS_DEBUG_IN_PRODUCTION()
-  const allowed = clientFilter(allow)
-  await fastify.register(debugRoutes, { prefix, allowed })
-  fastify.log.warn({ prefix, allow }, 'session suite debug routes are on: development only')
+  const { force = DEBUG_DEFAULTS.force, allow = [], hosts = [], prefix = DEBUG_DEFAULTS.prefix, openapi = DEBUG_DEFAULTS.openapi } = validateOptions(DebugOptionsSchema, opts, 'debug')
+  if (isProduction() && !force) throw new errors.FSS_DEBUG_IN_PRODUCTION()
+  const allowed = clientFilter(allow, hosts)
+  await fastify.register(debugRoutes, { prefix, allowed, openapi })
+  fastify.log.warn({ prefix, allow, hosts }, 'session suite debug routes are on: development only')
 }
 
 export default fp(debug, { fastify: '5.x', name: 'fastify-session-suite/debug' })

@@ -6,32 +6,26 @@
 // the suite's csrf plugin registered first, POST logout needs the session's
 // CSRF token.
 import fp from 'fastify-plugin'
-import { Type } from '@sinclair/typebox'
+import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { createHash } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { EndSessionRequest } from '../lib/oidc/flow.ts'
 import { validateOptions } from '../lib/options.ts'
 import type {} from '../plugins/oauth-tokens.ts'
+import { LocalRedirectPath } from '../lib/oauth/options.ts'
 import { addFormParser } from '../plugins/csrf.ts'
 import { ErrorResponse } from './schemas.ts'
+import { sessionCookieConfig, TAGS } from './openapi.ts'
 
 // 503: a token store that is down (the Redis store's FSS_STORE_UNAVAILABLE).
 const errorReplies = { 400: ErrorResponse, 401: ErrorResponse, 500: ErrorResponse, 502: ErrorResponse, 503: ErrorResponse, 504: ErrorResponse }
 
-export interface OAuthRoutesOptions {
-  /**
-   * Where a browser lands after logging out with a plain HTML form: with it, a
-   * form post (urlencoded) or a request accepting text/html gets a 303 to this
-   * local path; API clients still get JSON. Unset (default): always JSON.
-   */
-  redirectAfterLogout?: string
-}
-
 export const OAuthRoutesOptionsSchema = Type.Object({
-  // A local path only, as redirectAfterLogin: `//evil.example` would be an open redirect.
-  redirectAfterLogout: Type.Optional(Type.String({ pattern: '^/(?![/\\\\])[^\\s]*$' }))
+  redirectAfterLogout: Type.Optional(LocalRedirectPath('A local path in visible ASCII: a logout posted by a plain HTML form (urlencoded, or Accept: text/html) is answered 303 to it; API clients still get JSON. Unset: always JSON.'))
 }, { additionalProperties: false })
+
+export type OAuthRoutesOptions = Static<typeof OAuthRoutesOptionsSchema>
 
 /** A plain HTML form posts urlencoded and its navigation accepts text/html; fetch() and API clients do neither by default. */
 function isPageRequest (request: FastifyRequest): boolean {
@@ -100,6 +94,7 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
   fastify.get(flow.paths.login, {
     schema: {
       summary: 'Start the OAuth login: redirect to the provider',
+      tags: [TAGS.oauth],
       querystring: Type.Object({}),
       response: { 302: Type.Null(), 500: ErrorResponse }
     }
@@ -114,6 +109,7 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
     logSerializers: { req: requestWithoutQuery },
     schema: {
       summary: 'OAuth callback: exchange the code, store the token, redirect',
+      tags: [TAGS.oauth],
       querystring: CallbackQuery,
       response: { 302: Type.Null(), ...errorReplies }
     }
@@ -155,8 +151,10 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
       // Set before any check runs, so a CSRF refusal is not cached either.
       onRequest: noStore,
       ...(csrfCheck !== undefined && { preHandler: csrfCheck }),
+      config: sessionCookieConfig(fastify),
       schema: {
         summary: 'Log out: end the session and drop the tokens (optionally revoke them)',
+        tags: [TAGS.oauth, TAGS.session],
         description: 'JSON. With redirectAfterLogout set, an HTML form post (urlencoded, or Accept: text/html) is ' +
           'answered 303 to that path instead. With the csrf option, the token is required ' +
           '(header x-csrf-token or form field _csrf), else 403 FSS_CSRF_INVALID. A token store that is down ' +

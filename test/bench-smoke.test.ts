@@ -115,3 +115,23 @@ t.test('npm run soak runs bounded and reports every measure', { timeout: 120_000
   }
   t.match(report, /\| requests \| [1-9]\d* /, 'the soak sent requests')
 })
+
+t.test('bench and soak answer --help with the usage (exit 0) and an unknown flag with the usage (exit 2), no stack trace', { timeout: 60_000 }, async (t) => {
+  for (const [script, command] of [['bench/run.ts', 'npm run bench'], ['bench/soak.ts', 'npm run soak']]) {
+    const [help, short, unknown, stray] = await Promise.all([
+      run(script, ['--help']), run(script, ['-h']), run(script, ['--bogus']), run(script, ['stray'])
+    ])
+    for (const r of [help, short]) {
+      t.equal(r.code, 0, `${command} --help exits 0`)
+      t.match(r.stdout, new RegExp(`^Usage: ${command} -- \\[options\\]\\n[\\s\\S]*--duration`), 'the usage, on stdout')
+      t.equal(r.stderr, '')
+    }
+    t.equal(unknown.code, 2, `${command} --bogus exits 2`)
+    t.match(unknown.stderr, /^Unknown option '--bogus'[\s\S]*Usage:/)
+    t.equal(stray.code, 2, `${command} with a stray argument exits 2`)
+    for (const r of [unknown, stray]) {
+      t.equal(r.stdout, '', 'nothing was measured')
+      t.notMatch(r.stderr, /^\s+at /m, 'no stack trace')
+    }
+  }
+})

@@ -43,16 +43,20 @@ t.test('rotate --file creates, rotates, reports dropped keys, and never prints a
   const dir = await tempDir(t)
   const file = join(dir, 'secret.key')
   const r1 = await run(['rotate', '--file', file])
-  t.same(r1, { code: 0, stdout: `created ${file}\nfingerprint: ${fingerprint((await readKeyFile(file))!.keys[0])}\nkeys: 1\nrestart the app to start sealing with the new key; old keys still open existing sessions\n`, stderr: '' })
+  t.same(r1, { code: 0, stdout: `created ${file}\nfingerprint: ${fingerprint((await readKeyFile(file))!.keys[0])}\nkeys: 1\nstart the app to use it\n`, stderr: '' })
   const r2 = await run(['rotate', '--file', file])
   t.match(r2.stdout, `rotated ${file}\n`)
   t.match(r2.stdout, /keys: 2\n/, 'nothing dropped: no "(dropped" note')
   await run(['rotate', '--file', file])
   const r4 = await run(['rotate', '--file', file, '--keep', '1'])
   t.equal(r4.code, 0)
-  t.match(r4.stdout, /keys: 2 \(dropped 2 old\)\n/)
+  t.match(r4.stdout, /keys: 2 \(dropped 2 old\)\nrestart the app to start sealing with the new key; the old keys kept still open existing sessions\n$/)
+  const r5 = await run(['rotate', '--file', file, '--keep', '0'])
+  t.match(r5.stdout, /keys: 1 \(dropped 2 old\)\nrestart the app to start sealing with the new key; no old key was kept, so every existing session ends at the restart\n$/,
+    '--keep 0 does not claim that old keys still open sessions')
+  t.notMatch(r5.stdout, /old keys still open/)
   const text = await readFile(file, 'utf8')
-  for (const r of [r1, r2, r4]) t.notOk(text.split('\n').filter(Boolean).some((line) => r.stdout.includes(line)), 'rotate never prints a key')
+  for (const r of [r1, r2, r4, r5]) t.notOk(text.split('\n').filter(Boolean).some((line) => r.stdout.includes(line)), 'rotate never prints a key')
 })
 
 t.test('a relative --file is resolved against the working directory', async (t) => {
@@ -145,8 +149,16 @@ t.test('usage errors exit 2 with the usage; --help and -h exit 0 whatever else i
   const bogus = await run(['check', '--bogus'])
   t.equal(bogus.code, 2)
   t.match(bogus.stderr, /Unknown option '--bogus'[\s\S]*Usage:/)
-  t.same(await run(['--help']), { code: 0, stdout: '', stderr: USAGE + '\n' })
-  t.same(await run(['rotate', '-h', '--file', '/nonexistent/x']), { code: 0, stdout: '', stderr: USAGE + '\n' }, 'help does not run the command')
+  t.same(await run(['--help']), { code: 0, stdout: USAGE + '\n', stderr: '' })
+  t.same(await run(['rotate', '-h', '--file', '/nonexistent/x']), { code: 0, stdout: USAGE + '\n', stderr: '' }, 'help does not run the command')
+})
+
+t.test('an --app that is not a plain folder name is an option error, and no file is written', async (t) => {
+  for (const app of ['..', '../elsewhere', 'a/b']) {
+    const r = await run(['rotate', '--app', app])
+    t.equal(r.code, 1, app)
+    t.match(r.stderr, /^problem: FSS_OPTIONS_INVALID: Invalid option appName: must be a plain folder name/)
+  }
 })
 
 t.test('rotate refuses a key file it could not load and leaves it as it was', async (t) => {

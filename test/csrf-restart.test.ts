@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { build, captureLogs, tempDir, type LogCapture } from './helper.ts'
 import session from '../plugins/session.ts'
-import secretKeys, { getSecretKeyBytes } from '../plugins/secret-keys.ts'
+import secretKeys, { getDerivedKeys, getSecretKeyBytes } from '../plugins/secret-keys.ts'
 import csrf from '../plugins/csrf.ts'
 import { rotateKeyFile } from '../lib/keyring/rotate.ts'
 
@@ -112,7 +112,8 @@ t.test('a token issued before a key rotation is accepted after it, and after the
   t.notSame(jar.cookies, sealedWithOld, 'the session was re-sealed with the new key')
 
   // Once every cookie was re-sealed, the old key can go: the same token still passes.
-  const [newest] = getSecretKeyBytes(after) ?? []
+  // (`session.key` is used as given: it gets the application's derived session key.)
+  const [newest] = getDerivedKeys(after, 'session') ?? []
   const keys = getSecretKeyBytes(after) ?? []
   const pruned = await start(t, cap, { key: [newest] })
   t.equal((await post(pruned, jar, token)).statusCode, 200)

@@ -151,3 +151,21 @@ t.test('property: arbitrary text yields a 32-byte key or an FSS_SECRET_* error t
   }), { numRuns: 1000 })
   t.pass('1000 runs')
 })
+
+t.test('property: a line mixing the base64 (+/) and base64url (-_) alphabets is refused, in the key file and the environment', async (t) => {
+  // A real key in one alphabet with one character swapped for the other alphabet's.
+  const swapped = fc.tuple(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.nat(), fc.constantFrom('+', '/', '-', '_'), fc.boolean())
+    .map(([bytes, at, mark, url]) => {
+      const text = url ? Buffer.from(bytes).toString('base64url') : Buffer.from(bytes).toString('base64').replace(/=+$/, '')
+      const other = url ? (mark === '-' || mark === '_' ? '+' : mark) : (mark === '+' || mark === '/' ? '-' : mark)
+      const i = at % text.length
+      return text.slice(0, i) + other + text.slice(i + 1)
+    })
+    .filter((s) => /[+/]/.test(s) && /[-_]/.test(s))
+  fc.assert(fc.property(swapped, (text) => {
+    const line = decodeFileKey(text, 'F')
+    return decodeMaterial(text) === undefined && typeof line === 'string' && /not hex, base64 or base64url/.test(line) &&
+      code(() => decodeSecret(text, 'X')) === 'FSS_SECRET_MALFORMED'
+  }), { numRuns: 500 })
+  for (const text of ['AAAA+AAA_AAA', 'ab-c/def', 'a+b-' + 'A'.repeat(40)]) t.equal(decodeMaterial(text), undefined, text)
+})

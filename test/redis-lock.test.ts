@@ -21,7 +21,8 @@ t.before(async () => {
 t.teardown(() => Promise.all(clients.map((c) => c.quit().catch(() => c.disconnect()))))
 
 async function client (): Promise<Redis> {
-  const c = createRedisClient({ url: redis.url, commandTimeout: 1000 })
+  // The full ioredis type: these tests also read keys the lock never touches (pttl, exists).
+  const c = await createRedisClient({ url: redis.url, commandTimeout: 1000 }) as Redis
   c.on('error', () => {})
   clients.push(c)
   if (!await waitReady(c, 5000)) throw new Error('redis client not ready')

@@ -7,6 +7,8 @@ import { redisApp } from './fixtures/redis-app.ts'
 import { secretForms } from './helper.ts'
 import { deriveStoreKeys, open } from '../lib/redis/seal.ts'
 import { recordKey } from '../lib/redis/store.ts'
+import { deriveKey } from '../lib/keyring/format.ts'
+import { DEFAULT_APP_NAME } from '../lib/keyring/load.ts'
 
 let redis: RedisServer
 let raw: Redis
@@ -18,6 +20,8 @@ t.before(async () => {
 
 const K1 = randomBytes(32)
 const K2 = randomBytes(32)
+/** The store keys the plugin seals with: this application's derived keys (the fixture app keeps the default appName). */
+const storeKeys = (k: Buffer) => deriveStoreKeys([deriveKey(k, DEFAULT_APP_NAME, 'redis-token-store')])
 const token = (): Record<string, unknown> => ({
   access_token: 'at-' + randomBytes(24).toString('base64url'),
   refresh_token: 'rt-' + randomBytes(24).toString('base64url'),
@@ -108,7 +112,7 @@ t.test('the record expires with the absolute timeout, counted from its first wri
 
 t.test('key rotation: records sealed by an older key stay readable and are re-sealed on the next write', async (t) => {
   const prefix = 'rot:'
-  const [k1, k2] = [deriveStoreKeys([K1])[0].id, deriveStoreKeys([K2])[0].id]
+  const [k1, k2] = [storeKeys(K1)[0].id, storeKeys(K2)[0].id]
   const before = await redisApp(t, [K1], { url: redis.url, keyPrefix: prefix })
   const tok = token()
   const cookies = await store(before.app, tok)
@@ -127,8 +131,8 @@ t.test('key rotation: records sealed by an older key stay readable and are re-se
 
   // Step 3: once the old key is retired, the re-sealed record still opens; one never re-written would not.
   const sealed = await raw.get(key) as string
-  t.same(JSON.parse(open(deriveStoreKeys([K2]), sealed, key)?.plaintext ?? 'null'), next)
-  t.equal(open(deriveStoreKeys([K1]), sealed, key), null)
+  t.same(JSON.parse(open(storeKeys(K2), sealed, key)?.plaintext ?? 'null'), next)
+  t.equal(open(storeKeys(K1), sealed, key), null)
   logs(t, [before, staged, promoted], [tok, next])
 })
 

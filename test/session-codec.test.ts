@@ -5,7 +5,12 @@ import t from 'tap'
 import fc from 'fast-check'
 import Fastify from 'fastify'
 import fastifyCookie from '@fastify/cookie'
-import { readCookies, planCookies, toCookieValue, toSealed, MAX_COOKIE_BYTES, type ReceivedCookies } from '../lib/session/codec.ts'
+import {
+  readCookies, planCookies, requestBytes, toCookieValue, toSealed, MAX_CHUNKS, MAX_COOKIE_BYTES, MAX_REQUEST_COOKIE_BYTES, type ReceivedCookies
+} from '../lib/session/codec.ts'
+
+/** Our names, written out: `<name>` and `<name>.0` … `<name>.7`. */
+const ours = (name: string): string[] => [name, ...[0, 1, 2, 3, 4, 5, 6, 7].map((i) => `${name}.${i}`)]
 
 /** The definition: split on `;`, trim, keep our names, refuse duplicates and bad chunk sets. */
 function reference (header: string | undefined, name: string): ReceivedCookies {
@@ -17,7 +22,7 @@ function reference (header: string | undefined, name: string): ReceivedCookies {
     const eq = pair.indexOf('=')
     if (eq === -1) continue
     const key = pair.slice(0, eq).trim()
-    if (key !== name && !key.startsWith(prefix)) continue
+    if (!ours(name).includes(key)) continue
     if (found.has(key)) result.problem = 'duplicate'
     found.set(key, pair.slice(eq + 1).trim())
   }
@@ -28,10 +33,55 @@ function reference (header: string | undefined, name: string): ReceivedCookies {
   if (single !== undefined) return { ...result, value: single, chunks: 1 }
   if (found.size === 0) return result
   const parts: string[] = []
-  for (let i = 0; i < 8 && found.has(prefix + i); i++) parts.push(found.get(prefix + i) as string)
+  for (let i = 0; found.has(prefix + i); i++) parts.push(found.get(prefix + i) as string)
   if (parts.length !== found.size) return { ...result, problem: 'chunks' }
   return { ...result, value: parts.join(''), chunks: parts.length }
 }
+
+t.test('the chunk bound is 8 and the request-size bound 12 KB', async (t) => {
+  t.equal(MAX_CHUNKS, 8)
+  t.equal(MAX_REQUEST_COOKIE_BYTES, 12288)
+  t.equal(MAX_COOKIE_BYTES, 4096)
+})
+
+t.test('8 chunks are read; a ninth name, or any other name under the prefix, is not ours', async (t) => {
+  const eight = ours('sid').slice(1).map((n, i) => `${n}=v${i}`).join('; ')
+  t.same(readCookies(eight, 'sid'), {
+    value: 'v0v1v2v3v4v5v6v7', names: ours('sid').slice(1), bytes: 16, chunks: 8
+  }, '.0 to .7 joined in order')
+  t.same(readCookies(eight + '; sid.8=v8', 'sid'), readCookies(eight, 'sid'), '.8 is ignored, not a problem')
+  for (const stray of ['sid.8', 'sid.10', 'sid.00', 'sid.01', 'sid.-1', 'sid.+1', 'sid.1.0', 'sid.a b', 'sid.', 'sid.é', 'sid.0x1', 'sid. 1', 'sid.１']) {
+    t.same(readCookies(`sid.0=a; ${stray}=x; sid.1=b`, 'sid'), { value: 'ab', names: ['sid.0', 'sid.1'], bytes: 2, chunks: 2 }, `${stray} ignored`)
+    t.same(readCookies(`${stray}=x`, 'sid'), { value: null, names: [], bytes: 0, chunks: 0 }, `${stray} alone: no session, nothing to expire`)
+  }
+  t.same(readCookies('sid.0=a; sid.7=h', 'sid'), { value: null, names: ['sid.0', 'sid.7'], bytes: 2, chunks: 0, problem: 'chunks' }, 'a gap is a problem')
+})
+
+t.test('property: whatever the header, only our nine names are collected (fast-check)', async (t) => {
+  const name = '__Host-session'
+  // Names under our prefix, from every kind of suffix: digits, spaces, controls, non-ASCII.
+  const suffix = fc.oneof(fc.nat({ max: 20 }).map(String), fc.string({ maxLength: 4 }), fc.string({ unit: 'grapheme', maxLength: 3 }))
+  const pair = fc.tuple(suffix, fc.string({ unit: fc.constantFrom('A', 'b', '-', '_', '.'), maxLength: 6 })).map(([s, v]) => `${name}.${s}=${v}`)
+  fc.assert(fc.property(fc.array(pair, { maxLength: 40 }), (pairs) => {
+    const got = readCookies(pairs.join('; '), name)
+    t.ok(got.names.length <= MAX_CHUNKS + 1)
+    t.ok(got.names.every((n) => ours(name).includes(n)), 'every collected name is one we could have written')
+  }), { numRuns: 2000 })
+})
+
+t.test('no session under the 12 KB bound ever needs more chunks than the reader reads', async (t) => {
+  // The longest name the policy allows and long attributes make chunks smallest: still at most 4.
+  fc.assert(fc.property(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 20, max: 700 }), fc.integer({ min: 0, max: 20000 }), (nameLength, attributeBytes, length) => {
+    const lines = planCookies('n'.repeat(nameLength), 'A'.repeat(length), attributeBytes)
+    if (requestBytes(lines) <= MAX_REQUEST_COOKIE_BYTES) t.ok(lines.length <= 4 && lines.length < MAX_CHUNKS)
+  }), { numRuns: 500 })
+})
+
+t.test('requestBytes counts `name=value; ` for every cookie, exactly', async (t) => {
+  t.equal(requestBytes([]), 0)
+  t.equal(requestBytes([{ name: 'ab', value: 'cde' }]), 8)
+  t.equal(requestBytes([{ name: 'a.0', value: 'x' }, { name: 'a.1', value: 'yz' }]), 7 + 8)
+})
 
 t.test('the Cookie-header scan reads exactly what split-and-trim reads', async (t) => {
   const name = 'sid'

@@ -37,6 +37,7 @@ function routes (app: FastifyInstance): void {
     sameAccessToken: (await request.tokens.accessToken()) === LEGACY.token.access_token
   }))
   app.post('/transfer', { preHandler: app.csrfProtection }, async () => ({ done: true }))
+  app.get('/fields', async (request) => Object.keys(request.session.data() ?? {}).sort())
   app.post('/cart', async (request) => {
     request.session.set('cart' as never, { items: ['book', 'pen'] } as never)
     return {}
@@ -66,6 +67,8 @@ t.test('a 0.1.0 cookie keeps its tokens, CSRF secret, debug nonce and service fi
     t.equal(transfer.statusCode, 200, `${label}: a CSRF token issued for it still passes`)
     const nonce = await app.inject({ url: `/api/session/test-persistence?nonce=${LEGACY.persistenceNonce}`, cookies })
     t.match(nonce.json(), { persisted: true, matches: true }, `${label}: the debug nonce`)
+    // The suite's fields now sit under its one key; the CSRF secret keeps its configurable name.
+    t.same((await app.inject({ url: '/fields', cookies })).json(), ['_csrf', 'cart', 'fss'], `${label}: no suite field left at the top level`)
   }
 
   await check(LEGACY.cookie, LEGACY.cart, 'as sealed')

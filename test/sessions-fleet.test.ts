@@ -18,8 +18,8 @@ interface Instance { registry: SessionRegistry, client: Redis, subscriber: Redis
 
 /** One app instance's registry; resolves once its feed is subscribed. */
 async function instance (t: Test, prefix: string, options: SessionRegistryOptions = {}): Promise<Instance> {
-  const client = createRedisClient({ url: redis.url, commandTimeout: 1000 })
-  const subscriber = createRedisClient({ url: redis.url, commandTimeout: 1000 })
+  const client = await createRedisClient({ url: redis.url, commandTimeout: 1000 }) as unknown as Redis
+  const subscriber = await createRedisClient({ url: redis.url, commandTimeout: 1000 }) as unknown as Redis
   t.teardown(() => client.disconnect())
   if (!await waitReady(client, 5000)) throw new Error('Redis not ready')
   const registry = createSessionRegistry({ store: 'redis', keyPrefix: prefix, ...options }, { client, subscriber, keys: [K] })
@@ -134,7 +134,7 @@ t.test('touch, list and get through the registry; lastSeenAt is written once per
 })
 
 t.test('the registry opens its own subscriber connection by default, and closes it', async (t) => {
-  const client = createRedisClient({ url: redis.url, commandTimeout: 1000 })
+  const client = await createRedisClient({ url: redis.url, commandTimeout: 1000 }) as unknown as Redis
   t.teardown(() => client.disconnect())
   const registry = createSessionRegistry({ store: 'redis' }, { client, keys: [K] })
   await flushedOn(registry)

@@ -46,8 +46,8 @@ interface Instance { registry: SessionRegistry, client: Redis, subscriber: Redis
 async function instance (t: Test, redis: RedisServer, options: SessionRegistryOptions & { clock?: Clock, url?: string } = {}): Promise<Instance> {
   const { clock, url, ...rest } = options
   const commandTimeout = rest.commandTimeout ?? 1000
-  const client = createRedisClient({ url: redis.url, commandTimeout })
-  const subscriber = createRedisClient({ url: url ?? redis.url, commandTimeout })
+  const client = await createRedisClient({ url: redis.url, commandTimeout }) as unknown as Redis
+  const subscriber = await createRedisClient({ url: url ?? redis.url, commandTimeout }) as unknown as Redis
   t.teardown(() => client.disconnect())
   if (!await waitReady(client, 5000)) throw new Error('Redis not ready')
   const logs = logCapture()
@@ -159,9 +159,9 @@ t.test('the feed ignores words that are not session ids, and subscribes at once 
   const redis = await startRedis(t)
   const publisher = new Redis(redis.url)
   t.teardown(() => publisher.quit())
-  const subscriber = createRedisClient({ url: redis.url, commandTimeout: 1000 })
+  const subscriber = await createRedisClient({ url: redis.url, commandTimeout: 1000 }) as unknown as Redis
   t.ok(await waitReady(subscriber, 5000))
-  const client = createRedisClient({ url: redis.url, commandTimeout: 1000 })
+  const client = await createRedisClient({ url: redis.url, commandTimeout: 1000 }) as unknown as Redis
   t.teardown(() => client.disconnect())
   await waitReady(client, 5000)
   const registry = createSessionRegistry({ store: 'redis', keyPrefix: 'feed:' }, { client, subscriber, keys: [K] })

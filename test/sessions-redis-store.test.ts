@@ -27,7 +27,7 @@ let prefixes = 0
 interface Made { store: RedisSessionStore, client: Redis, prefix: string }
 
 async function makeStore (t: Test, opts: { clock?: Clock, keys?: Buffer[], prefix?: string, commandTimeout?: number, log?: ReturnType<typeof captureLogs> } = {}): Promise<Made> {
-  const client = createRedisClient({ url: redis.url, commandTimeout: opts.commandTimeout ?? 1000 })
+  const client = await createRedisClient({ url: redis.url, commandTimeout: opts.commandTimeout ?? 1000 }) as unknown as Redis
   t.teardown(() => client.disconnect())
   if (!await waitReady(client, 5000)) throw new Error('Redis not ready')
   const prefix = opts.prefix ?? `t${++prefixes}:`

@@ -1,6 +1,7 @@
 // The revocation view's ordering rules, driven step by step: its lookup is the
 // real Redis store's get(), held at a gate so an invalidation or a flush can
 // land while the store is answering.
+import type { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { startRedis, type RedisServer } from './fixtures/redis-server.ts'
@@ -26,7 +27,7 @@ interface Gated {
 
 async function gatedView (t: Test): Promise<Gated> {
   const fc = fakeClock()
-  const client = createRedisClient({ url: redis.url, commandTimeout: 1000 })
+  const client = await createRedisClient({ url: redis.url, commandTimeout: 1000 }) as unknown as Redis
   t.teardown(() => client.disconnect())
   await waitReady(client, 5000)
   const store = createRedisSessionStore({ client, keys: [K], prefix: 'view:', absoluteTimeout: 3600, touchInterval: 60, commandTimeout: 1000, clock: fc.clock })
@@ -109,7 +110,7 @@ t.test('a live entry is believed only until the session expires', async (t) => {
 })
 
 t.test('registry options are checked once, naming the option, and conflicting ones are refused', async (t) => {
-  const client = createRedisClient({ url: redis.url, commandTimeout: 1000 })
+  const client = await createRedisClient({ url: redis.url, commandTimeout: 1000 }) as unknown as Redis
   t.teardown(() => client.disconnect())
   const cases: Array<[unknown, RegExp]> = [
     [{ store: 'disk' }, /sessions\.store/],

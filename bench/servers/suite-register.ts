@@ -44,7 +44,7 @@ export async function registerSuite (app: FastifyInstance, setup: SuiteSetup): P
     session: { secure: false, cookieName: 'session', ...(setup.rollingInterval !== undefined && { rollingInterval: setup.rollingInterval }) },
     health: false,
     ...(setup.oauth && { oauth })
-  }, setup.options ?? {}) as SessionSuiteOptions)
+  }, setup.options ?? {}))
   await app.after()
   if (!app.hasRequestDecorator('session')) return 'the session plugin is not registered by index.ts'
   if (setup.oauth && !app.hasRequestDecorator('tokens')) return 'request.tokens not available'

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { KEY_BYTES, encodeKey } from './format.ts'
+import { KEY_BYTES, MAX_KEYS, encodeKey } from './format.ts'
 import { loadKeyring, defaultKeyFile, DEFAULT_APP_NAME } from './load.ts'
 import { rotateKeyFile } from './rotate.ts'
 
@@ -13,14 +13,14 @@ export const USAGE = `Usage: fastify-session-suite <command> [options]
 
 Commands:
   keygen                         print a new random 32-byte key (base64url)
-  rotate [--file P] [--keep N]   put a new key in front of the key file, keep N old ones (default 2)
+  rotate [--file P] [--keep N]   put a new key in front of the key file, keep N old ones (default 2, at most ${MAX_KEYS - 1})
   check  [--file P]              show where the key comes from, its fingerprint and any problem
 
 Options:
   --file P      key file (default: <per-OS config dir>/<app>/secret.key)
   --app NAME    app name for the default key file (default: ${DEFAULT_APP_NAME})
   --env NAMES   comma-separated variables \`check\` reads before the file (default: SESSION_SECRET_KEY)
-  --keep N      old keys to keep when rotating (default: 2)
+  --keep N      old keys to keep when rotating (default: 2, at most ${MAX_KEYS - 1}; 0 ends every session)
 `
 
 export interface CliIO {
@@ -63,7 +63,8 @@ export async function main (argv: string[], io: CliIO): Promise<number> {
   }
   const { values, positionals } = parsed
   if (values.help === true) {
-    err(USAGE)
+    // Asked for: stdout, so `--help | less` works. Usage after a mistake goes to stderr.
+    out(USAGE)
     return 0
   }
   const [command] = positionals
@@ -81,7 +82,9 @@ export async function main (argv: string[], io: CliIO): Promise<number> {
         out(r.created ? `created ${r.path}` : `rotated ${r.path}`)
         out(`fingerprint: ${r.fingerprint}`)
         out(`keys: ${r.count}${r.dropped > 0 ? ` (dropped ${r.dropped} old)` : ''}`)
-        out('restart the app to start sealing with the new key; old keys still open existing sessions')
+        if (r.count > 1) out('restart the app to start sealing with the new key; the old keys kept still open existing sessions')
+        else if (r.created) out('start the app to use it')
+        else out('restart the app to start sealing with the new key; no old key was kept, so every existing session ends at the restart')
         return 0
       }
       case 'check':

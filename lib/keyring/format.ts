@@ -5,10 +5,25 @@ import { errors } from '../errors.ts'
 
 export const KEY_BYTES = 32
 
+/**
+ * Most keys a keyring may hold: the newest and the old ones rotation keeps
+ * (2 by default). Every cookie that fails to open is tried against every key,
+ * so a file of thousands of valid lines would multiply the cost of each forged
+ * cookie; more than a handful is a mistake and is refused (FSS_KEYRING_TOO_LARGE).
+ */
+export const MAX_KEYS = 8
+
 // HKDF parameters are part of the on-disk/on-wire contract: changing any of
 // them changes every key derived from long material and logs everyone out.
 export const HKDF_INFO = 'fastify-session-suite/v1 session key'
 const HKDF_SALT = Buffer.alloc(0)
+
+// Per-application keys: every key of the ring is expanded once per
+// (application, purpose) with HKDF-SHA256, so two applications given the same
+// secret (or one leaked into another) seal with different keys and never open
+// each other's cookies or records. Also part of the contract: changing it
+// changes every derived key.
+export const DERIVED_INFO = 'fastify-session-suite/v2'
 
 const HEX = /^[0-9a-fA-F]+$/
 // One alphabet per string: standard (+/) or URL-safe (-_), optional padding.
@@ -74,6 +89,16 @@ export function decodeFileKey (line: string, source: string): Buffer | string {
   if (material === undefined) return 'it is not hex, base64 or base64url'
   if (material.length !== KEY_BYTES) return `it decodes to ${material.length} bytes, not ${KEY_BYTES}`
   return material
+}
+
+/**
+ * The key for one purpose of one application: HKDF-SHA256 of a keyring key,
+ * empty salt, info `fastify-session-suite/v2 NUL <purpose> NUL <appName>`.
+ * NUL cannot occur in either field (app names are `[A-Za-z0-9._@-]`), so no
+ * two (purpose, appName) pairs share an info string.
+ */
+export function deriveKey (key: Buffer, appName: string, purpose: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', key, HKDF_SALT, `${DERIVED_INFO}\0${purpose}\0${appName}`, KEY_BYTES))
 }
 
 /** The text form written to key files and printed by `keygen`. */

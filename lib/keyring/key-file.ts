@@ -3,14 +3,14 @@
 // link() race that exactly one process wins; nothing ever overwrites a key
 // file on load, because a new key logs every user out.
 import { constants, type Stats } from 'node:fs'
-import { lstat, mkdir, open, link, unlink, readFile } from 'node:fs/promises'
+import { lstat, mkdir, open, link, unlink } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { basename, dirname, join } from 'node:path'
 import { errors } from '../errors.ts'
-import { KEY_BYTES, decodeFileKey, encodeKey } from './format.ts'
+import { KEY_BYTES, MAX_KEYS, decodeFileKey, encodeKey } from './format.ts'
 
 /** Far above any sane keyring (a key line is 44 bytes); stops us reading a wrong, huge file. */
-const MAX_FILE_BYTES = 64 * 1024
+export const MAX_FILE_BYTES = 64 * 1024
 
 export interface KeyFileContents {
   keys: Buffer[]
@@ -28,12 +28,60 @@ export function formatMode (mode: number): string {
 const RESTORE = 'restore it from a backup, or delete it to generate a new key (this logs every user out)'
 
 /**
- * FSS_KEY_FILE_IO naming the errno code (ENOENT, EIO...). Every error the fs
- * functions reject with carries a code (libuv's, or Node's ERR_* for bad
- * arguments); the message would only repeat the path.
+ * What to call a failure: the errno code (ENOENT, EIO...) that fs errors carry
+ * (libuv's, or Node's ERR_*), else the error's class name. Never the message,
+ * which would only repeat the path, and never `undefined`.
  */
+export function errorCode (err: unknown): string {
+  const code = (err as { code?: unknown } | null | undefined)?.code
+  if (typeof code === 'string' && code !== '') return code
+  return err instanceof Error ? err.name : 'an unknown error'
+}
+
+/** FSS_KEY_FILE_IO naming the errno code. */
 export function ioError (path: string, err: unknown): Error {
-  return new errors.FSS_KEY_FILE_IO(path, String((err as NodeJS.ErrnoException).code))
+  return new errors.FSS_KEY_FILE_IO(path, errorCode(err))
+}
+
+/** Whether readKeyText refused what it found (as opposed to an I/O failure, which the caller names). */
+export function isRefusal (err: unknown): boolean {
+  return err instanceof errors.FSS_KEY_FILE_UNSAFE || err instanceof errors.FSS_KEY_FILE_CORRUPT
+}
+
+export interface KeyText {
+  text: string
+  /** of the file read (fstat of the open descriptor) */
+  stats: Stats
+}
+
+/**
+ * Reads a file that holds keys, bounded in every way: opened non-blocking (a
+ * FIFO is refused, not waited on), and read only when the descriptor is a
+ * regular file of at most MAX_FILE_BYTES, never more than that many bytes
+ * even if it grows meanwhile. `/dev/zero` or a 650 MB file costs one fstat.
+ * `follow`: whether a symlink is followed (secret mounts) or fails with ELOOP.
+ * Rejects with the fs error on an I/O failure (the caller names the file its
+ * own way), else with FSS_KEY_FILE_UNSAFE/CORRUPT naming `shown` and `fix`.
+ */
+export async function readKeyText (path: string, shown: string, follow: boolean, fix: string): Promise<KeyText> {
+  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | (follow ? 0 : constants.O_NOFOLLOW))
+  try {
+    const stats = await fh.stat()
+    if (!stats.isFile()) throw new errors.FSS_KEY_FILE_UNSAFE(shown, 'it is not a regular file', fix)
+    const tooLarge = (size: number) => new errors.FSS_KEY_FILE_CORRUPT(shown, `it is ${size} bytes, more than a keyring (${MAX_FILE_BYTES} at most)`, fix)
+    if (stats.size > MAX_FILE_BYTES) throw tooLarge(stats.size)
+    // One byte more than the bound tells a file that grew after fstat from one that fits.
+    const buf = Buffer.alloc(MAX_FILE_BYTES + 1)
+    let length = 0
+    for (let n = -1; n !== 0 && length < buf.length;) {
+      n = (await fh.read(buf, length, buf.length - length, length)).bytesRead
+      length += n
+    }
+    if (length > MAX_FILE_BYTES) throw tooLarge(length)
+    return { text: buf.toString('utf8', 0, length), stats }
+  } finally {
+    await fh.close()
+  }
 }
 
 function checkStats (path: string, st: Stats): void {
@@ -55,6 +103,7 @@ export function parseKeyFile (path: string, text: string): Buffer[] {
   if (lines.length === 0 || lines.every((l) => l.trim() === '')) {
     throw new errors.FSS_KEY_FILE_CORRUPT(path, 'it is empty', RESTORE)
   }
+  if (lines.length > MAX_KEYS) throw new errors.FSS_KEYRING_TOO_LARGE(`key file ${path}`, lines.length, MAX_KEYS)
   return lines.map((line, i) => {
     const key = decodeFileKey(line, `key file ${path} line ${i + 1}`)
     if (typeof key === 'string') throw new errors.FSS_KEY_FILE_CORRUPT(path, `line ${i + 1}: ${key} (truncated or edited?)`, RESTORE)
@@ -75,12 +124,12 @@ export async function readKeyFile (path: string): Promise<KeyFileContents | unde
     throw ioError(path, err)
   }
   checkStats(path, st)
-  if (st.size > MAX_FILE_BYTES) throw new errors.FSS_KEY_FILE_CORRUPT(path, `it is ${st.size} bytes, far more than a keyring`, RESTORE)
   let text: string
   try {
-    // O_NOFOLLOW: if the file was swapped for a symlink after lstat(), fail instead of following it.
-    text = await readFile(path, { encoding: 'utf8', flag: constants.O_RDONLY | constants.O_NOFOLLOW })
+    // Not following: if the file was swapped for a symlink after lstat(), fail instead of following it.
+    text = (await readKeyText(path, path, false, RESTORE)).text
   } catch (err) {
+    if (isRefusal(err)) throw err
     // A regular 0600 file can still fail to read: an I/O error, or a swap for a symlink after lstat().
     throw ioError(path, err)
   }

@@ -1,13 +1,12 @@
 // Resolution: environment variables in order (X, then X_FILE, with
 // X_PREVIOUS appended), then the key file, then a freshly generated key file.
 // The first source that yields a key wins; every candidate is recorded.
-import { readFile, stat } from 'node:fs/promises'
 import { isAbsolute, join, resolve } from 'node:path'
 import envPaths from 'env-paths'
 import { errors } from '../errors.ts'
 import { fingerprint } from '../digest.ts'
-import { decodeMaterial, decodeSecret } from './format.ts'
-import { createKeyFile, directoryWarnings, formatMode, ioError, readKeyFile } from './key-file.ts'
+import { MAX_KEYS, decodeMaterial, decodeSecret } from './format.ts'
+import { createKeyFile, directoryWarnings, errorCode, formatMode, ioError, isRefusal, readKeyFile, readKeyText, MAX_FILE_BYTES } from './key-file.ts'
 
 export const DEFAULT_APP_NAME = 'fastify-session-suite'
 export const DEFAULT_ENV_VARS = ['SESSION_SECRET_KEY']
@@ -37,7 +36,15 @@ export interface Keyring { info: KeyringInfo, keys: Buffer[] }
 
 /** `<per-OS config dir>/<appName>/secret.key`, e.g. ~/.config/fastify-session-suite/secret.key on Linux. */
 export function defaultKeyFile (appName = DEFAULT_APP_NAME): string {
-  return join(envPaths(appName, { suffix: '' }).config, 'secret.key')
+  let config: string
+  try {
+    ({ config } = envPaths(appName, { suffix: '' }))
+  } catch {
+    // env-paths refuses a name that is not a plain file name (`..`, `a/b`), which
+    // would put the key file outside the config folder.
+    throw new errors.FSS_OPTIONS_INVALID('appName', 'must be a plain folder name, without `/`, `\\` or a lone `.` or `..`')
+  }
+  return join(config, 'secret.key')
 }
 
 type Candidate = KeyringInfo['candidates'][number]
@@ -56,18 +63,24 @@ function showablePath (path: string): boolean {
 }
 
 async function readEnvFile (name: string, path: string, warnings: string[]): Promise<string> {
+  const showable = showablePath(path)
+  const shown = showable ? `${path} (from ${name})` : `named by ${name}`
+  let read
   try {
     // Docker and Kubernetes mount secrets as symlinks, often 0444/0644 and
-    // root-owned: follow them and only warn, unlike our own key file.
-    const st = await stat(path)
-    if ((st.mode & 0o007) !== 0) warnings.push(`${name} points to ${path}, which others can read (mode ${formatMode(st.mode)})`)
-    return await readFile(path, 'utf8')
+    // root-owned: follow them and only warn, unlike our own key file. The
+    // target must still be a regular file within the key file's size bound.
+    read = await readKeyText(path, shown, true, `set ${name} to a regular file of at most ${MAX_FILE_BYTES} bytes holding the key(s), one per line`)
   } catch (err) {
-    if (showablePath(path)) throw ioError(`${path} (from ${name})`, err)
+    if (isRefusal(err)) throw err
+    if (showable) throw ioError(shown, err)
     const base = name.slice(0, -'_FILE'.length)
-    throw new errors.FSS_KEY_FILE_IO(`named by ${name}`, `${String((err as NodeJS.ErrnoException).code)}; ${name} does not look like the absolute path of a file (its value is not shown: it may be a key). ` +
+    throw new errors.FSS_KEY_FILE_IO(shown, `${errorCode(err)}; ${name} does not look like the absolute path of a file (its value is not shown: it may be a key). ` +
       `Set ${name} to the absolute path of the file holding the key, or put the key itself in ${base}`)
   }
+  const mode = read.stats.mode
+  if ((mode & 0o007) !== 0) warnings.push(`${name} points to ${path}, which others can read (mode ${formatMode(mode)})`)
+  return read.text
 }
 
 async function fromEnv (name: string, env: Record<string, string | undefined>, candidates: Candidate[]): Promise<EnvHit | undefined> {
@@ -94,6 +107,7 @@ async function fromEnv (name: string, env: Record<string, string | undefined>, c
     const lines = text.split('\n').filter((l) => l.trim() !== '')
     const source = `${fileVar} (${path})`
     if (lines.length === 0) throw new errors.FSS_SECRET_WEAK(source)
+    if (lines.length > MAX_KEYS) throw new errors.FSS_KEYRING_TOO_LARGE(`env-file:${fileVar}`, lines.length, MAX_KEYS)
     hit = { source: `env-file:${fileVar}`, keys: lines.map((l, i) => decodeSecret(l, i === 0 ? source : `${source} line ${i + 1}`)), warnings }
     candidates.push({ source: `env-file:${fileVar}`, status: 'used' })
   }
@@ -103,6 +117,8 @@ async function fromEnv (name: string, env: Record<string, string | undefined>, c
       candidates.push({ source: `env:${prevVar}`, status: `ignored: neither ${name} nor ${fileVar} is set` })
     } else {
       const parts = previous.split(',').map((p) => p.trim()).filter((p) => p !== '')
+      const total = hit.keys.length + parts.length
+      if (total > MAX_KEYS) throw new errors.FSS_KEYRING_TOO_LARGE(`${hit.source} and env:${prevVar}`, total, MAX_KEYS)
       hit.keys.push(...parts.map((p, i) => decodeSecret(p, `${prevVar}[${i}]`)))
       candidates.push({ source: `env:${prevVar}`, status: `used: ${parts.length} older key(s)` })
     }

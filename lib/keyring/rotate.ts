@@ -6,11 +6,11 @@ import { rename, unlink } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { errors } from '../errors.ts'
 import { fingerprint } from '../digest.ts'
-import { KEY_BYTES, encodeKey } from './format.ts'
+import { KEY_BYTES, MAX_KEYS, encodeKey } from './format.ts'
 import { createKeyFile, ioError, readKeyFile, syncDir, writeTempFile } from './key-file.ts'
 
 export interface RotateOptions {
-  /** how many old keys to keep behind the new one (default 2); 0 logs everyone out at the next start */
+  /** how many old keys to keep behind the new one (default 2, at most MAX_KEYS - 1); 0 logs everyone out at the next start */
   keep?: number
 }
 
@@ -27,7 +27,8 @@ export interface RotateResult {
 
 export async function rotateKeyFile (path: string, opts: RotateOptions = {}): Promise<RotateResult> {
   const keep = opts.keep ?? 2
-  if (!Number.isSafeInteger(keep) || keep < 0) throw new errors.FSS_OPTIONS_INVALID('keep', 'expected an integer >= 0')
+  // The rotated file must load: the new key and `keep` old ones within the keyring bound.
+  if (!Number.isSafeInteger(keep) || keep < 0 || keep > MAX_KEYS - 1) throw new errors.FSS_OPTIONS_INVALID('keep', `expected an integer from 0 to ${MAX_KEYS - 1}`)
   // readKeyFile applies every safety check: we never rotate a file we would refuse to load.
   const current = await readKeyFile(path)
   if (current === undefined) {

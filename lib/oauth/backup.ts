@@ -5,6 +5,7 @@ import { rename, writeFile, chmod } from 'node:fs/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import { errors } from '../errors.ts'
 import { fingerprint } from '../digest.ts'
+import { isProduction } from '../node-env.ts'
 import { tokenMetadata, type StoredToken } from './token.ts'
 import type { TokenStore } from './store.ts'
 
@@ -12,7 +13,7 @@ const VALUE_FIELDS = ['access_token', 'refresh_token', 'id_token'] as const
 
 /** Throws FSS_TOKEN_BACKUP_IN_PRODUCTION when NODE_ENV=production (checked at registration). */
 export function assertBackupAllowed (env: Record<string, string | undefined> = process.env): void {
-  if (env.NODE_ENV === 'production') throw new errors.FSS_TOKEN_BACKUP_IN_PRODUCTION()
+  if (isProduction(env)) throw new errors.FSS_TOKEN_BACKUP_IN_PRODUCTION()
 }
 
 /** The backup document for a token (or for "cleared" when null). */

@@ -3,57 +3,18 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { validateOptions } from '../options.ts'
 import { errors } from '../errors.ts'
+import { displayUrl } from '../display-url.ts'
 import { isTokenStore, type TokenStore } from './store.ts'
 import type { RefreshLock } from './refresh.ts'
 
-const HttpUrl = Type.String({ pattern: '^https?://[^\\s/?#]+[^\\s]*$' })
-const RoutePath = Type.String({ pattern: '^/[^\\s?#]*$' })
-
-export const OAuthOptionsSchema = Type.Object({
-  provider: Type.Union([
-    // OIDC discovery: @fastify/oauth2 reads <issuer>/.well-known/openid-configuration at registration.
-    Type.Object({ issuer: HttpUrl }, { additionalProperties: false }),
-    Type.Object({ authorizeUrl: HttpUrl, tokenUrl: HttpUrl, revokeUrl: Type.Optional(HttpUrl) }, { additionalProperties: false })
-  ]),
-  clientId: Type.String({ minLength: 1 }),
-  // May be empty for a public client (PKCE only).
-  clientSecret: Type.String(),
-  scope: Type.Optional(Type.Array(Type.String({ pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$' }))),
-  /** absolute URL of the callback route as the provider sees it (registered at the provider) */
-  callbackUri: HttpUrl,
-  loginPath: Type.Optional(RoutePath),
-  callbackPath: Type.Optional(RoutePath),
-  logoutPath: Type.Optional(RoutePath),
-  // A local path only: `//evil.example` or `/\evil` would be an open redirect.
-  redirectAfterLogin: Type.Optional(Type.String({ pattern: '^/(?![/\\\\])[^\\s]*$' })),
-  refreshSkew: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 })),
-  assumedLifetime: Type.Optional(Type.Integer({ minimum: 1 })),
-  refreshBackoff: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600 })),
-  timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 120_000 })),
-  stateMaxAge: Type.Optional(Type.Integer({ minimum: 30, maximum: 3600 })),
-  hostPrefixedCookies: Type.Optional(Type.Boolean()),
-  revokeOnLogout: Type.Optional(Type.Boolean()),
-  tokenBackup: Type.Optional(Type.Object({ file: Type.String({ minLength: 1 }) }, { additionalProperties: false })),
-  // Checked by shape below (TypeBox cannot describe functions).
-  store: Type.Optional(Type.Any()),
-  refreshLock: Type.Optional(Type.Any()),
-  /**
-   * OpenID Connect settings (lib/oidc/options.ts: clock tolerance, algorithms, profile claims, JWKS
-   * timing). With a discovery provider the issuer, client id and timeout come from the options above.
-   * With explicit endpoints, `oidc.issuer` + `oidc.jwksUri` make the provider OpenID Connect.
-   */
-  oidc: Type.Optional(Type.Object({}, { additionalProperties: true })),
-  /** OpenID Connect: also fetch UserInfo at login (its sub must equal the id_token's). @default false */
-  userinfo: Type.Optional(Type.Boolean()),
-  /**
-   * RP-initiated logout when the provider has an end_session_endpoint: `post` (an auto-submitting
-   * form: the id_token hint stays out of URLs), `get` (a redirect, for providers that accept GET
-   * only), or `false` (local logout only). @default 'post'
-   */
-  providerLogout: Type.Optional(Type.Union([Type.Literal('post'), Type.Literal('get'), Type.Literal(false)])),
-  // A function (checked below): a plain OAuth 2 provider's identity, mapped by the service.
-  mapIdentity: Type.Optional(Type.Any())
-}, { additionalProperties: false })
+/**
+ * A redirect target: a local path only (`//evil.example` or `/\\evil` would be
+ * an open redirect), in visible ASCII, since it goes verbatim into a Location
+ * header (Node refuses characters above U+00FF there, and browsers read Latin-1
+ * bytes as UTF-8): percent-encode anything else.
+ */
+export const LocalRedirectPath = (description: string, extra: { default?: string } = {}) =>
+  Type.String({ pattern: '^/(?![/\\\\])[\\x21-\\x7E]*$', maxLength: 2048, description, ...extra })
 
 /** What `mapIdentity` gets at login from a plain OAuth 2 provider. */
 export interface MapIdentityContext {
@@ -66,21 +27,7 @@ export interface MapIdentityContext {
 /** `sub` (1–255 characters) and `iss` identify the user; `claims` are filtered by the profile allow-list. */
 export interface MappedIdentity { sub: string, iss: string, claims?: Record<string, unknown> }
 
-export type OAuthOptions = Omit<Static<typeof OAuthOptionsSchema>, 'store' | 'refreshLock' | 'mapIdentity'> & {
-  /**
-   * Plain OAuth 2 providers only (no id_token to verify): the service maps the user itself, for
-   * example from the provider's profile API. Return null for "no identity". What it returns is
-   * kept as `request.identity` (profile claims filtered and bounded like verified ones).
-   */
-  mapIdentity?: (context: MapIdentityContext) => Promise<MappedIdentity | null>
-  /** where tokens live; default: the encrypted session (field `oauth`) */
-  store?: TokenStore
-  /** cross-instance single-flight, e.g. the Redis token store plugin's `refreshLock` */
-  refreshLock?: RefreshLock
-}
-
-export type ResolvedOAuthOptions = Required<Omit<OAuthOptions, 'tokenBackup' | 'store' | 'refreshLock' | 'oidc' | 'mapIdentity'>> &
-  Pick<OAuthOptions, 'tokenBackup' | 'store' | 'refreshLock' | 'oidc' | 'mapIdentity'>
+export type MapIdentity = (context: MapIdentityContext) => Promise<MappedIdentity | null>
 
 export const OAUTH_DEFAULTS = {
   scope: ['openid'],
@@ -99,9 +46,60 @@ export const OAUTH_DEFAULTS = {
   providerLogout: 'post'
 } as const
 
+const HttpUrl = (description: string) => Type.String({ pattern: '^https?://[^\\s/?#]+[^\\s]*$', description })
+const RoutePath = (description: string, path: string) => Type.String({ pattern: '^/[^\\s?#]*$', description, default: path })
+
+export const OAuthOptionsSchema = Type.Object({
+  provider: Type.Union([
+    // OIDC discovery: @fastify/oauth2 reads <issuer>/.well-known/openid-configuration at registration.
+    Type.Object({ issuer: HttpUrl('The issuer: endpoints are read from `<issuer>/.well-known/openid-configuration` at start-up.') }, { additionalProperties: false }),
+    Type.Object({
+      authorizeUrl: HttpUrl('The authorization endpoint.'),
+      tokenUrl: HttpUrl('The token endpoint.'),
+      revokeUrl: Type.Optional(HttpUrl('The revocation endpoint (RFC 7009); needed by `revokeOnLogout`.'))
+    }, { additionalProperties: false })
+  ], { description: '`{ issuer }` for OIDC discovery, or `{ authorizeUrl, tokenUrl, revokeUrl? }`.' }),
+  clientId: Type.String({ minLength: 1, description: 'The client ID registered at the provider.' }),
+  // May be empty for a public client (PKCE only).
+  clientSecret: Type.String({ description: 'The client secret, sent with HTTP Basic auth; `\'\'` for a public client (PKCE only).' }),
+  scope: Type.Optional(Type.Array(Type.String({ pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$' }), { description: 'The scopes requested.', default: OAUTH_DEFAULTS.scope })),
+  callbackUri: HttpUrl('The absolute URL of the callback route as the provider redirects to it, registered at the provider.'),
+  loginPath: Type.Optional(RoutePath('Path of the route that starts a login.', OAUTH_DEFAULTS.loginPath)),
+  callbackPath: Type.Optional(RoutePath('Path of the callback route.', OAUTH_DEFAULTS.callbackPath)),
+  logoutPath: Type.Optional(RoutePath('Path of the logout route (POST).', OAUTH_DEFAULTS.logoutPath)),
+  // A local path only: `//evil.example` or `/\evil` would be an open redirect.
+  redirectAfterLogin: Type.Optional(LocalRedirectPath('Where a login lands: a local path in visible ASCII (`//host` and `/\\host` are refused; percent-encode anything else).', { default: OAUTH_DEFAULTS.redirectAfterLogin })),
+  /** seconds @default 60 */
+  refreshSkew: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, description: 'Seconds before expiry at which a refresh starts (0 to 3600; at most half the token\'s announced lifetime).', default: OAUTH_DEFAULTS.refreshSkew })),
+  /** seconds @default 3600 */
+  assumedLifetime: Type.Optional(Type.Integer({ minimum: 1, description: 'Seconds a token is taken to live when it states no expiry.', default: OAUTH_DEFAULTS.assumedLifetime })),
+  /** seconds @default 5 */
+  refreshBackoff: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, description: 'Seconds a failed refresh token is not sent again; callers get the same coded error.', default: OAUTH_DEFAULTS.refreshBackoff })),
+  /** ms @default 10000 */
+  timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 120_000, description: 'Milliseconds a token-endpoint call may take, headers and body (1 to 120000).', default: OAUTH_DEFAULTS.timeout })),
+  /** seconds @default 600 */
+  stateMaxAge: Type.Optional(Type.Integer({ minimum: 30, maximum: 3600, description: 'Seconds the state and PKCE verifier cookies live (30 to 3600).', default: OAUTH_DEFAULTS.stateMaxAge })),
+  hostPrefixedCookies: Type.Optional(Type.Boolean({ description: '`__Host-` names for the state and verifier cookies.', default: OAUTH_DEFAULTS.hostPrefixedCookies })),
+  revokeOnLogout: Type.Optional(Type.Boolean({ description: 'Revoke the tokens at the provider on logout (explicit endpoints then need `revokeUrl`).', default: OAUTH_DEFAULTS.revokeOnLogout })),
+  tokenBackup: Type.Optional(Type.Object({ file: Type.String({ minLength: 1, description: 'The backup file, written 0600 on every store and clear.' }) }, { additionalProperties: false, description: '`{ file }`: a development-only backup of token metadata (fingerprints, never values); refused under NODE_ENV=production.' })),
+  // Checked by shape below (TypeBox cannot describe functions' signatures).
+  store: Type.Optional(Type.Unsafe<TokenStore>(Type.Any({ tsType: 'TokenStore', description: 'Where tokens live: `{ get, set, delete }`, all async. Default: the encrypted session (`fss.oauth`).' }))),
+  refreshLock: Type.Optional(Type.Unsafe<RefreshLock>(Type.Any({ tsType: 'RefreshLock', description: 'Cross-instance single-flight: `{ refresh(refreshToken, fn), outlive?(timeoutMs) }`, e.g. the Redis token store\'s `refreshLock`.' }))),
+  oidc: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'OpenID Connect settings (docs/identity.md: clock tolerance, algorithms, profile claims, JWKS timing). Issuer, client id and timeout come from the options above; with explicit endpoints, `oidc.issuer` + `oidc.jwksUri` make the provider OpenID Connect.' })),
+  userinfo: Type.Optional(Type.Boolean({ description: 'OpenID Connect: also fetch UserInfo at login; its sub must equal the id_token\'s.', default: false })),
+  providerLogout: Type.Optional(Type.Union([Type.Literal('post'), Type.Literal('get'), Type.Literal(false)], { description: 'RP-initiated logout at an end_session_endpoint: `post` (an auto-submitting form: the id_token hint stays out of URLs), `get` (a redirect, for providers that accept GET only), or `false` (local logout only).', default: 'post' })),
+  // A function (checked below): a plain OAuth 2 provider's identity, mapped by the service.
+  mapIdentity: Type.Optional(Type.Unsafe<MapIdentity>(Type.Any({ tsType: 'MapIdentity', description: 'Plain OAuth 2 providers only: `async ({ accessToken, signal }) => ({ sub, iss, claims? } | null)`, kept as `request.identity` (claims allow-listed and bounded).' })))
+}, { additionalProperties: false })
+
+export type OAuthOptions = Static<typeof OAuthOptionsSchema>
+
+export type ResolvedOAuthOptions = Required<Omit<OAuthOptions, 'tokenBackup' | 'store' | 'refreshLock' | 'oidc' | 'mapIdentity'>> &
+  Pick<OAuthOptions, 'tokenBackup' | 'store' | 'refreshLock' | 'oidc' | 'mapIdentity'>
+
 /** Validate (FSS_OPTIONS_INVALID naming `oauth.<path>`) and apply defaults, once. */
 export function resolveOAuthOptions (value: unknown): ResolvedOAuthOptions {
-  const opts = validateOptions(OAuthOptionsSchema, value, 'oauth') as OAuthOptions
+  const opts = validateOptions(OAuthOptionsSchema, value, 'oauth')
   if (opts.store !== undefined && !isTokenStore(opts.store)) {
     throw new errors.FSS_OPTIONS_INVALID('oauth.store', 'Expected an object with get, set and delete functions')
   }
@@ -129,7 +127,8 @@ function isRefreshLock (value: unknown): value is RefreshLock {
 /** What oauthInfo shows about the provider: where it is, never a credential. */
 export function describeProvider (opts: ResolvedOAuthOptions): { kind: 'discovery' | 'explicit', url: string } {
   const p = opts.provider
-  return 'issuer' in p ? { kind: 'discovery', url: p.issuer } : { kind: 'explicit', url: new URL(p.tokenUrl).origin }
+  // displayUrl: an issuer may carry userinfo or a query, and this is shown on the public /health.
+  return 'issuer' in p ? { kind: 'discovery', url: displayUrl(p.issuer) } : { kind: 'explicit', url: new URL(p.tokenUrl).origin }
 }
 
 function split (url: string): { host: string, path: string } {

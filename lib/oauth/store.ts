@@ -3,15 +3,8 @@
 // default keeps the token in the encrypted session cookie, which the session
 // plugin splits into chunks when a large id_token pushes it past 4 KB.
 import type { FastifyRequest } from 'fastify'
-import type {} from '@fastify/secure-session'
+import { getSuiteField, setSuiteField } from '../session/suite-fields.ts'
 import { isStoredToken, type StoredToken } from './token.ts'
-
-declare module '@fastify/secure-session' {
-  interface SessionData {
-    /** the default token store's field; read back through isStoredToken, never trusted as is */
-    oauth?: StoredToken
-  }
-}
 
 export interface TokenStore {
   /** The stored token, or null when there is none or what is stored is not a valid token. */
@@ -20,23 +13,23 @@ export interface TokenStore {
   delete (request: FastifyRequest): Promise<void>
 }
 
-/** The session field the default store uses. */
+/** The suite session field the default store uses (`fss.oauth`). */
 export const SESSION_TOKEN_FIELD = 'oauth'
 
 export function sessionTokenStore (): TokenStore {
   const field = SESSION_TOKEN_FIELD
   return {
     async get (request) {
-      const value: unknown = request.session.get(field)
-      // A cookie written by an older version (or by hand) is not trusted:
-      // anything that is not exactly a StoredToken reads as "no token".
+      const value = getSuiteField(request.session, field)
+      // Decrypted is not validated: anything that is not exactly a
+      // StoredToken reads as "no token".
       return isStoredToken(value) ? value : null
     },
     async set (request, token) {
-      request.session.set(field, token)
+      setSuiteField(request.session, field, token)
     },
     async delete (request) {
-      if (request.session.get(field) !== undefined) request.session.set(field, undefined)
+      setSuiteField(request.session, field, undefined)
     }
   }
 }

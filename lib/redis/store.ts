@@ -4,19 +4,15 @@
 // deleted on logout. It implements the OAuth plugin's TokenStore contract.
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import type {} from '@fastify/secure-session'
 import { sha256Base64url } from '../digest.ts'
+import { getSuiteField, setSuiteField } from '../session/suite-fields.ts'
 import type { TokenStore } from '../oauth/store.ts'
 import type { StoredToken } from '../oauth/token.ts'
 import { guard, type RedisClient } from './client.ts'
 import { deriveStoreKeys, open, seal, type StoreKey } from './seal.ts'
 
-declare module '@fastify/secure-session' {
-  interface SessionData {
-    /** Redis token store: opaque reference to this session's token record (256 random bits). */
-    tokenRef?: string
-  }
-}
+/** The suite session field holding the opaque reference to this session's record (256 random bits). */
+export const SESSION_REF_FIELD = 'tokenRef'
 
 export interface RedisTokenStoreOptions {
   client: RedisClient
@@ -44,7 +40,7 @@ export function createRedisTokenStore (opts: RedisTokenStoreOptions): TokenStore
 
   return {
     async get (request) {
-      const ref = request.session.get('tokenRef')
+      const ref = getSuiteField(request.session, SESSION_REF_FIELD)
       if (typeof ref !== 'string') return null
       const key = recordKey(prefix, ref)
       const sealed = await run(() => client.get(key))
@@ -59,7 +55,7 @@ export function createRedisTokenStore (opts: RedisTokenStoreOptions): TokenStore
     },
 
     async set (request, token) {
-      const existing = request.session.get('tokenRef')
+      const existing = getSuiteField(request.session, SESSION_REF_FIELD)
       const ref = typeof existing === 'string' ? existing : randomBytes(32).toString('base64url')
       const key = recordKey(prefix, ref)
       // Every write seals with the newest key: rotation re-encrypts as tokens refresh.
@@ -70,14 +66,14 @@ export function createRedisTokenStore (opts: RedisTokenStoreOptions): TokenStore
         ? await run(() => client.set(key, sealed, 'KEEPTTL', 'XX'))
         : null
       if (updated === null) await run(() => client.set(key, sealed, 'PX', ttlMs))
-      if (ref !== existing) request.session.set('tokenRef', ref)
+      if (ref !== existing) setSuiteField(request.session, SESSION_REF_FIELD, ref)
     },
 
     async delete (request) {
-      const ref = request.session.get('tokenRef')
+      const ref = getSuiteField(request.session, SESSION_REF_FIELD)
       if (typeof ref !== 'string') return
       // Drop the reference first: even if Redis is down, this response logs the user out.
-      request.session.set('tokenRef', undefined)
+      setSuiteField(request.session, SESSION_REF_FIELD, undefined)
       await run(() => client.del(recordKey(prefix, ref)))
     }
   }

@@ -13,7 +13,15 @@
 // Chunks, as Auth.js does: a single cookie `<name>` when its whole Set-Cookie
 // line fits in 4096 bytes, else `<name>.0`, `<name>.1`, … each line ≤ 4096.
 export const MAX_COOKIE_BYTES = 4096
-/** Read bound: more chunks than this is not ours (we never write that many). */
+/**
+ * Chunk bound: `<name>.0` … `<name>.7` are the only chunk names we read or
+ * expire. The write bound below keeps every session we write well under it
+ * (12 KB of cookies is at most 4 chunks of up to 4 KB). Any other name that merely
+ * starts with `<name>.` was set by someone else: it is not read, and never
+ * expired, so no request can make us answer with more than
+ * MAX_CHUNKS + 1 expiring Set-Cookie lines, or with a name the serializer
+ * refuses (a space, a non-ASCII character).
+ */
 export const MAX_CHUNKS = 8
 /**
  * Write bound on what the browser sends back (`name=value; ` for every chunk).
@@ -26,6 +34,9 @@ export const MAX_REQUEST_COOKIE_BYTES = 12 * 1024
 // V8 compiles this to native code: on a 1.6 KB value it measured about 1 µs,
 // two to three times faster than a charCodeAt loop doing the same check.
 const SEALED = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
+
+// The suffixes of the chunk names we write: canonical decimals below the bound.
+const CHUNK_SUFFIXES: ReadonlySet<string> = new Set(Array.from({ length: MAX_CHUNKS }, (_, i) => String(i)))
 
 /** secure-session's `cipher;nonce` (base64) → our cookie value (base64url, `.`). */
 export function toCookieValue (sealed: string): string {
@@ -46,7 +57,7 @@ export function toSealed (value: string): string | null {
 export interface ReceivedCookies {
   /** the joined value, or null when nothing of ours was sent */
   value: string | null
-  /** every name of ours the browser sent, to expire the ones we stop using */
+  /** every name of ours the browser sent (at most MAX_CHUNKS + 1), to expire the ones we stop using */
   names: string[]
   /** bytes of the values as received */
   bytes: number
@@ -82,7 +93,7 @@ export function readCookies (header: string | undefined, name: string): Received
     }
     if (eq < end) {
       const key = header.slice(start, eq).trim()
-      if (key === name || key.startsWith(prefix)) {
+      if (key === name || (key.startsWith(prefix) && CHUNK_SUFFIXES.has(key.slice(prefix.length)))) {
         if (found.has(key)) result.problem = 'duplicate'
         found.set(key, header.slice(eq + 1, end).trim())
       }
@@ -100,9 +111,9 @@ export function readCookies (header: string | undefined, name: string): Received
     result.chunks = 1
     return result
   }
-  // Chunks must be exactly `.0` … `.n-1`, canonical decimal, under the bound.
+  // Chunks must be exactly `.0` … `.n-1`: a gap is a chunk lost on the way.
   const parts: string[] = []
-  for (let i = 0; i < MAX_CHUNKS && found.has(prefix + i); i++) parts.push(found.get(prefix + i) as string)
+  for (let i = 0; found.has(prefix + i); i++) parts.push(found.get(prefix + i) as string)
   if (parts.length !== found.size) {
     result.problem = 'chunks'
     return result

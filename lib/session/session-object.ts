@@ -21,6 +21,17 @@ export const kOptions = Symbol('fss.session.options')
 const ADJUSTABLE = ['maxAge', 'sameSite', 'priority', 'partitioned'] as const
 export type AdjustableOptions = Pick<SerializeOptions, typeof ADJUSTABLE[number]>
 
+// Names that reach an object's prototype machinery wherever the data is later
+// copied with plain assignment (`obj[key] = v` on `__proto__` replaces the
+// prototype). The storage itself has no prototype, so reads never return an
+// Object.prototype member; these names are refused outright.
+export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype'])
+
+/** A prototype-less copy of `data`: `get('toString')` is undefined, not a function. */
+function storage (data?: Record<string, unknown>): Record<string, unknown> {
+  return Object.assign(Object.create(null) as Record<string, unknown>, data)
+}
+
 export class SessionObject {
   changed = false
   deleted = false;
@@ -32,7 +43,7 @@ export class SessionObject {
   [kOptions]: AdjustableOptions | null = null
 
   constructor (payload?: Payload) {
-    this[kData] = payload?.data ?? {}
+    this[kData] = storage(payload?.data)
     this[kCreated] = payload?.createdAt ?? nowSeconds()
     this[kIssued] = payload?.issuedAt
   }
@@ -42,7 +53,7 @@ export class SessionObject {
   }
 
   set (key: string, value: unknown): void {
-    if (RESERVED.has(key)) throw new errors.FSS_SESSION_KEY_RESERVED(key)
+    if (RESERVED.has(key) || FORBIDDEN_KEYS.has(key)) throw new errors.FSS_SESSION_KEY_RESERVED(key)
     this.changed = true
     // Same as secure-session: setting undefined keeps the key, JSON drops it.
     this[kData][key] = value
@@ -75,7 +86,7 @@ export class SessionObject {
    * counts from the login. It also undoes an earlier delete() in this request.
    */
   regenerate (ignoreFields?: string[]): void {
-    const kept: Record<string, unknown> = {}
+    const kept = storage()
     if (Array.isArray(ignoreFields)) {
       for (const k of ignoreFields) if (Object.hasOwn(this[kData], k)) kept[k] = this[kData][k]
     }

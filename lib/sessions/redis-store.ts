@@ -172,10 +172,10 @@ export function createRedisSessionStore (opts: RedisSessionStoreOptions): RedisS
       if (claimed === null) throw new errors.FSS_SESSION_RECORD_INVALID('id', 'already registered')
       if (record.sid !== undefined) {
         const sidKey = keys.sid(record.provider, record.sid)
-        await run(() => client.eval(SID_ADD, 1, sidKey, record.id, ttlMs))
+        await run(() => client.eval(SID_ADD, 1, sidKey, record.id, String(ttlMs)))
       }
       const sealed = seal(subkeys, JSON.stringify(record), recordKey)
-      await run(() => client.eval(REGISTER, 2, index, recordKey, record.id, sealed, ttlMs, record.expiresAt, now))
+      await run(() => client.eval(REGISTER, 2, index, recordKey, record.id, sealed, String(ttlMs), String(record.expiresAt), String(now)))
       counters.registered++
       touched.set(record.id, now)
       return record
