@@ -20,7 +20,7 @@ export interface DemoAppOptions {
   /** e.g. http://127.0.0.1:3000: the callback URL is built on it */
   origin: string
   keyFile: string
-  oauth: Pick<OAuthOptions, 'provider' | 'clientId' | 'clientSecret' | 'scope'>
+  oauth: Pick<OAuthOptions, 'provider' | 'clientId' | 'clientSecret' | 'scope' | 'providerLogout'>
   callbackUrl?: string
   userinfoUrl?: string
   logger: FastifyServerOptions['logger']
@@ -58,7 +58,10 @@ export async function buildDemoApp (opts: DemoAppOptions): Promise<FastifyInstan
 
   app.get('/', async (request, reply) => {
     const token = await request.tokens.metadata()
-    let user = token === null ? null : request.session.get('demoUser') ?? null
+    // OpenID Connect: who logged in, verified from the id_token at the callback.
+    const identity = token === null ? null : request.identity
+    const verified = identity === null ? null : { sub: identity.sub, ...(typeof identity.claims.name === 'string' && { name: identity.claims.name }) }
+    let user = token === null ? null : verified ?? request.session.get('demoUser') ?? null
     let problem: string | null = null
     if (token !== null && user === null && opts.userinfoUrl !== undefined) {
       try {
@@ -73,7 +76,7 @@ export async function buildDemoApp (opts: DemoAppOptions): Promise<FastifyInstan
     // Only the logged-in page has a form; a visitor gets no session from merely looking.
     const csrfToken = token === null ? null : reply.generateCsrf()
     reply.header('cache-control', 'no-store').type('text/html; charset=utf-8')
-    return renderPage({ user, token, problem, provider: app.oauthInfo.provider, csrfToken })
+    return renderPage({ user, verified: verified !== null, token, problem, provider: app.oauthInfo.provider, csrfToken })
   })
   return app
 }

@@ -6,6 +6,8 @@ import type { TokenMetadata } from '../index.ts'
 
 export interface PageModel {
   user: { sub: string, name?: string } | null
+  /** the user comes from an id_token the suite verified (OpenID Connect) */
+  verified?: boolean
   token: TokenMetadata | null
   /** an FSS_* code when the user could not be shown */
   problem: string | null
@@ -20,8 +22,9 @@ const escapeHtml = (s: string) =>
 function loggedIn (m: PageModel, token: TokenMetadata): string {
   const who = m.user === null ? 'someone (no user info)' : `${escapeHtml(m.user.name ?? m.user.sub)} <small>(${escapeHtml(m.user.sub)})</small>`
   const csrf = m.csrfToken === null ? '' : `<input type="hidden" name="_csrf" value="${escapeHtml(m.csrfToken)}">`
+  const proof = m.verified === true ? ' <small id="verified">(verified id_token)</small>' : ''
   return `
-  <p id="who" data-state="logged-in">Logged in as <strong id="user">${who}</strong></p>
+  <p id="who" data-state="logged-in">Logged in as <strong id="user">${who}</strong>${proof}</p>
   <table>
     <tr><th>token expires</th><td id="expires">${new Date(token.expiresAt * 1000).toISOString()}${token.expired ? ' (expired)' : ''}</td></tr>
     <tr><th>refresh token</th><td>${token.hasRefreshToken ? 'yes' : 'no'}</td></tr>

@@ -36,7 +36,9 @@ async function main (): Promise<void> {
   let oauth, userinfoUrl
   if (config.provider.kind === 'embedded') {
     provider = await startDevProvider(config.provider.port, config.provider.user)
-    oauth = { provider: { issuer: provider.issuer }, clientId: 'fss-demo', clientSecret: 'fss-demo-secret', scope: ['openid', 'profile'] }
+    // oauth2-mock-server's end-session endpoint accepts GET only: the id_token hint then rides in
+    // the redirect URL (the default, 'post', keeps it in a form body).
+    oauth = { provider: { issuer: provider.issuer }, clientId: 'fss-demo', clientSecret: 'fss-demo-secret', scope: ['openid', 'profile'], providerLogout: 'get' as const }
     userinfoUrl = `${provider.issuer}/userinfo`
   } else {
     oauth = config.provider.oauth

@@ -6,15 +6,20 @@ import fp from 'fastify-plugin'
 import oauth2Plugin, { type OAuth2Namespace, type Token } from '@fastify/oauth2'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { errors } from '../lib/errors.ts'
-import { resolveOAuthOptions, describeProvider, fastifyOAuth2Options, type OAuthOptions } from '../lib/oauth/options.ts'
+import { resolveOAuthOptions, describeProvider, fastifyOAuth2Options, type OAuthOptions, type ProviderEndpoints, type ResolvedOAuthOptions } from '../lib/oauth/options.ts'
 import { normalizeToken, tokenMetadata, type StoredToken, type TokenMetadata } from '../lib/oauth/token.ts'
 import { sessionTokenStore, type TokenStore } from '../lib/oauth/store.ts'
 import { RefreshCoordinator, isRefreshTokenSpent, type RefreshCounters } from '../lib/oauth/refresh.ts'
 import { classifyTokenEndpointError, codeOf, isEmptySuccess } from '../lib/oauth/provider-errors.ts'
 import { assertBackupAllowed, withTokenBackup } from '../lib/oauth/backup.ts'
 import { checkState, generateState, stateCookieNames, UsedStates } from '../lib/oauth/state.ts'
+import { loginIdentity, publicIdentity, readIdentity, writeIdentity, type LoginIdentity, type SessionIdentity } from '../lib/oauth/identity.ts'
+import { createRelyingParty, type RelyingParty } from '../lib/oidc/relying-party.ts'
+import type { Identity } from '../lib/oidc/identity.ts'
+import type { JwksState } from '../lib/oidc/jwks.ts'
+import type { EndSessionRequest } from '../lib/oidc/flow.ts'
 
-export type { OAuthOptions, StoredToken, TokenMetadata, TokenStore }
+export type { OAuthOptions, StoredToken, TokenMetadata, TokenStore, Identity, SessionIdentity }
 
 /** The per-request token API. Values leave it only through accessToken(). */
 export interface RequestTokens {
@@ -51,6 +56,22 @@ export interface OAuthFlow {
   exchangeCode (request: FastifyRequest, reply: FastifyReply): Promise<StoredToken>
   /** Counts a login in `oauthInfo.counters`: a success without an argument, a failure by its error's code (FSS_* or `unknown`). */
   recordLogin (error?: unknown): void
+  /**
+   * Who the exchanged token belongs to: for an OpenID Connect provider the verified id_token (this
+   * flow's nonce, then UserInfo with `userinfo: true`); for a plain OAuth 2 provider `mapIdentity`'s
+   * answer, or null. Throws coded errors; stores nothing.
+   */
+  verifyIdentity (request: FastifyRequest, token: StoredToken): Promise<SessionIdentity | null>
+  /** Keeps the identity in the session (after regenerate() and tokens.store()). */
+  rememberIdentity (request: FastifyRequest, identity: SessionIdentity | null): void
+  /**
+   * RP-initiated logout: the request that ends the session at the provider (with the stored
+   * id_token as hint and `postLogoutPath` resolved against the callback URI), or null when the
+   * provider has no end_session_endpoint or `providerLogout` is false. Read it before clearing.
+   */
+  endSessionRequest (request: FastifyRequest, postLogoutPath: string): Promise<EndSessionRequest | null>
+  /** how the browser is sent to the end-session endpoint */
+  readonly providerLogout: 'post' | 'get' | false
 }
 
 export interface OAuthInfo {
@@ -62,11 +83,17 @@ export interface OAuthInfo {
   lastRefreshFailure: { at: number, code: string } | null
   policy: { refreshSkew: number, assumedLifetime: number, refreshBackoff: number, timeout: number, pkce: 'S256', stateMaxAge: number, revokeOnLogout: boolean, tokenBackup: boolean } | null
   counters: RefreshCounters & { logins: number, loginFailures: Record<string, number>, refreshInFlight: number }
+  /** OpenID Connect: the issuer and the JWKS state (counts and times, never a key); null for plain OAuth 2 */
+  oidc: { issuer: string, jwks: JwksState } | null
 }
 
 declare module 'fastify' {
   interface FastifyInstance { oauthInfo: OAuthInfo, oauthFlow: OAuthFlow }
-  interface FastifyRequest { tokens: RequestTokens }
+  interface FastifyRequest {
+    tokens: RequestTokens
+    /** who is logged in: verified (OpenID Connect) or mapped by `mapIdentity`; null when nobody is */
+    identity: Identity | null
+  }
 }
 
 const kTokens = Symbol('fss.oauth.requestTokens')
@@ -88,7 +115,8 @@ export function unconfiguredOAuthInfo (): OAuthInfo {
     providerKind: null,
     lastRefreshFailure: null,
     policy: null,
-    counters: { refreshes: 0, shared: 0, failures: { rejected: 0, provider: 0, timeout: 0, invalid: 0 }, backedOff: 0, logins: 0, loginFailures: {}, refreshInFlight: 0 }
+    counters: { refreshes: 0, shared: 0, failures: { rejected: 0, provider: 0, timeout: 0, invalid: 0 }, backedOff: 0, logins: 0, loginFailures: {}, refreshInFlight: 0 },
+    oidc: null
   }
 }
 
@@ -98,9 +126,25 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
   // Where the lock meets the provider timeout: refused here, however the plugins were registered.
   opts.refreshLock?.outlive?.(opts.timeout)
   const cookies = stateCookieNames(opts.hostPrefixedCookies)
+  const rp = await relyingParty(opts)
+  const identity = loginIdentity({
+    rp,
+    nonceCookie: `${opts.hostPrefixedCookies ? '__Host-' : ''}fss-oauth-nonce`,
+    cookie: { ...STATE_COOKIE, maxAge: opts.stateMaxAge },
+    userinfo: opts.userinfo,
+    mapIdentity: opts.mapIdentity,
+    timeout: opts.timeout
+  })
+  // The endpoints discovery checked (issuer, URLs): @fastify/oauth2 never runs its own, unchecked one.
+  // (Discovery's schema requires both endpoints; revocation is optional.)
+  const meta = rp?.metadata
+  const checked = meta === undefined || !('issuer' in opts.provider)
+    ? undefined
+    : { authorizeUrl: meta.authorization_endpoint as string, tokenUrl: meta.token_endpoint as string, ...(meta.revocation_endpoint === undefined ? {} : { revokeUrl: meta.revocation_endpoint }) }
 
   await fastify.register(oauth2Plugin, {
-    ...fastifyOAuth2Options(opts, OAUTH2_DECORATOR),
+    // Without discovery the provider is explicit endpoints (a discovery provider always has a relying party).
+    ...fastifyOAuth2Options(opts, OAUTH2_DECORATOR, checked ?? opts.provider as ProviderEndpoints),
     redirectStateCookieName: cookies.state,
     verifierCookieName: cookies.verifier,
     generateStateFunction: (_request: FastifyRequest) => generateState(),
@@ -148,7 +192,8 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
       revokeOnLogout: opts.revokeOnLogout,
       tokenBackup: opts.tokenBackup !== undefined
     },
-    counters: counters as OAuthInfo['counters']
+    counters: counters as OAuthInfo['counters'],
+    get oidc () { return rp === null ? null : { issuer: rp.options.issuer, jwks: rp.jwksState() } }
   }
   fastify.decorate('oauthInfo', info)
 
@@ -156,11 +201,21 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
   const flow: OAuthFlow = {
     paths: Object.freeze({ login: opts.loginPath, callback: opts.callbackPath, logout: opts.logoutPath, afterLogin: opts.redirectAfterLogin }),
     revokeOnLogout: opts.revokeOnLogout,
-    authorizationUrl: (request, reply) => oauth2.generateAuthorizationUri(request, reply),
+    providerLogout: opts.providerLogout,
+    async authorizationUrl (request, reply) {
+      const uri = await oauth2.generateAuthorizationUri(request, reply)
+      const nonce = identity.begin(reply)
+      if (nonce === null) return uri
+      // Core §3.1.2.1: the nonce travels in this request only; the browser keeps it in an HttpOnly cookie.
+      const url = new URL(uri)
+      url.searchParams.set('nonce', nonce)
+      return url.href
+    },
     async exchangeCode (request, reply) {
       // Single-use cookies: cleared on every outcome (the values were read from the request).
       reply.clearCookie(cookies.state, STATE_COOKIE)
       reply.clearCookie(cookies.verifier, STATE_COOKIE)
+      identity.clear(reply)
       // The route's schema shapes the query; read as untrusted all the same.
       const query = request.query as Record<string, unknown>
       if (query.error !== undefined) throw new errors.FSS_OAUTH_DENIED(providerErrorCode(String(query.error)))
@@ -168,6 +223,8 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
       if (typeof query.code !== 'string' || query.code === '') throw new errors.FSS_OAUTH_CODE_MISSING()
       const verifier = request.cookies[cookies.verifier]
       if (verifier === undefined || verifier === '') throw new errors.FSS_OAUTH_VERIFIER_MISSING()
+      // RFC 9207 and the nonce cookie: before the code is spent at the provider.
+      identity.checkCallback(request)
       let raw: unknown
       try {
         // Without `reply`: the cookies are already cleared above. It runs our
@@ -185,13 +242,25 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
       }
       const code = codeOf(error)
       counters.loginFailures[code] = (counters.loginFailures[code] ?? 0) + 1
+    },
+    verifyIdentity: (request, token) => identity.verify(request, token),
+    rememberIdentity: writeIdentity,
+    async endSessionRequest (request, postLogoutPath) {
+      if (rp === null || opts.providerLogout === false) return null
+      const token = await store.get(request)
+      return rp.endSessionRequest({
+        ...(token?.id_token === undefined ? {} : { idTokenHint: token.id_token }),
+        postLogoutRedirectUri: new URL(postLogoutPath, opts.callbackUri).href,
+        state: generateState()
+      })
     }
   }
   fastify.decorate('oauthFlow', flow)
 
   // simple-oauth2 would revoke at its default `/oauth/revoke` on the token host.
   const canRevoke = 'issuer' in opts.provider || opts.provider.revokeUrl !== undefined
-  const context: TokenContext = { store, coordinator, normalize, refreshSkew: opts.refreshSkew, revoke: canRevoke ? (request, token) => revoke(oauth2, request, token) : undefined }
+  const canRevokeChecked = checked === undefined ? canRevoke : checked.revokeUrl !== undefined
+  const context: TokenContext = { store, coordinator, normalize, identity, refreshSkew: opts.refreshSkew, revoke: canRevokeChecked ? (request, token) => revoke(oauth2, request, token) : undefined }
   // A getter, not a hook: requests that never touch tokens pay nothing. Built
   // once per request, on first access, then kept.
   fastify.decorateRequest(kTokens, null)
@@ -201,6 +270,36 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
       return (req[kTokens] ??= requestTokens(this, context))
     }
   })
+  // Read from the session on access: requests that never ask decode nothing.
+  fastify.decorateRequest('identity', {
+    getter (this: FastifyRequest): Identity | null {
+      const stored = readIdentity(this)
+      return stored === null ? null : publicIdentity(stored)
+    }
+  })
+}
+
+/**
+ * The relying party for an OpenID Connect provider (discovery, or explicit endpoints with
+ * `oidc.issuer`), created once: discovery failures stop start-up with the URL and the fix.
+ * The issuer, client id and timeout come from the OAuth options, never twice.
+ */
+async function relyingParty (opts: ResolvedOAuthOptions): Promise<RelyingParty | null> {
+  const { issuer: oidcIssuer, ...oidc } = (opts.oidc ?? {}) as Record<string, unknown>
+  const discovery = 'issuer' in opts.provider
+  for (const name of ['clientId', 'timeout'] as const) {
+    if (oidc[name] !== undefined) throw new errors.FSS_OPTIONS_INVALID(`oauth.oidc.${name}`, `the OpenID Connect ${name} is oauth.${name}: give it once`)
+  }
+  if (discovery && oidcIssuer !== undefined) throw new errors.FSS_OPTIONS_INVALID('oauth.oidc.issuer', 'the issuer is oauth.provider.issuer: give it once')
+  if (!discovery && oidcIssuer === undefined) {
+    if (opts.oidc !== undefined) throw new errors.FSS_OPTIONS_INVALID('oauth.oidc.issuer', 'required (with oidc.jwksUri) to verify id_tokens from explicit endpoints')
+    if (opts.userinfo) throw new errors.FSS_OPTIONS_INVALID('oauth.userinfo', 'needs an OpenID Connect provider (provider.issuer, or oidc.issuer with oidc.jwksUri)')
+    return null
+  }
+  if (opts.mapIdentity !== undefined) throw new errors.FSS_OPTIONS_INVALID('oauth.mapIdentity', 'an OpenID Connect provider\'s identity is its verified id_token; mapIdentity is for plain OAuth 2 providers')
+  if (!opts.scope.includes('openid')) throw new errors.FSS_OPTIONS_INVALID('oauth.scope', 'must include openid for an OpenID Connect provider')
+  const issuer = discovery ? (opts.provider as { issuer: string }).issuer : oidcIssuer
+  return await createRelyingParty({ timeout: opts.timeout, ...oidc, issuer, clientId: opts.clientId }, 'oauth.oidc')
 }
 
 // RFC 7009: the refresh token first (servers should then drop its access
@@ -227,11 +326,12 @@ interface TokenContext {
   coordinator: RefreshCoordinator
   normalize: (raw: unknown) => StoredToken
   refreshSkew: number
+  identity: LoginIdentity
   /** undefined when the provider has no revocation endpoint */
   revoke: ((request: FastifyRequest, token: StoredToken) => Promise<boolean>) | undefined
 }
 
-function requestTokens (request: FastifyRequest, { store, coordinator, normalize, refreshSkew, revoke }: TokenContext): RequestTokens {
+function requestTokens (request: FastifyRequest, { store, coordinator, normalize, identity, refreshSkew, revoke }: TokenContext): RequestTokens {
   return {
     async metadata () {
       const token = await store.get(request)
@@ -266,6 +366,14 @@ function requestTokens (request: FastifyRequest, { store, coordinator, normalize
         // invalid_grant, or an unusable 2xx answer: the refresh token is used
         // up; keeping it would only replay it (RFC 9700 §4.14).
         if (isRefreshTokenSpent(err)) await store.delete(request)
+        throw err
+      }
+      try {
+        await identity.checkRefreshed(readIdentity(request), fresh, token)
+      } catch (err) {
+        // Core §12.2: another user's (or an unverifiable) id_token ends this login.
+        await store.delete(request)
+        writeIdentity(request, null)
         throw err
       }
       // Every caller, winner or not, writes the winner's token: no request

@@ -7,6 +7,7 @@ import { getSessionDetails, type SessionInfo } from '../plugins/session.ts'
 import { optionalDecorator, type Decorated } from './decorators.ts'
 import type { OAuthTestFlowResponse, SessionDebugResponse } from './schemas.ts'
 import type { OAuthInfo } from '../plugins/oauth-tokens.ts'
+import { readIdentity } from '../lib/oauth/identity.ts'
 
 type Instance = Decorated & Pick<FastifyInstance, 'hasRequestDecorator'>
 
@@ -33,6 +34,8 @@ export function sessionDebug (fastify: Instance, request: FastifyRequest): Sessi
 export async function oauthTestFlow (fastify: Instance, request: FastifyRequest): Promise<OAuthTestFlowResponse> {
   const info = optionalDecorator<OAuthInfo>(fastify, 'oauthInfo')
   const meta = fastify.hasRequestDecorator('tokens') ? await request.tokens.metadata() : null
+  // Only while tokens are there: an identity without them is nobody logged in.
+  const stored = meta === null ? null : readIdentity(request)
   return {
     configured: info?.configured ?? false,
     provider: info?.provider ?? null,
@@ -41,6 +44,8 @@ export async function oauthTestFlow (fastify: Instance, request: FastifyRequest)
     expired: meta?.expired ?? null,
     refreshTokenPresent: meta?.hasRefreshToken ?? false,
     scopes: meta?.scopes ?? [],
-    fieldsPresent: meta?.fields ?? []
+    fieldsPresent: meta?.fields ?? [],
+    identity: stored === null ? null : { sub: stored.sub, iss: stored.iss, claims: Object.keys(stored.claims) },
+    idTokenVerified: stored?.source === 'id_token'
   }
 }

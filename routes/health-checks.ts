@@ -94,6 +94,9 @@ export function oauthCheck (fastify: Decorated): HealthCheck {
       }
       return { status: 'pass', detail: `${info.provider}: configured, no refresh failure in the last ${REFRESH_FAILURE_WARN_MS / 60_000} minutes (last: ${failure.code} at ${at})` }
     }
+    const jwks = info.oidc?.jwks.lastFailure
+    // The keys are fetched on demand: a failure shows until the next fetch succeeds.
+    if (jwks !== undefined && jwks !== null) return { status: 'warn', detail: `${info.provider}: signing keys (JWKS) failed with ${jwks.code} (${jwks.reason}) at ${new Date(jwks.at).toISOString()}` }
     return { status: 'pass', detail: `${info.provider}: configured, no refresh failure` }
   }
 }

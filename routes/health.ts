@@ -10,6 +10,8 @@ import { requestForLog } from '../lib/display-url.ts'
 import { HealthResponseSchema } from './schemas.ts'
 import { healthRegistry, type HealthCheck, type HealthCheckResult } from '../lib/health.ts'
 import { builtInChecks } from './health-checks.ts'
+import { optionalDecorator } from './decorators.ts'
+import type { OAuthInfo } from '../plugins/oauth-tokens.ts'
 import { TAGS } from './openapi.ts'
 
 const HEALTH_DEFAULTS = { path: '/health', timeout: 2000 } as const
@@ -59,7 +61,8 @@ const health: FastifyPluginAsyncTypebox<HealthOptions> = async (fastify, opts) =
       ? 'unhealthy'
       : results.some((r) => r.status === 'warn') ? 'degraded' : 'healthy'
     reply.header('cache-control', 'no-store')
-    return reply.code(status === 'unhealthy' ? 503 : 200).send({ status, checks: results })
+    const jwks = optionalDecorator<OAuthInfo>(fastify, 'oauthInfo')?.oidc?.jwks
+    return reply.code(status === 'unhealthy' ? 503 : 200).send({ status, checks: results, ...(jwks === undefined ? {} : { jwks }) })
   })
 }
 

@@ -8,7 +8,9 @@
 import fp from 'fastify-plugin'
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import { createHash } from 'node:crypto'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { EndSessionRequest } from '../lib/oidc/flow.ts'
 import { validateOptions } from '../lib/options.ts'
 import type {} from '../plugins/oauth-tokens.ts'
 import { LocalRedirectPath } from '../lib/oauth/options.ts'
@@ -44,8 +46,40 @@ const CallbackQuery = Type.Object({
 const LogoutReply = Type.Object({
   loggedOut: Type.Literal(true),
   /** true when revokeOnLogout is set and the provider accepted both revocations */
-  revoked: Type.Boolean()
+  revoked: Type.Boolean(),
+  /**
+   * RP-initiated logout: where to send the user to end the session at the provider too. Without
+   * the id_token hint (a response body is no place for a token): the provider may ask the user.
+   */
+  endSession: Type.Optional(Type.Object({ url: Type.String() }))
 })
+
+/**
+ * The session-control contract: a session registry, when one is registered, hears of every login
+ * and logout. Read through getDecorator so this file needs nothing of its implementation.
+ */
+interface SessionControl {
+  registerLogin: (request: FastifyRequest, login: { sub: string, provider: string, sid?: string }) => Promise<unknown>
+  endCurrent: (request: FastifyRequest, reason: 'logout') => Promise<unknown>
+}
+function sessionControl (fastify: FastifyInstance): SessionControl | undefined {
+  return fastify.hasDecorator('sessions') ? fastify.getDecorator<SessionControl>('sessions') : undefined
+}
+
+const escapeHtml = (value: string): string =>
+  value.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string)
+
+// The page that posts the end-session form (RP-Initiated Logout 1.0 §2 allows POST): the
+// id_token hint travels in a form body, never in a URL that history, logs or Referer keep.
+const SUBMIT_SCRIPT = 'document.forms[0].submit()'
+const SUBMIT_SCRIPT_HASH = createHash('sha256').update(SUBMIT_SCRIPT).digest('base64')
+function endSessionPage (request: EndSessionRequest): string {
+  const fields = Object.entries(request.fields)
+    .map(([name, value]) => `<input type="hidden" name="${escapeHtml(name)}" value="${escapeHtml(value)}">`).join('')
+  return '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Logging out</title></head><body>' +
+    `<form method="post" action="${escapeHtml(request.action)}">${fields}<noscript><button type="submit">Continue logging out</button></noscript></form>` +
+    `<script>${SUBMIT_SCRIPT}</script></body></html>`
+}
 
 // The callback URL carries the code and the state: the request log shows its
 // path only. (The default serializer logs `url` with the query string.)
@@ -86,9 +120,16 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
     try {
       // Validated before the session changes: a refused login leaves the old session as it was.
       const token = await flow.exchangeCode(request, reply)
+      // Verified before anything is stored: a refused id_token logs nobody in.
+      const identity = await flow.verifyIdentity(request, token)
       // New privilege level, new session (session fixation, OWASP ASVS 3.2.1).
       request.session.regenerate()
       await request.tokens.store(token)
+      flow.rememberIdentity(request, identity)
+      const sessions = sessionControl(fastify)
+      if (sessions !== undefined && identity !== null) {
+        await sessions.registerLogin(request, { sub: identity.sub, provider: 'default', ...(identity.sid === undefined ? {} : { sid: identity.sid }) })
+      }
       flow.recordLogin()
       return reply.redirect(flow.paths.afterLogin, 302)
     } catch (err) {
@@ -120,7 +161,7 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
           'answers 503 FSS_STORE_UNAVAILABLE and the session is left as it was.',
         response: {
           200: LogoutReply,
-          303: Type.Null({ description: 'HTML form post: logged out, go to redirectAfterLogout' }),
+          303: Type.Null({ description: 'HTML form post: logged out, go to redirectAfterLogout (or, with providerLogout get, to the provider\'s end-session endpoint)' }),
           403: ErrorResponse,
           ...errorReplies
         }
@@ -128,12 +169,26 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
     }, async (request, reply) => {
       // Read first: a token store that is down answers 503 here, before anything changes.
       const present = await request.tokens.metadata() !== null
+      // Before the tokens go: its hint is the stored id_token.
+      const endSession = present ? await flow.endSessionRequest(request, redirectAfterLogout ?? '/') : null
       // A failed revocation does not block the logout: the local session ends regardless.
       const revoked = flow.revokeOnLogout && present ? await request.tokens.revoke() : false
+      const sessions = sessionControl(fastify)
+      if (sessions !== undefined) await sessions.endCurrent(request, 'logout')
       await request.tokens.clear()
       request.session.delete()
+      if (endSession !== null && isPageRequest(request)) {
+        if (flow.providerLogout === 'get') return reply.redirect(endSession.redirectUrl, 303)
+        reply.header('content-security-policy', `default-src 'none'; script-src 'sha256-${SUBMIT_SCRIPT_HASH}'; form-action ${new URL(endSession.action).origin}`)
+        reply.header('referrer-policy', 'no-referrer')
+        return reply.type('text/html; charset=utf-8').send(endSessionPage(endSession))
+      }
       if (redirectAfterLogout !== undefined && isPageRequest(request)) return reply.redirect(redirectAfterLogout, 303)
-      return { loggedOut: true as const, revoked }
+      if (endSession === null) return { loggedOut: true as const, revoked }
+      const { id_token_hint: _hint, ...fields } = endSession.fields
+      const url = new URL(endSession.action)
+      for (const [name, value] of Object.entries(fields)) url.searchParams.set(name, value)
+      return { loggedOut: true as const, revoked, endSession: { url: url.href } }
     })
   })
 }

@@ -8,13 +8,25 @@ const Nullable = <T extends TSchema>(schema: T, options: { description?: string 
 
 export const HealthCheckStatus = Type.Union([Type.Literal('pass'), Type.Literal('warn'), Type.Literal('fail')])
 
+/** The OpenID Connect provider's signing keys as /health shows them: counts and times, never a key or key id. */
+export const JwksStateSchema = Type.Object({
+  uri: Type.String(),
+  fetches: Type.Integer(),
+  failures: Type.Integer(),
+  lastFetchAt: Nullable(Type.Number({ description: 'epoch ms' })),
+  keyCount: Type.Integer(),
+  lastFailure: Nullable(Type.Object({ at: Type.Number({ description: 'epoch ms' }), code: Type.String(), reason: Type.String() }))
+})
+
 export const HealthResponseSchema = Type.Object({
   status: Type.Union([Type.Literal('healthy'), Type.Literal('degraded'), Type.Literal('unhealthy')]),
   checks: Type.Array(Type.Object({
     name: Type.String(),
     status: HealthCheckStatus,
     detail: Type.String()
-  }))
+  })),
+  /** present when the OAuth provider is OpenID Connect */
+  jwks: Type.Optional(JwksStateSchema)
 })
 export type HealthResponse = Static<typeof HealthResponseSchema>
 
@@ -86,6 +98,12 @@ export const OAuthTestFlowResponseSchema = Type.Object({
   expired: Nullable(Type.Boolean()),
   refreshTokenPresent: Type.Boolean(),
   scopes: Type.Array(Type.String()),
-  fieldsPresent: Type.Array(Type.String(), { description: 'names of the allowed token fields present; never values' })
+  fieldsPresent: Type.Array(Type.String(), { description: 'names of the allowed token fields present; never values' }),
+  identity: Nullable(Type.Object({
+    sub: Type.String(),
+    iss: Type.String(),
+    claims: Type.Array(Type.String(), { description: 'names of the profile claims kept; never values' })
+  }), { description: 'who is logged in; null when nobody is (or a plain OAuth 2 provider without mapIdentity)' }),
+  idTokenVerified: Type.Boolean({ description: 'the identity comes from an id_token verified at login (OpenID Connect)' })
 })
 export type OAuthTestFlowResponse = Static<typeof OAuthTestFlowResponseSchema>

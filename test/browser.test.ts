@@ -94,6 +94,7 @@ t.test('a browser logs in, stays logged in across a reload and a server restart,
   await Promise.all([page.waitForURL(url), page.click('#login')])
   await page.locator('#who[data-state="logged-in"]').waitFor()
   t.match(await page.locator('#user').textContent(), /Ada Lovelace.*\(ada\)/, 'the page shows who is logged in')
+  t.equal(await page.locator('#verified').count(), 1, 'the name comes from the verified id_token')
 
   const cookies = await context.cookies(url)
   const session = cookies.find((c) => c.name === '__Host-session')
@@ -102,7 +103,8 @@ t.test('a browser logs in, stays logged in across a reload and a server restart,
   t.notOk(cookies.some((c) => c.name.includes('oauth-state') || c.name.includes('oauth-verifier')), 'the login cookies are gone after the callback')
 
   const flow = await (await page.request.get(`${url}api/oauth/test-flow`)).json()
-  t.match(flow, { configured: true, tokenPresent: true, expired: false, refreshTokenPresent: true })
+  t.match(flow, { configured: true, tokenPresent: true, expired: false, refreshTokenPresent: true, idTokenVerified: true })
+  t.match(flow.identity, { sub: 'ada', claims: ['name'] })
   t.ok(flow.fieldsPresent.includes('access_token'))
   const stored = await (await page.request.post(`${url}api/session/test-persistence`)).json()
 
@@ -138,13 +140,20 @@ t.test('a browser logs in, stays logged in across a reload and a server restart,
   t.same(refused, { status: 403, code: 'FSS_CSRF_INVALID' }, 'a POST /logout without the token is refused')
   t.equal(await state(context, url), 'logged-in', 'still logged in after the refused logout')
 
-  // The form posts natively (no script): the route answers 303 back to the page.
-  const [logoutResponse] = await Promise.all([
+  // The form posts natively (no script): the route ends the local session and answers 303 to the
+  // provider's end-session endpoint (RP-initiated logout), which sends the browser back to the page.
+  const backOnPage = (u: URL) => u.href.startsWith(url) && u.searchParams.has('state')
+  const [logoutResponse, endSession] = await Promise.all([
     page.waitForResponse((r) => new URL(r.url()).pathname === '/logout' && r.request().method() === 'POST'),
-    page.waitForURL(url),
+    page.waitForRequest((r) => new URL(r.url()).pathname === '/endsession'),
+    page.waitForURL(backOnPage),
     page.click('#logout')
   ])
-  t.equal(logoutResponse.status(), 303, 'the form post is answered with a redirect to the page')
+  t.equal(logoutResponse.status(), 303, 'the form post is answered with a redirect to the provider')
+  const ended = new URL(endSession.url())
+  t.equal(ended.port, String(idpPort), 'the browser went through the provider\'s end-session endpoint')
+  t.ok(ended.searchParams.get('id_token_hint'), 'with the id_token as hint')
+  t.equal(ended.searchParams.get('post_logout_redirect_uri'), url, 'and back to the page')
   await page.locator('#who[data-state="logged-out"]').waitFor()
   t.equal(await state(context, url), 'logged-out', 'logged out, also after loading the page again')
   t.notOk((await context.cookies(url)).some((c) => c.name === '__Host-session'), 'the session cookie is gone')

@@ -78,7 +78,8 @@ t.test('no response of any route contains the token, the key or the cookie value
     t.notOk(String(res.headers['set-cookie'] ?? '').includes(cookie!), `${method} ${url} does not echo the cookie`)
   }
   const out = await app.inject({ method: 'POST', url: '/logout', cookies: { '__Host-session': cookie! } })
-  t.same(out.json(), { loggedOut: true, revoked: false })
+  t.match(out.json(), { loggedOut: true, revoked: false, endSession: { url: /\/endsession\?client_id=/ } })
+  t.notMatch(out.json().endSession.url, /id_token_hint/, 'the JSON answer carries no id_token hint')
   t.notOk(forms.some((f) => (out.body + JSON.stringify(out.headers)).includes(f)), 'POST /logout shows no secret')
   cap.assertNoSecrets(t, secrets)
 })

@@ -156,7 +156,7 @@ t.test('token-endpoint errors map to codes by kind', async (t) => {
 
 t.test('explicit endpoints map to @fastify/oauth2 hosts and paths; PKCE is always S256', async (t) => {
   const opts = resolveOAuthOptions({ provider: { authorizeUrl: 'https://id.example/oauth/authorize?tenant=a', tokenUrl: 'https://api.example/oauth/token' }, clientId: 'c', clientSecret: '', callbackUri: 'https://app.example/cb' })
-  const mapped = fastifyOAuth2Options(opts, 'x')
+  const mapped = fastifyOAuth2Options(opts, 'x', opts.provider as { authorizeUrl: string, tokenUrl: string })
   t.same(mapped.credentials.auth, { tokenHost: 'https://api.example', tokenPath: '/oauth/token', authorizeHost: 'https://id.example', authorizePath: '/oauth/authorize?tenant=a' })
   t.equal(mapped.pkce, 'S256')
   t.same(mapped.scope, ['openid'])

@@ -92,10 +92,12 @@ t.test('the page shows who the development provider logged in, escaped', async (
   t.match(out.body, /data-state="logged-out".*href="\/login"/s)
   const jar: Jar = new Map()
   const page = await login(app, jar)
-  t.match(page.body, /data-state="logged-in">Logged in as <strong id="user">&lt;b&gt;Ada&lt;\/b&gt; <small>\(ada\)<\/small>/)
+  t.match(page.body, /data-state="logged-in">Logged in as <strong id="user">&lt;b&gt;Ada&lt;\/b&gt; <small>\(ada\)<\/small><\/strong> <small id="verified">/, 'the verified name, escaped')
   const csrf = /<form id="logout-form" method="post" action="\/logout"><input type="hidden" name="_csrf" value="([\w-]+)"><button/.exec(page.body)?.[1]
   t.ok(csrf, 'the log-out form carries a CSRF token')
   t.notMatch(page.body, /<script/, 'the form works without script')
+  // The provider's UserInfo names the same user (for services that ask it).
+  t.same(await (await fetch(`${provider.issuer}/userinfo`, { headers: { authorization: 'Bearer x' } })).json(), { sub: 'ada', name: '<b>Ada</b>' })
   // The user is kept in the session: the next page needs no provider call.
   await provider.stop()
   const again = await app.inject({ url: '/', cookies: Object.fromEntries(jar) })
@@ -105,8 +107,9 @@ t.test('the page shows who the development provider logged in, escaped', async (
   t.equal(refused.statusCode, 403, 'a form without the token is refused')
   t.equal(refused.json().code, 'FSS_CSRF_INVALID')
   const logout = await app.inject({ method: 'POST', url: '/logout', cookies: Object.fromEntries(jar), headers: form, payload: `_csrf=${csrf}` })
-  t.equal(logout.statusCode, 303, 'the form\'s urlencoded POST logs out and goes back to the page')
-  t.equal(logout.headers.location, '/')
+  // RP-initiated logout: the page posts on to the provider's end-session endpoint.
+  t.equal(logout.statusCode, 200, 'the form\'s urlencoded POST logs out here, then at the provider')
+  t.match(logout.body, `action="${provider.issuer}/endsession"`)
   keep(jar, logout)
   t.match((await app.inject({ url: '/', cookies: Object.fromEntries(jar) })).body, /data-state="logged-out"/)
 })
@@ -124,13 +127,15 @@ t.test('with a provider that has no usable userinfo the page still shows the log
     [`${oidc.issuer}/no-such-endpoint`, /Could not load the user: USERINFO_404/],
     // Nothing listens on port 1: fetch fails without an HTTP status.
     ['http://127.0.0.1:1/userinfo', /Could not load the user: error/],
-    [undefined, /someone \(no user info\)/]
+    [undefined, /someone \(no user info\)/],
+    [oidc.endpoints.userinfo, /<strong id="user">johndoe <small>\(johndoe\)/]
   ] as const
   for (const [userinfoUrl, expected] of cases) {
     const app = await buildDemoApp({
       origin: 'http://127.0.0.1:1',
       keyFile: join(await tempDir(t), 'secret.key'),
-      oauth: { provider: { issuer: oidc.issuer }, clientId: 'demo', clientSecret: '', scope: ['openid'] },
+      // A plain OAuth 2 provider: no verified identity, so the demo asks UserInfo itself.
+      oauth: { provider: { authorizeUrl: oidc.endpoints.authorize, tokenUrl: oidc.endpoints.token }, clientId: 'demo', clientSecret: '', scope: ['openid'] },
       ...(userinfoUrl !== undefined && { userinfoUrl }),
       logger: false
     })
@@ -178,7 +183,7 @@ t.test('with REDIS_URL the demo keeps tokens in Redis and /health reports it', a
   t.ok(app.hasPlugin('fastify-session-suite/redis-token-store'))
   const jar: Jar = new Map()
   t.match((await login(app, jar)).body, /data-state="logged-in"/, 'the login works with the token in Redis')
-  t.ok((jar.get('__Host-session') ?? '').length < 300, 'the cookie holds a reference, not the token')
+  t.ok((jar.get('__Host-session') ?? '').length < 600, 'the cookie holds a reference and the identity, not the tokens')
   const health = (await app.inject('/health')).json()
   t.match(health.checks.find((c: { name: string }) => c.name === 'redis'), { status: 'pass' })
 })

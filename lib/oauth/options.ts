@@ -16,6 +16,19 @@ import type { RefreshLock } from './refresh.ts'
 export const LocalRedirectPath = (description: string, extra: { default?: string } = {}) =>
   Type.String({ pattern: '^/(?![/\\\\])[\\x21-\\x7E]*$', maxLength: 2048, description, ...extra })
 
+/** What `mapIdentity` gets at login from a plain OAuth 2 provider. */
+export interface MapIdentityContext {
+  /** the access token just received, e.g. for the provider's own profile API */
+  accessToken: string
+  /** aborts after the OAuth `timeout`: pass it to the fetch that reads the profile */
+  signal: AbortSignal
+}
+
+/** `sub` (1–255 characters) and `iss` identify the user; `claims` are filtered by the profile allow-list. */
+export interface MappedIdentity { sub: string, iss: string, claims?: Record<string, unknown> }
+
+export type MapIdentity = (context: MapIdentityContext) => Promise<MappedIdentity | null>
+
 export const OAUTH_DEFAULTS = {
   scope: ['openid'],
   loginPath: '/login',
@@ -28,7 +41,9 @@ export const OAUTH_DEFAULTS = {
   timeout: 10_000,
   stateMaxAge: 600,
   hostPrefixedCookies: true,
-  revokeOnLogout: false
+  revokeOnLogout: false,
+  userinfo: false,
+  providerLogout: 'post'
 } as const
 
 const HttpUrl = (description: string) => Type.String({ pattern: '^https?://[^\\s/?#]+[^\\s]*$', description })
@@ -69,12 +84,18 @@ export const OAuthOptionsSchema = Type.Object({
   tokenBackup: Type.Optional(Type.Object({ file: Type.String({ minLength: 1, description: 'The backup file, written 0600 on every store and clear.' }) }, { additionalProperties: false, description: '`{ file }`: a development-only backup of token metadata (fingerprints, never values); refused under NODE_ENV=production.' })),
   // Checked by shape below (TypeBox cannot describe functions' signatures).
   store: Type.Optional(Type.Unsafe<TokenStore>(Type.Any({ tsType: 'TokenStore', description: 'Where tokens live: `{ get, set, delete }`, all async. Default: the encrypted session (`fss.oauth`).' }))),
-  refreshLock: Type.Optional(Type.Unsafe<RefreshLock>(Type.Any({ tsType: 'RefreshLock', description: 'Cross-instance single-flight: `{ refresh(refreshToken, fn), outlive?(timeoutMs) }`, e.g. the Redis token store\'s `refreshLock`.' })))
+  refreshLock: Type.Optional(Type.Unsafe<RefreshLock>(Type.Any({ tsType: 'RefreshLock', description: 'Cross-instance single-flight: `{ refresh(refreshToken, fn), outlive?(timeoutMs) }`, e.g. the Redis token store\'s `refreshLock`.' }))),
+  oidc: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'OpenID Connect settings (docs/identity.md: clock tolerance, algorithms, profile claims, JWKS timing). Issuer, client id and timeout come from the options above; with explicit endpoints, `oidc.issuer` + `oidc.jwksUri` make the provider OpenID Connect.' })),
+  userinfo: Type.Optional(Type.Boolean({ description: 'OpenID Connect: also fetch UserInfo at login; its sub must equal the id_token\'s.', default: false })),
+  providerLogout: Type.Optional(Type.Union([Type.Literal('post'), Type.Literal('get'), Type.Literal(false)], { description: 'RP-initiated logout at an end_session_endpoint: `post` (an auto-submitting form: the id_token hint stays out of URLs), `get` (a redirect, for providers that accept GET only), or `false` (local logout only).', default: 'post' })),
+  // A function (checked below): a plain OAuth 2 provider's identity, mapped by the service.
+  mapIdentity: Type.Optional(Type.Unsafe<MapIdentity>(Type.Any({ tsType: 'MapIdentity', description: 'Plain OAuth 2 providers only: `async ({ accessToken, signal }) => ({ sub, iss, claims? } | null)`, kept as `request.identity` (claims allow-listed and bounded).' })))
 }, { additionalProperties: false })
 
 export type OAuthOptions = Static<typeof OAuthOptionsSchema>
 
-export type ResolvedOAuthOptions = Required<Omit<OAuthOptions, 'tokenBackup' | 'store' | 'refreshLock'>> & Pick<OAuthOptions, 'tokenBackup' | 'store' | 'refreshLock'>
+export type ResolvedOAuthOptions = Required<Omit<OAuthOptions, 'tokenBackup' | 'store' | 'refreshLock' | 'oidc' | 'mapIdentity'>> &
+  Pick<OAuthOptions, 'tokenBackup' | 'store' | 'refreshLock' | 'oidc' | 'mapIdentity'>
 
 /** Validate (FSS_OPTIONS_INVALID naming `oauth.<path>`) and apply defaults, once. */
 export function resolveOAuthOptions (value: unknown): ResolvedOAuthOptions {
@@ -89,8 +110,14 @@ export function resolveOAuthOptions (value: unknown): ResolvedOAuthOptions {
   if (opts.refreshLock !== undefined && !isRefreshLock(opts.refreshLock)) {
     throw new errors.FSS_OPTIONS_INVALID('oauth.refreshLock', 'Expected an object with a refresh function (and, if any, an outlive function)')
   }
+  if (opts.mapIdentity !== undefined && typeof opts.mapIdentity !== 'function') {
+    throw new errors.FSS_OPTIONS_INVALID('oauth.mapIdentity', 'Expected a function')
+  }
   return { ...OAUTH_DEFAULTS, scope: [...OAUTH_DEFAULTS.scope], ...opts }
 }
+
+/** The checked endpoints @fastify/oauth2 is given for an OpenID Connect provider (never its own discovery). */
+export interface ProviderEndpoints { authorizeUrl: string, tokenUrl: string, revokeUrl?: string }
 
 function isRefreshLock (value: unknown): value is RefreshLock {
   const lock = value as { refresh?: unknown, outlive?: unknown } | null
@@ -110,21 +137,17 @@ function split (url: string): { host: string, path: string } {
 }
 
 /** The @fastify/oauth2 options for our flow (routes are ours, so no startRedirectPath). */
-export function fastifyOAuth2Options (opts: ResolvedOAuthOptions, name: string) {
-  const p = opts.provider
-  let auth
-  if (!('issuer' in p)) {
-    const token = split(p.tokenUrl)
-    const authorize = split(p.authorizeUrl)
-    // Wreck resolves an absolute path against nothing, so a revoke URL on
-    // another host works as a full URL.
-    auth = {
-      tokenHost: token.host,
-      tokenPath: token.path,
-      authorizeHost: authorize.host,
-      authorizePath: authorize.path,
-      ...(p.revokeUrl === undefined ? {} : { revokePath: p.revokeUrl })
-    }
+export function fastifyOAuth2Options (opts: ResolvedOAuthOptions, name: string, p: ProviderEndpoints) {
+  const token = split(p.tokenUrl)
+  const authorize = split(p.authorizeUrl)
+  // Wreck resolves an absolute path against nothing, so a revoke URL on
+  // another host works as a full URL.
+  const auth = {
+    tokenHost: token.host,
+    tokenPath: token.path,
+    authorizeHost: authorize.host,
+    authorizePath: authorize.path,
+    ...(p.revokeUrl === undefined ? {} : { revokePath: p.revokeUrl })
   }
   return {
     name,
@@ -132,8 +155,7 @@ export function fastifyOAuth2Options (opts: ResolvedOAuthOptions, name: string) 
     callbackUri: opts.callbackUri,
     // `timeout` is @hapi/wreck's: it bounds both the response headers (504)
     // and the body (408); simple-oauth2 passes `http` to Wreck.defaults.
-    credentials: { client: { id: opts.clientId, secret: opts.clientSecret }, http: { timeout: opts.timeout }, ...(auth === undefined ? {} : { auth }) },
-    ...('issuer' in p ? { discovery: { issuer: p.issuer } } : {}),
+    credentials: { client: { id: opts.clientId, secret: opts.clientSecret }, http: { timeout: opts.timeout }, auth },
     // Never `plain` (RFC 9700 §2.1.1), even when discovery would offer it.
     pkce: 'S256' as const,
     hostPrefixedCookies: opts.hostPrefixedCookies,
