@@ -4,7 +4,7 @@
 // and go on.
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
-import sessionSuite, { type SessionSuiteOptions } from '../../index.ts'
+import sessionSuite from '../../index.ts'
 
 export interface SuiteSetup {
   oauth: boolean
