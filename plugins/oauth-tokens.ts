@@ -2,7 +2,7 @@
 // refresh. Registers @fastify/oauth2 (PKCE S256, our state functions) and
 // decorates `request.tokens`; routes/oauth.ts adds login/callback/logout.
 import fp from 'fastify-plugin'
-import oauth2Plugin, { type OAuth2Namespace, type Token } from '@fastify/oauth2'
+import oauth2Plugin, { type OAuth2Namespace } from '@fastify/oauth2'
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import { errors } from '../lib/errors.ts'
 import { resolveOAuthOptions, describeProvider, fastifyOAuth2Options, type OAuthOptions, type ResolvedOAuthOptions } from '../lib/oauth/options.ts'
@@ -10,6 +10,7 @@ import { normalizeToken, tokenMetadata, type StoredToken, type TokenMetadata } f
 import { sessionTokenStore, type TokenStore } from '../lib/oauth/store.ts'
 import { RefreshCoordinator, isRefreshTokenSpent, type RefreshCounters } from '../lib/oauth/refresh.ts'
 import { classifyTokenEndpointError } from '../lib/oauth/provider-errors.ts'
+import { captureRawAnswers, refreshGrant, type TokenClient } from '../lib/oauth/raw-answer.ts'
 import { assertBackupAllowed, withTokenBackup } from '../lib/oauth/backup.ts'
 import { checkState, generateState, stateCookieNames, UsedStates, type StateCookieNames } from '../lib/oauth/state.ts'
 
@@ -90,6 +91,9 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
     checkStateFunction: (request: FastifyRequest) => checkState(request, cookies.state) !== ''
   })
   const oauth2 = (fastify as unknown as Record<string, OAuth2Namespace>)[OAUTH2_DECORATOR]
+  // simple-oauth2's client, which @fastify/oauth2 exposes as `oauth2` (untyped there).
+  const client = (oauth2 as unknown as { oauth2: TokenClient }).oauth2
+  captureRawAnswers(client)
 
   const normalize = (raw: unknown): StoredToken => normalizeToken(raw, { assumedLifetime: opts.assumedLifetime })
   let store = opts.store ?? sessionTokenStore()
@@ -98,11 +102,11 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
   // simple-oauth2 (through @fastify/oauth2) rather than our own POST: the same
   // client, client authentication and Wreck `timeout` as the code exchange, and
   // Wreck's Boom errors carry what classification needs (status, body, 504/408).
+  // What is validated is the provider's raw answer, not simple-oauth2's copy.
   const coordinator = new RefreshCoordinator({
     async call (refreshToken) {
       try {
-        const fresh = await oauth2.getNewAccessTokenUsingRefreshToken({ refresh_token: refreshToken } as Token, {})
-        return fresh.token
+        return await refreshGrant(client, refreshToken)
       } catch (err) {
         throw classifyTokenEndpointError(err, 'refresh_token')
       }

@@ -11,6 +11,7 @@ import { errors } from '../lib/errors.ts'
 import { validateOptions } from '../lib/options.ts'
 import { checkState } from '../lib/oauth/state.ts'
 import { classifyTokenEndpointError, codeOf, isEmptySuccess } from '../lib/oauth/provider-errors.ts'
+import { rawAnswerOf } from '../lib/oauth/raw-answer.ts'
 import { getOAuthRuntime } from '../plugins/oauth-tokens.ts'
 import { addFormParser } from '../plugins/csrf.ts'
 
@@ -114,8 +115,9 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
       let raw: unknown
       try {
         // Without `reply`: the cookies are already cleared above. It runs our
-        // state check again (pure) and POSTs code + code_verifier.
-        raw = (await oauth2.getAccessTokenFromAuthorizationCodeFlow(request)).token
+        // state check again (pure) and POSTs code + code_verifier. The provider's
+        // raw JSON is what gets validated, not simple-oauth2's rewritten copy.
+        raw = await rawAnswerOf(() => oauth2.getAccessTokenFromAuthorizationCodeFlow(request))
       } catch (err) {
         throw classifyTokenEndpointError(err, 'authorization_code')
       }

@@ -37,7 +37,8 @@ async function started (): Promise<{ b: HttpBrowser, callbackUrl: URL }> {
   const b = env.browser()
   browsers.push(b)
   const { callbackUrl } = await b.startLogin()
-  states.push(callbackUrl.searchParams.get('state') as string)
+  const state = callbackUrl.searchParams.get('state')
+  if (state !== null) states.push(state)
   return { b, callbackUrl }
 }
 
