@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastif
 import { errors } from '../lib/errors.ts'
 import { resolveOAuthOptions, describeProvider, fastifyOAuth2Options, type OAuthOptions, type ResolvedOAuthOptions } from '../lib/oauth/options.ts'
 import { normalizeToken, tokenMetadata, type StoredToken, type TokenMetadata } from '../lib/oauth/token.ts'
-import { sessionTokenStore, type TokenStore } from '../lib/oauth/store.ts'
+import { checkedTokenStore, sessionTokenStore, type TokenStore } from '../lib/oauth/store.ts'
 import { RefreshCoordinator, isRefreshTokenSpent, type RefreshCounters } from '../lib/oauth/refresh.ts'
 import { classifyTokenEndpointError } from '../lib/oauth/provider-errors.ts'
 import { captureRawAnswers, refreshGrant, type TokenClient } from '../lib/oauth/raw-answer.ts'
@@ -35,7 +35,13 @@ export interface OAuthInfo {
   /** the last failed refresh: epoch ms and code */
   lastRefreshFailure: { at: number, code: string } | null
   policy: { refreshSkew: number, assumedLifetime: number, refreshBackoff: number, timeout: number, pkce: 'S256', stateMaxAge: number, revokeOnLogout: boolean, tokenBackup: boolean } | null
-  counters: RefreshCounters & { logins: number, loginFailures: Record<string, number>, refreshInFlight: number }
+  counters: RefreshCounters & {
+    logins: number
+    loginFailures: Record<string, number>
+    refreshInFlight: number
+    /** answers of the token store that were not a valid token (read as no token) */
+    rejectedStored: number
+  }
 }
 
 declare module 'fastify' {
@@ -73,7 +79,7 @@ export function unconfiguredOAuthInfo (): OAuthInfo {
     providerKind: null,
     lastRefreshFailure: null,
     policy: null,
-    counters: { refreshes: 0, shared: 0, failures: { rejected: 0, provider: 0, timeout: 0, invalid: 0 }, backedOff: 0, logins: 0, loginFailures: {}, refreshInFlight: 0 }
+    counters: { refreshes: 0, shared: 0, failures: { rejected: 0, provider: 0, timeout: 0, invalid: 0 }, backedOff: 0, logins: 0, loginFailures: {}, refreshInFlight: 0, rejectedStored: 0 }
   }
 }
 
@@ -116,7 +122,11 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
     lock: opts.refreshLock
   })
 
-  const counters = Object.assign(coordinator.counters, { logins: 0, loginFailures: {} as Record<string, number> })
+  const counters = Object.assign(coordinator.counters, { logins: 0, loginFailures: {} as Record<string, number>, rejectedStored: 0 })
+  store = checkedTokenStore(store, (request) => {
+    counters.rejectedStored++
+    request.log.warn({ event: 'stored-token-invalid' }, 'the token store answered something that is not a valid token: read as none')
+  })
   Object.defineProperty(counters, 'refreshInFlight', { enumerable: true, get: () => coordinator.inflight })
   const provider = describeProvider(opts)
   const info: OAuthInfo = {

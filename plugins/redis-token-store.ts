@@ -9,12 +9,12 @@ import type { Redis } from 'ioredis'
 import { errors } from '../lib/errors.ts'
 import { validateOptions } from '../lib/options.ts'
 import { createRedisClient, redisHealth, waitReady, type RedisClient, type RedisHealth } from '../lib/redis/client.ts'
-import { createRedisTokenStore, type RedisTokenStore } from '../lib/redis/store.ts'
+import { createRedisTokenStore, type RecordCounters, type RedisTokenStore } from '../lib/redis/store.ts'
 import { createRefreshLock, type RefreshLock } from '../lib/redis/lock.ts'
 import { createFleetRefresh, type FleetRefresh } from '../lib/redis/fleet-refresh.ts'
 import { healthRegistry } from '../routes/health-checks.ts'
 import { getSecretKeyBytes } from './secret-keys.ts'
-import type { StoredToken } from '../lib/oauth/token.ts'
+import { isStoredToken, type StoredToken } from '../lib/oauth/token.ts'
 
 export interface RedisTokenStorePluginOptions {
   /** `redis://host:port/db`; default `REDIS_URL`, else `redis://127.0.0.1:6379`. Ignored with `client`. */
@@ -48,6 +48,8 @@ export interface RedisTokenStoreDecorator {
   /** Pass to the OAuth plugin as `refreshLock`. */
   fleet: FleetRefresh
   health: () => Promise<RedisHealth>
+  /** Records read back from Redis that could not be used (each read as no token); for health and debug output. */
+  counters: RecordCounters
 }
 
 declare module 'fastify' {
@@ -113,6 +115,7 @@ const redisTokenStore: FastifyPluginAsync<RedisTokenStorePluginOptions> = async 
   }
 
   const lock = createRefreshLock({ client, prefix, lockTtl, maxWait: options.maxWait ?? lockTtl + 5000, commandTimeout })
+  const counters: RecordCounters = { rejectedRecords: 0 }
   const decorator: RedisTokenStoreDecorator = {
     client,
     store: createRedisTokenStore<StoredToken>({
@@ -121,13 +124,17 @@ const redisTokenStore: FastifyPluginAsync<RedisTokenStorePluginOptions> = async 
       prefix,
       ttl: options.ttl ?? sessionAbsoluteTimeout(fastify) ?? 30 * DAY,
       commandTimeout,
+      // The same check as every token read back: a record is never trusted because it decrypted.
+      check: (value): value is StoredToken => isStoredToken(value),
+      counters,
       log
     }),
     lock,
     fleet: createFleetRefresh({
-      client, lock, keys, prefix, commandTimeout, log, graceMs: options.handoffTtl ?? 30_000, backoffMs: options.failureTtl ?? 5000
+      client, lock, keys, prefix, commandTimeout, log, counters, graceMs: options.handoffTtl ?? 30_000, backoffMs: options.failureTtl ?? 5000
     }),
-    health: () => redisHealth(client, commandTimeout)
+    health: () => redisHealth(client, commandTimeout),
+    counters
   }
   fastify.decorate('redisTokenStore', decorator)
   healthRegistry(fastify).add('redis', async () => {

@@ -13,7 +13,8 @@ let oidc: OidcServer
 let env: OAuthApp
 t.before(async () => {
   oidc = await startOidcServer()
-  env = await startOAuthApp(t, oidc)
+  // A generous call timeout: a loaded machine must not turn a refusal under test into a 504.
+  env = await startOAuthApp(t, oidc, { timeout: 10_000 })
 })
 t.teardown(() => oidc.stop())
 
