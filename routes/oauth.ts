@@ -10,20 +10,23 @@ import type { Token } from '@fastify/oauth2'
 import { errors } from '../lib/errors.ts'
 import { validateOptions } from '../lib/options.ts'
 import { checkState } from '../lib/oauth/state.ts'
+import { parseCallbackQuery } from '../lib/oauth/callback-query.ts'
 import { classifyTokenEndpointError, codeOf, isEmptySuccess } from '../lib/oauth/provider-errors.ts'
 import { rawAnswerOf } from '../lib/oauth/raw-answer.ts'
 import { getOAuthRuntime } from '../plugins/oauth-tokens.ts'
 import { addFormParser } from '../plugins/csrf.ts'
 
-// Exactly what Fastify's error handler sends; declared so nothing else is.
+// Exactly what Fastify's error handler sends; declared so nothing else is. `code`
+// is optional: an error from elsewhere (a custom store, another plugin's hook)
+// may have none, and a schema that required it could not serialize that answer.
 const ErrorReply = Type.Object({
   statusCode: Type.Integer(),
-  code: Type.String(),
+  code: Type.Optional(Type.String()),
   error: Type.String(),
   message: Type.String()
 })
-// 503: a token store that is down (the Redis store's FSS_STORE_UNAVAILABLE).
-const errorReplies = { 400: ErrorReply, 401: ErrorReply, 500: ErrorReply, 502: ErrorReply, 503: ErrorReply, 504: ErrorReply }
+// Every 4xx and 5xx, whatever its source (503: a token store that is down).
+const errorReplies = { '4xx': ErrorReply, '5xx': ErrorReply }
 
 export interface OAuthRoutesOptions {
   /**
@@ -44,16 +47,6 @@ function isPageRequest (request: FastifyRequest): boolean {
   const type = request.headers['content-type'] ?? ''
   return /^application\/x-www-form-urlencoded\b/i.test(type) || /\btext\/html\b/i.test(request.headers.accept ?? '')
 }
-
-const CallbackQuery = Type.Object({
-  code: Type.Optional(Type.String({ maxLength: 4096 })),
-  state: Type.Optional(Type.String({ maxLength: 512 })),
-  error: Type.Optional(Type.String({ maxLength: 256 })),
-  error_description: Type.Optional(Type.String({ maxLength: 2048 })),
-  error_uri: Type.Optional(Type.String({ maxLength: 2048 })),
-  iss: Type.Optional(Type.String({ maxLength: 2048 })),
-  session_state: Type.Optional(Type.String({ maxLength: 2048 }))
-})
 
 const LogoutReply = Type.Object({
   loggedOut: Type.Literal(true),
@@ -82,7 +75,7 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
     schema: {
       summary: 'Start the OAuth login: redirect to the provider',
       querystring: Type.Object({}),
-      response: { 302: Type.Null(), 500: ErrorReply }
+      response: { 302: Type.Null(), ...errorReplies }
     }
   }, async (request, reply) => {
     // Sets the state and PKCE verifier cookies (Secure, HttpOnly, Path=/, Max-Age=stateMaxAge).
@@ -93,9 +86,12 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
 
   fastify.get(opts.callbackPath, {
     logSerializers: { req: requestWithoutQuery },
+    // No querystring schema: a schema failure would be answered before the
+    // cookies below are cleared. parseCallbackQuery checks it inside.
     schema: {
       summary: 'OAuth callback: exchange the code, store the token, redirect',
-      querystring: CallbackQuery,
+      description: 'Reads code, state, error, error_description, error_uri, iss and session_state, each at most once ' +
+        'and within its length (else 400 FSS_OAUTH_CALLBACK_INVALID); other parameters are ignored.',
       response: { 302: Type.Null(), ...errorReplies }
     }
   }, async (request, reply) => {
@@ -106,10 +102,10 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
     reply.clearCookie(cookies.state, cookieOpts)
     reply.clearCookie(cookies.verifier, cookieOpts)
     try {
-      const query = request.query
+      const query = parseCallbackQuery(request.query)
       if (query.error !== undefined) throw new errors.FSS_OAUTH_DENIED(providerErrorCode(query.error))
       rt.usedStates.consume(checkState(request, cookies.state))
-      if (query.code === undefined || query.code === '') throw new errors.FSS_OAUTH_CODE_MISSING()
+      if (query.code === undefined) throw new errors.FSS_OAUTH_CODE_MISSING()
       const verifier = request.cookies[cookies.verifier]
       if (verifier === undefined || verifier === '') throw new errors.FSS_OAUTH_VERIFIER_MISSING()
       let raw: unknown
@@ -156,7 +152,6 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
         response: {
           200: LogoutReply,
           303: Type.Null({ description: 'HTML form post: logged out, go to redirectAfterLogout' }),
-          403: ErrorReply,
           ...errorReplies
         }
       }
