@@ -1,6 +1,7 @@
 // Encrypted cookie sessions: request.session is decoded on first access only,
 // written back only when it changed (or is due for a rolling re-issue), and
 // never as a Set-Cookie line over 4096 bytes (it is split into chunks).
+import { createHash } from 'node:crypto'
 import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
@@ -10,7 +11,7 @@ import { errors } from '../lib/errors.ts'
 import { resolvePolicy, cookieAttributes, type SessionPolicy, type SameSite } from '../lib/session/policy.ts'
 import { readCookies, toSealed, toCookieValue, planCookies, requestBytes, MAX_REQUEST_COOKIE_BYTES, type ReceivedCookies } from '../lib/session/codec.ts'
 import { buildPayload, nowSeconds, type Payload, type RejectReason } from '../lib/session/payload.ts'
-import { createSession, kData, kCreated, kIssued, kOptions, type SessionObject } from '../lib/session/session-object.ts'
+import { createSession, kData, kCreated, kIssued, kOptions, kRegenerated, type SessionObject } from '../lib/session/session-object.ts'
 import { createSealer } from '../lib/session/sealer.ts'
 
 export interface SessionOptions {
@@ -243,6 +244,22 @@ export function getSessionDetails (request: FastifyRequest): SessionDetails {
   }
   if (rejected !== undefined) details.rejected = rejected
   return details
+}
+
+/**
+ * SHA-256 of the session cookie this request carried, while the session in use
+ * is the one that cookie holds (it opened, and was not regenerated or deleted
+ * in this request); otherwise null. Requests sent at the same time with the
+ * same cookie get the same digest, so a value derived from it agrees between
+ * their responses, whichever Set-Cookie the browser keeps. Nobody without the
+ * (HttpOnly, encrypted) cookie can compute it.
+ */
+export function receivedSessionDigest (request: FastifyRequest): Buffer | null {
+  // Going through the getter decodes now if no one did.
+  const deleted = request.session.deleted
+  const { target, received, rejected } = (request as WithState)[kState] as RequestState
+  if (deleted || received.value === null || rejected !== undefined || target[kRegenerated]) return null
+  return createHash('sha256').update(received.value).digest()
 }
 
 export default fp(session, { fastify: '5.x', name: 'fastify-session-suite/session' })
