@@ -144,10 +144,9 @@ export class RefreshCoordinator {
 
   /** A fresh token for `token` (which must hold a refresh_token). Throws coded errors. */
   refresh (token: StoredToken & { refresh_token: string }): Promise<StoredToken> {
+    // The plugin asks replaced() itself first; another request may have
+    // finished a refresh since, and no caller may replay a used-up token.
     const newest = this.replaced(token)
-    // The plugin asks replaced() itself right before (no await in between), so
-    // this never hits through it; kept so no other caller can replay a used-up token.
-    /* c8 ignore next */
     if (newest !== null) return Promise.resolve(newest)
     const key = keyOf(token.refresh_token)
     const failed = this.#failed.get(key)
