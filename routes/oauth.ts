@@ -102,7 +102,8 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
     reply.clearCookie(cookies.state, cookieOpts)
     reply.clearCookie(cookies.verifier, cookieOpts)
     try {
-      const query = parseCallbackQuery(request.query)
+      // Fastify's querystring parser gives an object of strings, or arrays of strings for repeated names.
+      const query = parseCallbackQuery(request.query as Record<string, unknown>)
       if (query.error !== undefined) throw new errors.FSS_OAUTH_DENIED(providerErrorCode(query.error))
       rt.usedStates.consume(checkState(request, cookies.state))
       if (query.code === undefined) throw new errors.FSS_OAUTH_CODE_MISSING()

@@ -28,12 +28,11 @@ export type CallbackQuery = Partial<Record<keyof typeof CALLBACK_PARAMETERS, str
  * when one is given twice (RFC 6749 §3.1: parameters MUST NOT be included more
  * than once) or is longer than its limit.
  */
-export function parseCallbackQuery (query: unknown): CallbackQuery {
+export function parseCallbackQuery (query: Record<string, unknown>): CallbackQuery {
   const parsed: CallbackQuery = {}
-  if (query === null || typeof query !== 'object') return parsed
   for (const [name, limit] of Object.entries(CALLBACK_PARAMETERS) as Array<[keyof CallbackQuery, number]>) {
     if (!Object.hasOwn(query, name)) continue
-    const value: unknown = (query as Record<string, unknown>)[name]
+    const value = query[name]
     if (typeof value !== 'string') throw new errors.FSS_OAUTH_CALLBACK_INVALID(`${name} is given more than once`)
     if (value.length > limit) throw new errors.FSS_OAUTH_CALLBACK_INVALID(`${name} is longer than ${limit} characters`)
     // RFC 6749 §3.1: a parameter sent without a value is treated as omitted.
