@@ -190,6 +190,9 @@ t.test('a token is at most 8192 bytes of stored JSON, and what normalizes always
   t.equal(code(() => norm({ access_token: 'a', token_type: 'Bearer', scope: scopes })), 'FSS_TOKEN_INVALID', 'a joined scope over 4096 characters')
   t.equal(code(() => norm({ access_token: 'a', token_type: 'Bearer', scope: 's'.repeat(4096) })), undefined, 'a scope of exactly 4096 characters')
   t.equal(code(() => norm({ access_token: 'a', token_type: 'Bearer', scope: 's'.repeat(4097) })), 'FSS_TOKEN_INVALID')
+  const many = (n: number): string[] => Array.from({ length: n }, (_, i) => `s${i}`)
+  t.equal(norm({ access_token: 'a', token_type: 'Bearer', scope: many(256) }).scope?.split(' ').length, 256, 'a scope array of 256 entries')
+  t.equal(code(() => norm({ access_token: 'a', token_type: 'Bearer', scope: many(257) })), 'FSS_TOKEN_INVALID', '257 entries')
   t.equal(code(() => norm({ access_token: 'a', token_type: 'B'.repeat(65) })), 'FSS_TOKEN_INVALID', 'a token_type over 64 characters')
 })
 
