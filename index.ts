@@ -1,7 +1,7 @@
 // The root plugin: the whole suite in one register call. Each part is also a
 // named export for a service that wants only some of it.
 import fp from 'fastify-plugin'
-import { Type } from '@sinclair/typebox'
+import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyPluginAsync } from 'fastify'
 import { validateOptions } from './lib/options.ts'
 import secretKeys, { type SecretKeysOptions } from './plugins/secret-keys.ts'
@@ -11,66 +11,46 @@ import oauthRoutes, { type OAuthRoutesOptions } from './routes/oauth.ts'
 import csrf, { type CsrfOptions } from './plugins/csrf.ts'
 import redisTokenStore, { type RedisTokenStorePluginOptions } from './plugins/redis-token-store.ts'
 import { errors } from './lib/errors.ts'
-import { OAUTH_DEFAULTS } from './lib/oauth/options.ts'
 import health, { type HealthOptions } from './routes/health.ts'
 import debug, { type DebugOptions } from './routes/debug.ts'
-import { healthRegistry } from './routes/health-checks.ts'
-
-export interface SessionSuiteOptions {
-  /** Names the default key file's folder (`<per-OS config dir>/<appName>/secret.key`). */
-  appName?: string
-  secret?: SecretKeysOptions
-  /** Cookie policy and timeouts; the key comes from `secret` unless `session.key` is given. */
-  session?: SessionOptions
-  /** OAuth login and token storage; without it, sessions only and no OAuth routes. */
-  oauth?: OAuthOptions & OAuthRoutesOptions
-  /** CSRF tokens kept in the session (reply.generateCsrf / fastify.csrfProtection); off by default. With it, POST /logout needs a token. */
-  csrf?: boolean | CsrfOptions
-  /** OAuth tokens in Redis instead of the cookie, and one refresh across the fleet; needs `oauth`. */
-  redis?: RedisTokenStorePluginOptions
-  /** GET /health; on by default. `false` leaves it out. */
-  health?: boolean | HealthOptions
-  /** Debug routes; off by default. */
-  debug?: boolean | DebugOptions
-}
-
-const Section = Type.Object({}, { additionalProperties: true })
-const Toggle = Type.Union([Type.Boolean(), Section])
+import { healthRegistry } from './lib/health.ts'
+import { DEFAULT_APP_NAME } from './lib/keyring/load.ts'
 
 // Only the shape of each section is checked here: every plugin checks its own
-// options, with the section's name as prefix (`session.idleTimeout`).
+// options against its own schema, with the section's name as prefix
+// (`session.idleTimeout`). A section's type is that schema's.
+const Section = <T>(description: string) => Type.Unsafe<T>(Type.Object({}, { additionalProperties: true, description }))
+const Toggle = <T>(description: string, on: boolean) =>
+  Type.Unsafe<boolean | T>(Type.Union([Type.Boolean(), Type.Object({}, { additionalProperties: true })], { description, default: on }))
+
 export const SessionSuiteOptionsSchema = Type.Object({
-  appName: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
-  secret: Type.Optional(Section),
-  session: Type.Optional(Section),
-  oauth: Type.Optional(Section),
-  csrf: Type.Optional(Toggle),
-  redis: Type.Optional(Section),
-  health: Type.Optional(Toggle),
-  debug: Type.Optional(Toggle)
+  appName: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Names the default key file\'s folder (`<per-OS config dir>/<appName>/secret.key`); the keyring\'s `appName`.', default: DEFAULT_APP_NAME })),
+  secret: Type.Optional(Section<SecretKeysOptions>('The keyring: where the keys come from (the secret-keys plugin).')),
+  session: Type.Optional(Section<SessionOptions>('Cookie policy and timeouts. With `session.key`, no keyring is loaded (and `secret` is refused).')),
+  oauth: Type.Optional(Section<OAuthOptions & OAuthRoutesOptions>('OAuth login and token storage, and the OAuth routes\' `redirectAfterLogout`. Without it: sessions only, no OAuth routes.')),
+  csrf: Type.Optional(Toggle<CsrfOptions>('CSRF tokens kept in the session (reply.generateCsrf, fastify.csrfProtection); with it, POST /logout needs a token.', false)),
+  redis: Type.Optional(Section<RedisTokenStorePluginOptions>('OAuth tokens in Redis instead of the cookie, and one refresh across the fleet. Needs `oauth`; refused with `oauth.store`.')),
+  health: Type.Optional(Toggle<HealthOptions>('GET /health; `false` leaves it out.', true)),
+  debug: Type.Optional(Toggle<DebugOptions>('The debug routes: development only, loopback clients by default.', false))
 }, { additionalProperties: false })
+
+export type SessionSuiteOptions = Static<typeof SessionSuiteOptionsSchema>
 
 const section = <T extends object>(value: boolean | T | undefined): T | undefined =>
   value === true ? {} as T : value === false || value === undefined ? undefined : value
 
-/**
- * The fleet's refresh lock must outlive one provider call: a lock that expires while the call
- * is still running lets a second instance refresh with the same refresh token, which a
- * rotating provider answers with invalid_grant. Default: `oauth.timeout` + 5 s.
- */
-function refreshLockTtl (redis: RedisTokenStorePluginOptions, timeout: unknown): number | undefined {
-  // A wrong timeout is the OAuth plugin's to refuse, by name; the default stands in until then.
-  const call = typeof timeout === 'number' ? timeout : OAUTH_DEFAULTS.timeout
-  const lockTtl = redis.lockTtl
-  if (lockTtl === undefined) return call + 5000
-  if (typeof lockTtl === 'number' && lockTtl <= call) {
-    throw new errors.FSS_OPTIONS_INVALID('redis.lockTtl', `must be above oauth.timeout (${call} ms), or a slow refresh loses its lock to another instance`)
-  }
-  return lockTtl
-}
-
 const sessionSuite: FastifyPluginAsync<SessionSuiteOptions> = async (fastify, opts) => {
   validateOptions(SessionSuiteOptionsSchema, opts)
+  // The keys come from one place. The keyring's options are `secret` (and `appName`); a second
+  // set, or keys of the session's own next to them, would be dropped without a word.
+  if (opts.session !== undefined && 'secret' in opts.session) {
+    throw new errors.FSS_OPTIONS_INVALID('session.secret', opts.secret === undefined
+      ? 'the keyring is loaded from the `secret` option: move these options there'
+      : 'conflicts with `secret`: the keyring is loaded once, from `secret`')
+  }
+  if (opts.session?.key !== undefined && opts.secret !== undefined) {
+    throw new errors.FSS_OPTIONS_INVALID('session.key', 'conflicts with `secret`: give the keys either as session.key or as the keyring options in `secret`')
+  }
   // Before any plugin, so each can add its own health check while registering.
   healthRegistry(fastify)
 
@@ -92,9 +72,9 @@ const sessionSuite: FastifyPluginAsync<SessionSuiteOptions> = async (fastify, op
       // The Redis store seals tokens with the keyring, which `session.key` skips loading.
       if (opts.session?.key !== undefined) throw new errors.FSS_OPTIONS_INVALID('redis', 'needs the keyring: session.key cannot be combined with redis')
       // After the session: the store reads its keyring and absoluteTimeout.
-      await fastify.register(redisTokenStore, { ...opts.redis, lockTtl: refreshLockTtl(opts.redis, oauth.timeout) })
-      const { store, fleet } = fastify.redisTokenStore
-      await fastify.register(oauthTokens, { refreshLock: fleet, ...oauth, store })
+      await fastify.register(redisTokenStore, opts.redis)
+      const { store, refreshLock } = fastify.redisTokenStore
+      await fastify.register(oauthTokens, { refreshLock, ...oauth, store })
     } else {
       await fastify.register(oauthTokens, oauth)
     }
@@ -118,15 +98,15 @@ export { CSRF_HEADER, CSRF_FIELD } from './plugins/csrf.ts'
 export { getSessionDetails } from './plugins/session.ts'
 export { getSecretKeyBytes } from './plugins/secret-keys.ts'
 export { rotateKeyFile, type RotateOptions, type RotateResult } from './lib/keyring/rotate.ts'
-export { errors, type ErrorCode } from './lib/errors.ts'
+export { errors, FssError, type ErrorCode } from './lib/errors.ts'
 export type { SecretKeyInfo, SecretKeysOptions } from './plugins/secret-keys.ts'
-export type { SessionOptions, SessionInfo, SessionCounters, SessionDetails } from './plugins/session.ts'
+export type { SessionData, SessionOptions, SessionInfo, SessionCounters, SessionDetails } from './plugins/session.ts'
 export type { SessionPolicy, SameSite } from './lib/session/policy.ts'
-export type { OAuthOptions, OAuthInfo, RequestTokens, StoredToken, TokenMetadata, TokenStore } from './plugins/oauth-tokens.ts'
+export type { OAuthOptions, OAuthInfo, OAuthFlow, RequestTokens, StoredToken, TokenMetadata, TokenStore } from './plugins/oauth-tokens.ts'
 export type { OAuthRoutesOptions } from './routes/oauth.ts'
 export type { CsrfOptions } from './plugins/csrf.ts'
 export type { RedisTokenStorePluginOptions, RedisTokenStoreDecorator } from './plugins/redis-token-store.ts'
 export type { HealthOptions } from './routes/health.ts'
 export type { DebugOptions } from './routes/debug.ts'
-export type { HealthCheck, HealthCheckResult, HealthCheckStatus, HealthRegistry } from './routes/health-checks.ts'
+export type { HealthCheck, HealthCheckResult, HealthCheckStatus, HealthRegistry } from './lib/health.ts'
 export type { HealthResponse, SessionDebugResponse, PersistenceCheck, OAuthTestFlowResponse } from './routes/schemas.ts'

@@ -2,9 +2,9 @@
 // measured round-robin, row 8 is the refresh storm, row 9 the start-up time.
 // `--quick` is the CI smoke (speeds are never asserted); `--only 1,4,7` picks
 // rows; `--out <file>` writes the markdown somewhere else than bench/results.md.
-import { parseArgs } from 'node:util'
 import { writeFile, mkdir } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
+import { parseCommandLine } from './lib/args.ts'
 import { guardChildren, repoRoot } from './lib/children.ts'
 import { throughputCases } from './lib/cases.ts'
 import { measureThroughput, median, type Measured } from './lib/throughput.ts'
@@ -13,32 +13,58 @@ import { refreshStorm } from './lib/storm.ts'
 import { startupTimes } from './lib/startup.ts'
 import { profileRow } from './lib/profile.ts'
 
-const { values } = parseArgs({
-  options: {
-    quick: { type: 'boolean', default: false },
-    only: { type: 'string' },
-    out: { type: 'string' },
-    profile: { type: 'boolean', default: false },
-    rounds: { type: 'string' },
-    duration: { type: 'string' },
-    warmup: { type: 'string' },
-    connections: { type: 'string' }
-  }
+const USAGE = `Usage: npm run bench -- [options]
+
+Measures the suite against its peers and writes a markdown table (speeds are reported, never asserted).
+
+Options:
+  --quick              one short round per row: a smoke run whose speeds mean nothing
+  --only ROWS          comma-separated rows, e.g. 1,4,7 (7 = 7a–7d, 8 = refresh storm, 9 = start-up)
+  --out FILE           where the markdown goes (default: bench/results.md)
+  --profile            also CPU-profile rows 4 and 7a (node --cpu-prof, into bench/out/)
+  --rounds N           rounds per throughput row (default 5, --quick 1)
+  --duration S         seconds per row and round (default 4, --quick 1)
+  --warmup S           warm-up seconds per row (default 3, --quick 1)
+  --connections N      concurrent connections, at most 50 (default 50, --quick 10)
+  -h, --help           this text
+`
+
+const values = parseCommandLine(USAGE, {
+  quick: { type: 'boolean', default: false },
+  only: { type: 'string' },
+  out: { type: 'string' },
+  profile: { type: 'boolean', default: false },
+  rounds: { type: 'string' },
+  duration: { type: 'string' },
+  warmup: { type: 'string' },
+  connections: { type: 'string' }
 })
 
 const quick = values.quick === true
 const num = (value: string | undefined, fallback: number): number => value === undefined ? fallback : Number(value)
+// Many short rounds rather than a few long ones: each ratio is a median of
+// per-round ratios, and the noise of a shared machine comes and goes on the
+// scale of seconds. The median of 15 rounds moves about 1.7× less between two
+// runs than the median of 5 (its spread falls as 1/√rounds); --rounds trades
+// time for agreement. 2 s rounds leave room for two rolling re-issues (#6).
 const settings = {
-  rounds: num(values.rounds, quick ? 1 : 5),
-  duration: num(values.duration, quick ? 1 : 4),
+  rounds: num(values.rounds, quick ? 1 : 15),
+  duration: num(values.duration, quick ? 1 : 2),
   warmup: num(values.warmup, quick ? 1 : 3),
   connections: Math.min(50, num(values.connections, quick ? 10 : 50)),
   log: (line: string) => console.error(`[bench] ${line}`)
 }
-const rollingIntervalSeconds = quick ? 1 : 2
+const rollingIntervalSeconds = 1
 const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean)
 const wanted = (id: string): boolean => only === undefined || only.some((o) => id === o || (/^\d+$/.test(o) && id.startsWith(o) && !/\d/.test(id.slice(o.length))))
 const out = resolve(values.out ?? `${repoRoot}/bench/results.md`)
+
+/** The median of per-round ratios, and their spread: how much the rounds disagreed. */
+interface Ratio { median: number, min: number, max: number }
+const ratio = (perRound: number[]): Ratio => ({ median: median(perRound), min: Math.min(...perRound), max: Math.max(...perRound) })
+const invert = (r: Ratio): Ratio => ({ median: 1 / r.median, min: 1 / r.max, max: 1 / r.min })
+// e.g. `1.07× #3 (0.98–1.15)`: the spread beside the median shows the noise
+const show = (r: Ratio, of: string): string => `${r.median.toFixed(2)}× ${of} (${r.min.toFixed(2)}–${r.max.toFixed(2)})`
 
 function rowsFrom (measured: Measured[]): Row[] {
   const byId = new Map(measured.map((m) => [m.spec.id, m]))
@@ -50,21 +76,21 @@ function rowsFrom (measured: Measured[]): Row[] {
     row.p99 = m.p99
     // the median of per-round ratios: both rows of a pair ran in the same
     // round, so load that comes and goes between rounds cancels out
-    const ratioTo = (id: string): number | undefined => {
+    const ratioTo = (id: string): Ratio | undefined => {
       const base = byId.get(id)
       if (base === undefined || base.unavailable !== undefined) return undefined
       const n = Math.min(m.rounds.length, base.rounds.length)
-      return median(Array.from({ length: n }, (_, i) => m.rounds[i].rps / base.rounds[i].rps))
+      return ratio(Array.from({ length: n }, (_, i) => m.rounds[i].rps / base.rounds[i].rps))
     }
     if (spec.baseline !== undefined) {
       const r = ratioTo(spec.baseline)
-      row.comparisons.push({ measured: r === undefined ? `— (#${spec.baseline} not measured)` : `${r.toFixed(2)}× #${spec.baseline}` })
+      row.comparisons.push({ measured: r === undefined ? `— (#${spec.baseline} not measured)` : show(r, `#${spec.baseline}`) })
     }
     for (const target of spec.targets ?? []) {
       const r = ratioTo(target.baseline)
       if (r === undefined) row.comparisons.push({ measured: `— (#${target.baseline} not measured)`, target: target.text })
-      else if (target.invert === true) row.comparisons.push({ measured: `#${target.baseline} = ${(1 / r).toFixed(2)}× this`, target: target.text, met: 1 / r >= target.min })
-      else row.comparisons.push({ measured: `${r.toFixed(2)}× #${target.baseline}`, target: target.text, met: r >= target.min })
+      else if (target.invert === true) row.comparisons.push({ measured: `#${target.baseline} = ${show(invert(r), 'this')}`, target: target.text, met: 1 / r.median >= target.min })
+      else row.comparisons.push({ measured: show(r, `#${target.baseline}`), target: target.text, met: r.median >= target.min })
     }
     if (spec.rollingIntervalSeconds !== undefined) {
       const perConnection = 1 + Math.floor(settings.duration / spec.rollingIntervalSeconds)
@@ -78,7 +104,9 @@ function rowsFrom (measured: Measured[]): Row[] {
       row.notes.push(`Set-Cookie on ${(100 * m.withSetCookie / Math.max(1, m.responses)).toFixed(0)} % of responses`)
     }
     const toBare = ratioTo('1')
-    if (spec.id !== '1' && toBare !== undefined) row.notes.push(`${toBare.toFixed(2)}× bare`)
+    if (spec.id !== '1' && toBare !== undefined) row.notes.push(show(toBare, 'bare'))
+    // the server's work per response; like req/s it moves with the load on the machine, so compare it within a run
+    row.notes.push(`server CPU ${median(m.rounds.map((r) => r.cpuPerResponse)).toFixed(1)} µs/response`)
     if (m.cookieBytes > 0) row.notes.push(`cookie ${m.cookieBytes} B in ${m.cookieCount}`)
     if (m.non2xx > 0 || m.errors > 0) row.notes.push(`non-2xx ${m.non2xx}, errors ${m.errors}`)
     return row
@@ -92,7 +120,9 @@ async function main (): Promise<void> {
   settings.log(`${m.cpu}, ${m.cores} cores, Node ${m.node}; load average ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}`)
   const rows: Row[] = []
   const extra: string[] = []
-  const cases = throughputCases({ rollingIntervalSeconds }).filter((c) => wanted(c.id))
+  const all = throughputCases({ rollingIntervalSeconds })
+  // a row that sends another row's cookie brings that row along
+  const cases = all.filter((c) => wanted(c.id) || all.some((w) => w.cookieFrom === c.id && wanted(w.id)))
   if (cases.length > 0) rows.push(...rowsFrom(await measureThroughput(cases, settings)))
   if (wanted('8')) {
     const storm = await refreshStorm({ clients: quick ? 5 : 40, requestsPerClient: quick ? 3 : 5, log: settings.log })

@@ -3,25 +3,37 @@
 // real OAuth provider: logins, reads, refreshes of short-lived tokens,
 // logouts, tampered and oversize cookies. Reports requests, statuses, 5xx,
 // lost sessions, server RSS over time and token-endpoint calls vs refreshes.
-import { parseArgs } from 'node:util'
 import { createServer } from 'node:net'
 import { once } from 'node:events'
 import { writeFile } from 'node:fs/promises'
+import { parseCommandLine } from './lib/args.ts'
 import { guardChildren, startServer } from './lib/children.ts'
 import { startOidcProvider } from './lib/oidc.ts'
 import { runClient, emptyStats, type ClientContext } from './lib/soak-client.ts'
 import { soakReport, type RssSample } from './lib/soak-report.ts'
 
-const { values } = parseArgs({
-  options: {
-    duration: { type: 'string', default: '60' },
-    users: { type: 'string', default: '20' },
-    'max-requests': { type: 'string', default: '1000000' },
-    'token-lifetime': { type: 'string', default: '6' },
-    /** demo: examples/demo-app.ts (default); suite: bench/servers/suite-app.ts */
-    app: { type: 'string', default: 'demo' },
-    out: { type: 'string' }
-  }
+const USAGE = `Usage: npm run soak -- [options]
+
+Bounded full load on the demo app through a real OAuth provider; reports statuses, 5xx, lost sessions,
+server RSS over time and token-endpoint calls per refresh.
+
+Options:
+  --duration S         seconds of load (default 60)
+  --users N            concurrent simulated users, at most 50 (default 20)
+  --max-requests N     stop after this many requests (default 1000000)
+  --token-lifetime S   access-token lifetime the provider issues, in seconds (default 6)
+  --app demo|suite     demo: examples/demo-app.ts (default); suite: bench/servers/suite-app.ts
+  --out FILE           also write the report to this file
+  -h, --help           this text
+`
+
+const values = parseCommandLine(USAGE, {
+  duration: { type: 'string', default: '60' },
+  users: { type: 'string', default: '20' },
+  'max-requests': { type: 'string', default: '1000000' },
+  'token-lifetime': { type: 'string', default: '6' },
+  app: { type: 'string', default: 'demo' },
+  out: { type: 'string' }
 })
 const duration = Number(values.duration)
 const users = Math.min(50, Number(values.users))

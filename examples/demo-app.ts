@@ -2,12 +2,15 @@
 // from demo.ts (process, signals, provider) so it reads as the example a
 // service would copy.
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
 import sessionSuite, { type OAuthOptions } from '../index.ts'
 import { renderPage } from './demo-page.ts'
 
 // Typing the session: a consumer declares its fields once, and
-// request.session.get('demoUser') is typed everywhere.
-declare module '@fastify/secure-session' {
+// request.session.get('demoUser') is typed everywhere. (A service names the
+// package: `declare module 'fastify-session-suite'`.)
+declare module '../index.ts' {
   interface SessionData {
     demoUser?: { sub: string, name?: string }
   }
@@ -34,6 +37,11 @@ async function fetchUser (url: string, accessToken: string): Promise<{ sub: stri
 
 export async function buildDemoApp (opts: DemoAppOptions): Promise<FastifyInstance> {
   const app = Fastify({ logger: opts.logger })
+  // Before the suite: @fastify/swagger collects routes as they are added. The suite's routes
+  // bring their tags, summaries, response schemas and the session cookie's security scheme.
+  await app.register(swagger, {
+    openapi: { info: { title: 'fastify-session-suite demo', version: '0.1.0', description: 'The suite\'s routes, as a service that registers @fastify/swagger sees them.' } }
+  })
   await app.register(sessionSuite, {
     appName: 'fastify-session-suite-demo',
     secret: { keyFile: opts.keyFile },
@@ -42,8 +50,11 @@ export async function buildDemoApp (opts: DemoAppOptions): Promise<FastifyInstan
     // Log out needs the session's CSRF token; POST /logout parses the form's urlencoded body in its own scope.
     csrf: true,
     ...(opts.redisUrl !== undefined && { redis: { url: opts.redisUrl } }),
-    debug: true
+    // The demo lists its debug routes in /docs too; a service's document leaves them out by default.
+    debug: { openapi: true }
   })
+  // The document for a person to read: GET /docs (and /docs/json for the raw OpenAPI document).
+  await app.register(swaggerUi, { routePrefix: '/docs' })
 
   app.get('/', async (request, reply) => {
     const token = await request.tokens.metadata()

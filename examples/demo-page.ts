@@ -54,7 +54,8 @@ export function renderPage (m: PageModel): string {
   <h1>fastify-session-suite demo</h1>
   ${body}
   <footer>Inspect: <a href="/health">/health</a> · <a href="/api/session/debug">session debug</a> ·
-  <a href="/api/oauth/test-flow">OAuth test flow</a> · <a href="/api/session/test-persistence">persistence test</a></footer>
+  <a href="/api/oauth/test-flow">OAuth test flow</a> · <a href="/api/session/test-persistence">persistence test</a> ·
+  <a href="/docs">API docs</a></footer>
 </body>
 </html>
 `

@@ -76,6 +76,7 @@ async function main (): Promise<void> {
     `  health        ${origin}/health`,
     `  session debug ${origin}/api/session/debug`,
     `  OAuth state   ${origin}/api/oauth/test-flow`,
+    `  API docs      ${origin}/docs`,
     `  key file      ${config.keyFile} (fingerprint ${app.secretKeys.fingerprint})`,
     provider === undefined
       ? `  provider      ${app.oauthInfo.provider ?? '?'}`

@@ -2,11 +2,44 @@
 // `FSS_*` code: tests and callers match the code, never the text. Messages may
 // name a variable, a file, an option or a size, and never a key, token, code,
 // state, verifier or cookie value.
-import createError from '@fastify/error'
+import originalCreateError from '@fastify/error'
+
+// Set on the prototype of every class below: what `instanceof FssError` looks for.
+const kFssError = Symbol('fastify-session-suite.error')
+
+/**
+ * The base of every error in `errors`: `err instanceof FssError` tells the suite's
+ * errors from any other (then `err.code` is one of the `FSS_*` codes). Option
+ * errors are also `TypeError`s, as Fastify core's own option errors are, and a
+ * class has one parent: the check is on a mark every class below carries.
+ */
+export class FssError extends Error {
+  /** one of the `FSS_*` codes (ErrorCode) */
+  declare readonly code: string
+  declare readonly statusCode: number
+
+  static override [Symbol.hasInstance] (value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as { [kFssError]?: unknown })[kFssError] === true
+  }
+}
+
+/** A class of `errors`: called with or without `new`, as @fastify/error's are. */
+export interface FssErrorConstructor<Arg extends unknown[]> {
+  new (...args: Arg): FssError
+  (...args: Arg): FssError
+  readonly prototype: FssError
+}
+
+/** @fastify/error's createError, for a class that is an FssError whatever its `Base`. */
+function createError<Arg extends unknown[] = []> (code: string, message: string, statusCode: number, Base = FssError as unknown as ErrorConstructor): FssErrorConstructor<Arg> {
+  const Ctor = originalCreateError<Arg>(code, message, statusCode, Base)
+  Object.defineProperty(Ctor.prototype, kFssError, { value: true })
+  return Ctor as unknown as FssErrorConstructor<Arg>
+}
 
 export const errors = {
   // ── options (every plugin) ─────────────────────────────────────────────
-  FSS_OPTIONS_INVALID: createError<[string, string]>('FSS_OPTIONS_INVALID', 'Invalid option %s: %s', 500),
+  FSS_OPTIONS_INVALID: createError<[string, string]>('FSS_OPTIONS_INVALID', 'Invalid option %s: %s', 500, TypeError),
 
   // ── secret keyring ──────────────────────────────────────────────────────
   FSS_SECRET_WEAK: createError<[string]>('FSS_SECRET_WEAK', 'Secret from %s has under 32 bytes of key material; generate one with `npx fastify-session-suite keygen`', 500),
@@ -35,6 +68,21 @@ export const errors = {
   FSS_OAUTH_CODE_REJECTED: createError('FSS_OAUTH_CODE_REJECTED', 'The provider rejected the authorization code (invalid_grant): start the login again', 400),
   FSS_OAUTH_CALLBACK_INVALID: createError<[string]>('FSS_OAUTH_CALLBACK_INVALID', 'The callback query is malformed: %s', 400),
 
+  // ── OpenID Connect (verified identity) ──────────────────────────────────
+  // Every one of these carries a `reason` (a fixed word, see lib/oidc/reasons.ts)
+  // so a caller or a test can tell failures apart without reading the text.
+  FSS_OIDC_DISCOVERY_FAILED: createError<[string, string, string]>('FSS_OIDC_DISCOVERY_FAILED', 'OpenID Connect discovery at %s failed: %s. Fix: %s', 502),
+  FSS_OIDC_DISCOVERY_TIMEOUT: createError<[string, number]>('FSS_OIDC_DISCOVERY_TIMEOUT', 'OpenID Connect discovery at %s did not answer within %d ms. Fix: check that this host can reach the provider, or raise the timeout', 504),
+  FSS_OIDC_ISSUER_MISMATCH: createError<[string, string, string]>('FSS_OIDC_ISSUER_MISMATCH', 'The discovery document at %s names the issuer %s, not the configured %s. Fix: set the issuer to exactly the provider\'s issuer identifier (scheme, host, path, trailing slash)', 502),
+  FSS_JWKS_UNAVAILABLE: createError<[string]>('FSS_JWKS_UNAVAILABLE', 'The provider\'s signing keys (JWKS) could not be used: %s', 502),
+  FSS_ID_TOKEN_INVALID: createError<[string]>('FSS_ID_TOKEN_INVALID', 'The id_token was refused: %s', 502),
+  FSS_ID_TOKEN_NONCE_INVALID: createError<[string]>('FSS_ID_TOKEN_NONCE_INVALID', 'The id_token does not belong to this login (nonce: %s): start the login again', 400),
+  FSS_OAUTH_ISSUER_INVALID: createError<[string]>('FSS_OAUTH_ISSUER_INVALID', 'The authorization response failed the RFC 9207 issuer check: %s', 400),
+  FSS_ID_TOKEN_SUBJECT_CHANGED: createError<[string]>('FSS_ID_TOKEN_SUBJECT_CHANGED', 'The refreshed id_token names another %s than the login\'s: log in again', 401),
+  FSS_USERINFO_FAILED: createError<[string]>('FSS_USERINFO_FAILED', 'The UserInfo endpoint failed: %s', 502),
+  FSS_USERINFO_SUBJECT_MISMATCH: createError('FSS_USERINFO_SUBJECT_MISMATCH', 'The UserInfo answer names another subject than the id_token', 502),
+  FSS_LOGOUT_TOKEN_INVALID: createError<[string]>('FSS_LOGOUT_TOKEN_INVALID', 'The logout_token was refused: %s', 400),
+
   // ── routes ──────────────────────────────────────────────────────────────
   FSS_DEBUG_IN_PRODUCTION: createError('FSS_DEBUG_IN_PRODUCTION', 'Debug routes are refused when NODE_ENV=production; set debug.force to override', 500),
   FSS_DEBUG_FORBIDDEN: createError('FSS_DEBUG_FORBIDDEN', 'Debug routes answer loopback clients only', 403),
@@ -44,7 +92,14 @@ export const errors = {
   FSS_CSRF_INVALID: createError('FSS_CSRF_INVALID', 'Missing or invalid CSRF token', 403),
 
   // ── Redis token store ───────────────────────────────────────────────────
-  FSS_STORE_UNAVAILABLE: createError('FSS_STORE_UNAVAILABLE', 'The token store is unavailable', 503)
+  FSS_STORE_UNAVAILABLE: createError('FSS_STORE_UNAVAILABLE', 'The token store is unavailable', 503),
+  FSS_REDIS_CLIENT_MISSING: createError<[string, string]>('FSS_REDIS_CLIENT_MISSING', 'The Redis token store needs the optional peer dependency %s, which could not be loaded: install it with `npm install %s`', 500),
+
+  // ── session registry ────────────────────────────────────────────────────
+  FSS_SESSION_ID_INVALID: createError('FSS_SESSION_ID_INVALID', 'The session id is malformed', 400),
+  // 404, never 403, for another user's id too: ids cannot be probed.
+  FSS_SESSION_NOT_FOUND: createError('FSS_SESSION_NOT_FOUND', 'No such session', 404),
+  FSS_SESSION_RECORD_INVALID: createError<[string, string]>('FSS_SESSION_RECORD_INVALID', 'Session record field %s is invalid: %s', 500)
 } as const
 
 export type ErrorCode = keyof typeof errors

@@ -15,7 +15,7 @@ import { createHmac } from 'node:crypto'
 import fp from 'fastify-plugin'
 import Tokens from '@fastify/csrf'
 import type { CookieSerializeOptions } from '@fastify/cookie'
-import { Type } from '@sinclair/typebox'
+import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { errors } from '../lib/errors.ts'
 import { validateOptions } from '../lib/options.ts'
@@ -45,25 +45,29 @@ export const CSRF_HEADER = 'x-csrf-token'
 /** Form field that carries the token (HTML forms). */
 export const CSRF_FIELD = '_csrf'
 const FORM_TYPE = 'application/x-www-form-urlencoded'
-
-export interface CsrfOptions {
-  /** Session field holding the per-session CSRF secret. Default `_csrf`. */
-  sessionKey?: string
-  /** Where a request carries its token. Default: header `x-csrf-token`, then form/JSON field `_csrf`. */
-  getToken?: (request: FastifyRequest) => string | undefined
-  /**
-   * Add an app-wide `application/x-www-form-urlencoded` parser when the app has none. Default `false`:
-   * a parser added app-wide would let every JSON-only route accept cross-site form posts it used to
-   * answer 415. The suite's POST /logout parses forms in its own scope either way.
-   */
-  formBody?: boolean
-}
+const DEFAULT_SESSION_KEY = '_csrf'
 
 export const CsrfOptionsSchema = Type.Object({
-  sessionKey: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.-]+$' })),
-  getToken: Type.Optional(Type.Function([Type.Unknown()], Type.Unknown())),
-  formBody: Type.Optional(Type.Boolean())
+  sessionKey: Type.Optional(Type.String({
+    minLength: 1,
+    maxLength: 64,
+    pattern: '^[A-Za-z0-9_.-]+$',
+    description: 'The session field holding the per-session CSRF secret.',
+    default: DEFAULT_SESSION_KEY
+  })),
+  getToken: Type.Optional(Type.Unsafe<(request: FastifyRequest) => string | undefined>(Type.Function([Type.Unknown()], Type.Unknown(), {
+    tsType: '(request) => string | undefined',
+    description: 'Where a request carries its token. Default: the `x-csrf-token` header, then the form or JSON body field `_csrf`.'
+  }))),
+  // A parser added app-wide would let every JSON-only route accept cross-site
+  // form posts it answers 415 without one.
+  formBody: Type.Optional(Type.Boolean({
+    description: 'Add an app-wide `application/x-www-form-urlencoded` parser when the app has none; then guard every state-changing route. POST /logout parses forms in its own scope either way.',
+    default: false
+  }))
 }, { additionalProperties: false })
+
+export type CsrfOptions = Static<typeof CsrfOptionsSchema>
 
 // RFC 9110 §9.2.1: GET, HEAD and OPTIONS change nothing.
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
@@ -115,8 +119,8 @@ function firstSecret (request: FastifyRequest): string {
 
 const csrf: FastifyPluginAsync<CsrfOptions> = async (fastify, opts) => {
   const options = validateOptions(CsrfOptionsSchema, opts, 'csrf')
-  const getToken = (options.getToken as CsrfOptions['getToken']) ?? tokenFromRequest
-  const sessionKey = options.sessionKey ?? '_csrf'
+  const getToken = options.getToken ?? tokenFromRequest
+  const sessionKey = options.sessionKey ?? DEFAULT_SESSION_KEY
 
   if (fastify.hasPlugin('@fastify/csrf-protection')) {
     // Its decorators would clash (FST_ERR_DEC_ALREADY_PRESENT) and its secrets are random per first call.

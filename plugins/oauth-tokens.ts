@@ -1,18 +1,20 @@
 // plugins/oauth-tokens.ts — validated OAuth token storage with single-flight
 // refresh. Registers @fastify/oauth2 (PKCE S256, our state functions) and
-// decorates `request.tokens`; routes/oauth.ts adds login/callback/logout.
+// decorates `request.tokens` and `fastify.oauthFlow`; routes/oauth.ts answers
+// login/callback/logout through those two and nothing else.
 import fp from 'fastify-plugin'
-import oauth2Plugin, { type OAuth2Namespace } from '@fastify/oauth2'
-import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
+import oauth2Plugin, { type OAuth2Namespace, type Token } from '@fastify/oauth2'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { errors } from '../lib/errors.ts'
-import { resolveOAuthOptions, describeProvider, fastifyOAuth2Options, type OAuthOptions, type ResolvedOAuthOptions } from '../lib/oauth/options.ts'
+import { resolveOAuthOptions, describeProvider, fastifyOAuth2Options, type OAuthOptions } from '../lib/oauth/options.ts'
 import { normalizeToken, tokenMetadata, type StoredToken, type TokenMetadata } from '../lib/oauth/token.ts'
 import { checkedTokenStore, sessionTokenStore, type TokenStore } from '../lib/oauth/store.ts'
 import { RefreshCoordinator, isRefreshTokenSpent, type RefreshCounters } from '../lib/oauth/refresh.ts'
-import { classifyTokenEndpointError } from '../lib/oauth/provider-errors.ts'
-import { captureRawAnswers, refreshGrant, type TokenClient } from '../lib/oauth/raw-answer.ts'
+import { classifyTokenEndpointError, codeOf, isEmptySuccess } from '../lib/oauth/provider-errors.ts'
+import { captureRawAnswers, rawAnswerOf, refreshGrant, type TokenClient } from '../lib/oauth/raw-answer.ts'
+import { parseCallbackQuery } from '../lib/oauth/callback-query.ts'
 import { assertBackupAllowed, withTokenBackup } from '../lib/oauth/backup.ts'
-import { checkState, generateState, stateCookieNames, UsedStates, type StateCookieNames } from '../lib/oauth/state.ts'
+import { checkState, generateState, stateCookieNames, UsedStates } from '../lib/oauth/state.ts'
 
 export type { OAuthOptions, StoredToken, TokenMetadata, TokenStore }
 
@@ -24,7 +26,33 @@ export interface RequestTokens {
   accessToken (): Promise<string>
   /** validates + normalizes + stores; throws FSS_TOKEN_INVALID */
   store (token: unknown): Promise<StoredToken>
+  /** deletes the stored token (not at the provider: see revoke()) */
   clear (): Promise<void>
+  /**
+   * Revokes the stored tokens at the provider (RFC 7009): the refresh token, then the access
+   * token. True when the provider accepted both; false when there is no token, the provider has
+   * no revocation endpoint (explicit endpoints without `revokeUrl`), or it failed (logged with
+   * its code only). Keeps the stored token: clear() drops it.
+   */
+  revoke (): Promise<boolean>
+}
+
+/** The authorization-code flow's steps, for the login, callback and logout routes. */
+export interface OAuthFlow {
+  /** where the routes answer and where a login lands, from the OAuth options */
+  readonly paths: { readonly login: string, readonly callback: string, readonly logout: string, readonly afterLogin: string }
+  /** whether logging out revokes the tokens at the provider first (`revokeOnLogout`) */
+  readonly revokeOnLogout: boolean
+  /** The provider's authorization URL for a new login; sets the state and PKCE verifier cookies. */
+  authorizationUrl (request: FastifyRequest, reply: FastifyReply): Promise<string>
+  /**
+   * The callback's checks and the code exchange: clears the single-use state and verifier cookies
+   * whatever the outcome; refuses a provider error, a missing, wrong or replayed state, a missing
+   * code or verifier; answers the validated token. Throws coded errors only; stores nothing.
+   */
+  exchangeCode (request: FastifyRequest, reply: FastifyReply): Promise<StoredToken>
+  /** Counts a login in `oauthInfo.counters`: a success without an argument, a failure by its error's code (FSS_* or `unknown`). */
+  recordLogin (error?: unknown): void
 }
 
 export interface OAuthInfo {
@@ -45,30 +73,19 @@ export interface OAuthInfo {
 }
 
 declare module 'fastify' {
-  interface FastifyInstance { oauthInfo: OAuthInfo }
+  interface FastifyInstance { oauthInfo: OAuthInfo, oauthFlow: OAuthFlow }
   interface FastifyRequest { tokens: RequestTokens }
 }
 
-/** What routes/oauth.ts needs; reached through getOAuthRuntime, never displayed. */
-export interface OAuthRuntime {
-  options: ResolvedOAuthOptions
-  oauth2: OAuth2Namespace
-  store: TokenStore
-  cookies: StateCookieNames
-  usedStates: UsedStates
-  info: OAuthInfo
-  normalize: (raw: unknown) => StoredToken
-}
-
-const kRuntime = Symbol.for('fastify-session-suite.oauth-runtime')
 const kTokens = Symbol('fss.oauth.requestTokens')
 /** @fastify/oauth2's decorator name (it also adds `oauth2FssOAuth2`). */
 export const OAUTH2_DECORATOR = 'fssOAuth2'
+// The state and verifier cookies' attributes, as @fastify/oauth2 sets them (fastifyOAuth2Options).
+const STATE_COOKIE = { path: '/', secure: true, httpOnly: true, sameSite: 'lax' as const }
 
-export function getOAuthRuntime (fastify: FastifyInstance): OAuthRuntime {
-  const runtime = (fastify as unknown as Record<symbol, OAuthRuntime | undefined>)[kRuntime]
-  if (runtime === undefined) throw new errors.FSS_OPTIONS_INVALID('oauth', 'register the oauth-tokens plugin before the OAuth routes')
-  return runtime
+// An RFC 6749 §4.1.2.1 error code is short ASCII; anything else is not echoed.
+function providerErrorCode (value: string): string {
+  return /^[a-z0-9_.-]{1,64}$/i.test(value) ? value : 'unrecognised error'
 }
 
 /** oauthInfo for an app without OAuth (the root plugin decorates this so health output has one shape). */
@@ -86,6 +103,8 @@ export function unconfiguredOAuthInfo (): OAuthInfo {
 const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) => {
   const opts = resolveOAuthOptions(rawOpts)
   if (opts.tokenBackup !== undefined) assertBackupAllowed()
+  // Where the lock meets the provider timeout: refused here, however the plugins were registered.
+  opts.refreshLock?.outlive?.(opts.timeout)
   const cookies = stateCookieNames(opts.hostPrefixedCookies)
 
   await fastify.register(oauth2Plugin, {
@@ -147,20 +166,90 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
     counters: counters as OAuthInfo['counters']
   }
   fastify.decorate('oauthInfo', info)
-  fastify.decorate(kRuntime, { options: opts, oauth2, store, cookies, usedStates: new UsedStates(opts.stateMaxAge * 1000), info, normalize } satisfies OAuthRuntime)
 
+  const usedStates = new UsedStates(opts.stateMaxAge * 1000)
+  const flow: OAuthFlow = {
+    paths: Object.freeze({ login: opts.loginPath, callback: opts.callbackPath, logout: opts.logoutPath, afterLogin: opts.redirectAfterLogin }),
+    revokeOnLogout: opts.revokeOnLogout,
+    authorizationUrl: (request, reply) => oauth2.generateAuthorizationUri(request, reply),
+    async exchangeCode (request, reply) {
+      // Single-use cookies: cleared on every outcome (the values were read from the request).
+      reply.clearCookie(cookies.state, STATE_COOKIE)
+      reply.clearCookie(cookies.verifier, STATE_COOKIE)
+      // Fastify's querystring parser gives an object of strings, or arrays of
+      // strings for repeated names; parseCallbackQuery refuses anything else
+      // (FSS_OAUTH_CALLBACK_INVALID), after the cookies above are cleared.
+      const query = parseCallbackQuery(request.query as Record<string, unknown>)
+      if (query.error !== undefined) throw new errors.FSS_OAUTH_DENIED(providerErrorCode(query.error))
+      usedStates.consume(checkState(request, cookies.state))
+      if (query.code === undefined) throw new errors.FSS_OAUTH_CODE_MISSING()
+      const verifier = request.cookies[cookies.verifier]
+      if (verifier === undefined || verifier === '') throw new errors.FSS_OAUTH_VERIFIER_MISSING()
+      let raw: unknown
+      try {
+        // Without `reply`: the cookies are already cleared above. It runs our
+        // state check again (pure) and POSTs code + code_verifier. The provider's
+        // raw JSON is what gets validated, not simple-oauth2's rewritten copy.
+        raw = await rawAnswerOf(() => oauth2.getAccessTokenFromAuthorizationCodeFlow(request))
+      } catch (err) {
+        throw classifyTokenEndpointError(err, 'authorization_code')
+      }
+      return normalize(raw)
+    },
+    recordLogin (error) {
+      if (error === undefined) {
+        counters.logins++
+        return
+      }
+      const code = codeOf(error)
+      counters.loginFailures[code] = (counters.loginFailures[code] ?? 0) + 1
+    }
+  }
+  fastify.decorate('oauthFlow', flow)
+
+  // simple-oauth2 would revoke at its default `/oauth/revoke` on the token host.
+  const canRevoke = 'issuer' in opts.provider || opts.provider.revokeUrl !== undefined
+  const context: TokenContext = { store, coordinator, normalize, refreshSkew: opts.refreshSkew, revoke: canRevoke ? (request, token) => revoke(oauth2, request, token) : undefined }
   // A getter, not a hook: requests that never touch tokens pay nothing. Built
   // once per request, on first access, then kept.
   fastify.decorateRequest(kTokens, null)
   fastify.decorateRequest('tokens', {
     getter (this: FastifyRequest): RequestTokens {
       const req = this as FastifyRequest & { [kTokens]: RequestTokens | null }
-      return (req[kTokens] ??= requestTokens(this, store, coordinator, normalize, opts.refreshSkew))
+      return (req[kTokens] ??= requestTokens(this, context))
     }
   })
 }
 
-function requestTokens (request: FastifyRequest, store: TokenStore, coordinator: RefreshCoordinator, normalize: (raw: unknown) => StoredToken, refreshSkew: number): RequestTokens {
+// RFC 7009: the refresh token first (servers should then drop its access
+// tokens too), then the access token. A failure is logged with its code only.
+async function revoke (oauth2: OAuth2Namespace, request: FastifyRequest, token: StoredToken): Promise<boolean> {
+  const revokeOne = async (type: 'refresh_token' | 'access_token'): Promise<void> => {
+    await oauth2.revokeToken(token as unknown as Token, type, undefined).catch((err: unknown) => {
+      if (!isEmptySuccess(err)) throw err
+    })
+  }
+  try {
+    if (token.refresh_token !== undefined) await revokeOne('refresh_token')
+    await revokeOne('access_token')
+    return true
+  } catch (err) {
+    const coded = classifyTokenEndpointError(err, 'refresh_token')
+    request.log.warn({ code: coded.code }, 'token revocation failed')
+    return false
+  }
+}
+
+interface TokenContext {
+  store: TokenStore
+  coordinator: RefreshCoordinator
+  normalize: (raw: unknown) => StoredToken
+  refreshSkew: number
+  /** undefined when the provider has no revocation endpoint */
+  revoke: ((request: FastifyRequest, token: StoredToken) => Promise<boolean>) | undefined
+}
+
+function requestTokens (request: FastifyRequest, { store, coordinator, normalize, refreshSkew, revoke }: TokenContext): RequestTokens {
   return {
     async metadata () {
       const token = await store.get(request)
@@ -209,6 +298,10 @@ function requestTokens (request: FastifyRequest, store: TokenStore, coordinator:
     },
     async clear () {
       await store.delete(request)
+    },
+    async revoke () {
+      const token = await store.get(request)
+      return token !== null && revoke !== undefined && await revoke(request, token)
     }
   }
 }

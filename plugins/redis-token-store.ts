@@ -3,50 +3,28 @@
 // Redis. It builds the pieces; the OAuth plugin uses them through its `store`
 // and `refreshLock` options (the root plugin wires them when `redis` is set).
 import fp from 'fastify-plugin'
-import { Type } from '@sinclair/typebox'
+import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
-import type { Redis } from 'ioredis'
-import { errors } from '../lib/errors.ts'
 import { validateOptions } from '../lib/options.ts'
-import { createRedisClient, redisHealth, waitReady, type RedisClient, type RedisHealth } from '../lib/redis/client.ts'
-import { createRedisTokenStore, type RecordCounters, type RedisTokenStore } from '../lib/redis/store.ts'
-import { createRefreshLock, type RefreshLock } from '../lib/redis/lock.ts'
-import { createFleetRefresh, type FleetRefresh } from '../lib/redis/fleet-refresh.ts'
-import { healthRegistry } from '../routes/health-checks.ts'
+import { createRedisClient, redisHealth, waitReady, type OwnedRedisClient, type RedisClient, type RedisHealth } from '../lib/redis/client.ts'
+import { createRedisTokenStore, type RecordCounters } from '../lib/redis/store.ts'
+import { createRedisLock, type RedisLock } from '../lib/redis/lock.ts'
+import { createRedisRefreshLock } from '../lib/redis/fleet-refresh.ts'
+import { healthRegistry } from '../lib/health.ts'
 import { getSecretKeyBytes } from './secret-keys.ts'
+import type { TokenStore } from '../lib/oauth/store.ts'
 import { isStoredToken, type StoredToken } from '../lib/oauth/token.ts'
-
-export interface RedisTokenStorePluginOptions {
-  /** `redis://host:port/db`; default `REDIS_URL`, else `redis://127.0.0.1:6379`. Ignored with `client`. */
-  url?: string
-  /** A connected ioredis client to share (e.g. `fastify.redis` from @fastify/redis). Not closed by this plugin. */
-  client?: Redis
-  /** Prefix of every key this plugin writes; default `fss:`. (Not `prefix`: Fastify reserves that for routes.) */
-  keyPrefix?: string
-  /** Token record lifetime in s from its first write; default the session's absoluteTimeout, else 30 days. */
-  ttl?: number
-  /** ms before a Redis command counts as an outage (503); default 1000. */
-  commandTimeout?: number
-  /** ms a refresh lock lives; default 10000. */
-  lockTtl?: number
-  /** ms a request waits for another instance's refresh; default lockTtl + 5000. */
-  maxWait?: number
-  /** ms a refresh result is handed to instances still holding the old refresh token; default 30000. */
-  handoffTtl?: number
-  /** ms a refresh failure is repeated to the fleet instead of calling the provider again; default 5000. */
-  failureTtl?: number
-  /** ms registration waits for a first connection before starting anyway (unhealthy); default 2000. */
-  startupWait?: number
-}
+import type { RefreshLock } from '../lib/oauth/refresh.ts'
 
 export interface RedisTokenStoreDecorator {
   /** The connection in use (shared or owned), e.g. for readiness checks. */
   client: RedisClient
   /** Pass to the OAuth plugin as `store`. */
-  store: RedisTokenStore<StoredToken>
-  lock: RefreshLock
-  /** Pass to the OAuth plugin as `refreshLock`. */
-  fleet: FleetRefresh
+  store: TokenStore
+  /** The SET NX lock per refresh token under `refreshLock`. */
+  lock: RedisLock
+  /** Pass to the OAuth plugin as `refreshLock`: one refresh across every instance. */
+  refreshLock: RefreshLock
   health: () => Promise<RedisHealth>
   /** Records read back from Redis that could not be used (each read as no token); for health and debug output. */
   counters: RecordCounters
@@ -56,19 +34,38 @@ declare module 'fastify' {
   interface FastifyInstance { redisTokenStore: RedisTokenStoreDecorator }
 }
 
-const Ms = Type.Integer({ minimum: 1, maximum: 600_000 })
+const REDIS_DEFAULTS = {
+  keyPrefix: 'fss:',
+  commandTimeout: 1000,
+  handoffTtl: 30_000,
+  failureTtl: 5000,
+  startupWait: 2000
+} as const
+
+/** A duration in milliseconds, 1 ms to 10 minutes. */
+const Ms = (description: string, extra: { default?: number } = {}) => Type.Integer({ minimum: 1, maximum: 600_000, description, ...extra })
+
 export const RedisTokenStoreOptionsSchema = Type.Object({
-  url: Type.Optional(Type.String({ pattern: '^rediss?://' })),
-  client: Type.Optional(Type.Unsafe<Redis>(Type.Any())),
-  keyPrefix: Type.Optional(Type.String({ maxLength: 100 })),
-  ttl: Type.Optional(Type.Integer({ minimum: 1 })),
-  commandTimeout: Type.Optional(Ms),
-  lockTtl: Type.Optional(Ms),
-  maxWait: Type.Optional(Ms),
-  handoffTtl: Type.Optional(Ms),
-  failureTtl: Type.Optional(Ms),
-  startupWait: Type.Optional(Ms)
+  url: Type.Optional(Type.String({ pattern: '^rediss?://', description: '`redis://[:password@]host:port/db` (`rediss://` for TLS). Default: `REDIS_URL`, else `redis://127.0.0.1:6379`. Ignored with `client`.' })),
+  client: Type.Optional(Type.Unsafe<RedisClient>(Type.Any({ tsType: 'ioredis Redis', description: 'A connected ioredis client to share (e.g. `fastify.redis` from @fastify/redis), used as is and not closed by this plugin. Without it, the plugin loads the optional peer dependency `ioredis` and connects itself.' }))),
+  keyPrefix: Type.Optional(Type.String({ maxLength: 100, description: 'Prefix of every key this plugin writes. (Not `prefix`: Fastify reserves that for routes.)', default: REDIS_DEFAULTS.keyPrefix })),
+  /** seconds; default the session's absoluteTimeout, else 30 days */
+  ttl: Type.Optional(Type.Integer({ minimum: 1, description: 'Seconds a token record lives from its first write (updates keep the rest). Default: the session\'s `absoluteTimeout`, else 30 days.' })),
+  /** ms @default 1000 */
+  commandTimeout: Type.Optional(Ms('Milliseconds before a Redis command counts as an outage (503 FSS_STORE_UNAVAILABLE).', { default: REDIS_DEFAULTS.commandTimeout })),
+  /** ms; default the OAuth plugin's timeout + 5000 */
+  lockTtl: Type.Optional(Ms('Milliseconds a refresh lock lives: above the OAuth plugin\'s `timeout`, which that plugin checks when it takes `refreshLock`. Default: that timeout + 5000 (15000 with its default).')),
+  /** ms; default lockTtl + 5000 */
+  maxWait: Type.Optional(Ms('Milliseconds a request waits for another instance\'s refresh before 504 FSS_TOKEN_PROVIDER_TIMEOUT. Default: `lockTtl` + 5000.')),
+  /** ms @default 30000 */
+  handoffTtl: Type.Optional(Ms('Milliseconds a refresh result is handed to instances still holding the old refresh token.', { default: REDIS_DEFAULTS.handoffTtl })),
+  /** ms @default 5000 */
+  failureTtl: Type.Optional(Ms('Milliseconds a refresh failure is repeated to the fleet instead of calling the provider again.', { default: REDIS_DEFAULTS.failureTtl })),
+  /** ms @default 2000 */
+  startupWait: Type.Optional(Ms('Milliseconds registration waits for a first connection before starting anyway (then /health reports Redis failing).', { default: REDIS_DEFAULTS.startupWait }))
 }, { additionalProperties: false })
+
+export type RedisTokenStorePluginOptions = Static<typeof RedisTokenStoreOptionsSchema>
 
 const DAY = 86_400
 
@@ -79,20 +76,17 @@ function sessionAbsoluteTimeout (fastify: FastifyInstance): number | undefined {
 
 const redisTokenStore: FastifyPluginAsync<RedisTokenStorePluginOptions> = async (fastify, opts) => {
   const options = validateOptions(RedisTokenStoreOptionsSchema, opts, 'redis')
-  const keys = getSecretKeyBytes(fastify)
-  if (keys === undefined || keys.length === 0) {
-    throw new errors.FSS_OPTIONS_INVALID('redis', 'no keyring: register the secret-keys or session plugin first')
-  }
-  const commandTimeout = options.commandTimeout ?? 1000
-  const lockTtl = options.lockTtl ?? 10_000
-  const prefix = options.keyPrefix ?? 'fss:'
+  // Never undefined: the keyring is a declared dependency.
+  const keys = getSecretKeyBytes(fastify) as Buffer[]
+  const commandTimeout = options.commandTimeout ?? REDIS_DEFAULTS.commandTimeout
+  const prefix = options.keyPrefix ?? REDIS_DEFAULTS.keyPrefix
   const owned = options.client === undefined
   const client: RedisClient = options.client ??
-    createRedisClient({ url: options.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', commandTimeout })
+    await createRedisClient({ url: options.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', commandTimeout })
   const log = fastify.log.child({ plugin: 'redis-token-store' })
   if (owned) {
     // ioredis emits 'error' on failed reconnects; unhandled, it would crash the process.
-    const emitter = client as Redis
+    const emitter = client as OwnedRedisClient
     let down = false
     let closing = false
     const lost = (reason: string): void => {
@@ -107,18 +101,18 @@ const redisTokenStore: FastifyPluginAsync<RedisTokenStorePluginOptions> = async 
     })
     fastify.addHook('onClose', async () => {
       closing = true
-      await client.quit().catch(() => (client as Redis).disconnect())
+      await client.quit().catch(() => emitter.disconnect())
     })
   }
-  if (!await waitReady(client, options.startupWait ?? 2000)) {
+  if (!await waitReady(client, options.startupWait ?? REDIS_DEFAULTS.startupWait)) {
     log.warn('Redis not reachable at start-up: starting anyway, /health reports it')
   }
 
-  const lock = createRefreshLock({ client, prefix, lockTtl, maxWait: options.maxWait ?? lockTtl + 5000, commandTimeout })
+  const lock = createRedisLock({ client, prefix, lockTtl: options.lockTtl, maxWait: options.maxWait, lockTtlOption: 'redis.lockTtl', commandTimeout })
   const counters: RecordCounters = { rejectedRecords: 0 }
   const decorator: RedisTokenStoreDecorator = {
     client,
-    store: createRedisTokenStore<StoredToken>({
+    store: createRedisTokenStore({
       client,
       keys,
       prefix,
@@ -130,8 +124,8 @@ const redisTokenStore: FastifyPluginAsync<RedisTokenStorePluginOptions> = async 
       log
     }),
     lock,
-    fleet: createFleetRefresh({
-      client, lock, keys, prefix, commandTimeout, log, counters, graceMs: options.handoffTtl ?? 30_000, backoffMs: options.failureTtl ?? 5000
+    refreshLock: createRedisRefreshLock({
+      client, lock, keys, prefix, commandTimeout, log, counters, graceMs: options.handoffTtl ?? REDIS_DEFAULTS.handoffTtl, backoffMs: options.failureTtl ?? REDIS_DEFAULTS.failureTtl
     }),
     health: () => redisHealth(client, commandTimeout),
     counters
@@ -145,4 +139,9 @@ const redisTokenStore: FastifyPluginAsync<RedisTokenStorePluginOptions> = async 
   })
 }
 
-export default fp(redisTokenStore, { fastify: '5.x', name: 'fastify-session-suite/redis-token-store' })
+export default fp(redisTokenStore, {
+  fastify: '5.x',
+  name: 'fastify-session-suite/redis-token-store',
+  // Its records are sealed with the keyring: a session with its own `key` has none to lend.
+  dependencies: ['fastify-session-suite/secret-keys']
+})

@@ -1,35 +1,33 @@
 // plugins/secret-keys.ts — loads the keyring once at registration; never
 // exposes key bytes in logs, errors or decorators meant for display.
 import fp from 'fastify-plugin'
-import { Type } from '@sinclair/typebox'
+import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { validateOptions } from '../lib/options.ts'
-import { loadKeyring, type KeyringInfo } from '../lib/keyring/load.ts'
+import { DEFAULT_APP_NAME, DEFAULT_ENV_VARS, loadKeyring, type KeyringInfo } from '../lib/keyring/load.ts'
 
 export type SecretKeyInfo = KeyringInfo
 
-export interface SecretKeysOptions {
-  /** names the default key file's folder: `<per-OS config dir>/<appName>/secret.key` */
-  appName?: string
-  /** environment variables tried in order (each also as NAME_FILE and NAME_PREVIOUS); default ['SESSION_SECRET_KEY'] */
-  envVars?: string[]
-  /** key file path, instead of the per-OS default */
-  keyFile?: string
-  /** the environment to read (default process.env) */
-  env?: Record<string, string | undefined>
-}
+export const SecretKeysOptionsSchema = Type.Object({
+  // No path separators: the name becomes one folder under the config dir.
+  appName: Type.Optional(Type.String({
+    pattern: '^(?!\\.\\.?$)[A-Za-z0-9._@-]+$',
+    description: 'Names the default key file\'s folder: `<per-OS config dir>/<appName>/secret.key`. No path separators.',
+    default: DEFAULT_APP_NAME
+  })),
+  envVars: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), {
+    description: 'Environment variables tried in order, each also read as NAME_FILE (a file holding the key) and NAME_PREVIOUS (older keys).',
+    default: DEFAULT_ENV_VARS
+  })),
+  keyFile: Type.Optional(Type.String({ minLength: 1, description: 'The key file, instead of `<per-OS config dir>/<appName>/secret.key`. Created (0600) when no variable gives a key and it does not exist.' })),
+  env: Type.Optional(Type.Record(Type.String(), Type.Union([Type.String(), Type.Undefined()]), { description: 'The environment to read the variables from, instead of `process.env` (tests, a vault loader).' }))
+}, { additionalProperties: false })
+
+export type SecretKeysOptions = Static<typeof SecretKeysOptionsSchema>
 
 declare module 'fastify' {
   interface FastifyInstance { secretKeys: SecretKeyInfo }
 }
-
-const OptionsSchema = Type.Object({
-  // No path separators: the name becomes one folder under the config dir.
-  appName: Type.Optional(Type.String({ pattern: '^(?!\\.\\.?$)[A-Za-z0-9._@-]+$' })),
-  envVars: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }))),
-  keyFile: Type.Optional(Type.String({ minLength: 1 })),
-  env: Type.Optional(Type.Record(Type.String(), Type.Union([Type.String(), Type.Undefined()])))
-}, { additionalProperties: false })
 
 // Key bytes live here, keyed by the info object that is decorated: nothing
 // reachable by enumerating, logging or serialising the instance holds them.
@@ -42,7 +40,7 @@ export function getSecretKeyBytes (fastify: FastifyInstance): Buffer[] | undefin
 }
 
 const secretKeys: FastifyPluginAsync<SecretKeysOptions> = async (fastify, opts) => {
-  const options = validateOptions(OptionsSchema, opts, 'secret')
+  const options = validateOptions(SecretKeysOptionsSchema, opts, 'secret')
   const ring = await loadKeyring(options)
   const info = Object.freeze({
     ...ring.info,

@@ -1,51 +1,28 @@
 // Encrypted cookie sessions: request.session is decoded on first access only,
 // written back only when it changed (or is due for a rolling re-issue), and
-// never as a Set-Cookie line over 4096 bytes (it is split into chunks).
-import { createHash } from 'node:crypto'
+// never as a Set-Cookie line over 4096 bytes (it is split into chunks). This
+// file wires the parts in lib/session/ to Fastify: options and keys, the lazy
+// request.session getter (reader.ts) and the onSend hook (writer.ts).
+// request.session is @fastify/secure-session's Session type: the reference makes
+// the published declarations load the augmentation that declares it (a module
+// augmentation alone does not make a compiler read that package's types).
+/// <reference types="@fastify/secure-session" preserve="true" />
 import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import type { Session } from '@fastify/secure-session'
-import secretKeys, { getSecretKeyBytes, type SecretKeysOptions } from './secret-keys.ts'
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import { getSecretKeyBytes } from './secret-keys.ts'
 import { errors } from '../lib/errors.ts'
-import { resolvePolicy, cookieAttributes, type SessionPolicy, type SameSite } from '../lib/session/policy.ts'
-import { readCookies, toSealed, toCookieValue, planCookies, requestBytes, MAX_REQUEST_COOKIE_BYTES, type ReceivedCookies } from '../lib/session/codec.ts'
-import { buildPayload, nowSeconds, type Payload, type RejectReason } from '../lib/session/payload.ts'
-import { createSession, kData, kCreated, kIssued, kOptions, kRegenerated, type SessionObject } from '../lib/session/session-object.ts'
+import { resolvePolicy, type SessionOptions, type SessionPolicy } from '../lib/session/policy.ts'
+import { kCreated, kIssued, kRegenerated } from '../lib/session/session-object.ts'
+import { sha256 } from '../lib/digest.ts'
 import { createSealer } from '../lib/session/sealer.ts'
+import { newCounters, readSession, type RequestState, type SessionCounters } from '../lib/session/reader.ts'
+import { createSessionWriter } from '../lib/session/writer.ts'
+import { SUITE_FIELD, suiteFieldNames } from '../lib/session/suite-fields.ts'
 
-export interface SessionOptions {
-  /** default `__Host-session` when secure, else `session` */
-  cookieName?: string
-  /** default true; false shows as a warning in sessionInfo */
-  secure?: boolean
-  sameSite?: SameSite
-  path?: string
-  domain?: string
-  httpOnly?: boolean
-  /** seconds, default 7 days: cookie Max-Age and server-side expiry alike */
-  idleTimeout?: number
-  /** seconds from creation, default 30 days */
-  absoluteTimeout?: number
-  /** seconds, default 1 hour: an unchanged session is re-issued at most this often */
-  rollingInterval?: number
-  /** 32-byte keys, newest first; default: the secret-keys plugin's keyring */
-  key?: Buffer | Buffer[]
-  /** options for the secret-keys plugin when this plugin registers it */
-  secret?: SecretKeysOptions
-}
+export type { SessionOptions }
 
-export interface SessionCounters {
-  /** requests that read a session cookie (lazy: routes that never touch request.session add nothing) */
-  decoded: number
-  issued: number
-  chunked: number
-  rolled: number
-  rotated: number
-  deleted: number
-  tooLarge: number
-  rejected: Record<string, number>
-}
+export type { SessionCounters }
 
 export interface SessionInfo { policy: SessionPolicy, counters: SessionCounters, warnings: string[] }
 
@@ -61,18 +38,21 @@ export interface SessionDetails {
   rejected?: string
 }
 
-declare module 'fastify' {
-  interface FastifyInstance { sessionInfo: SessionInfo }
+/**
+ * A service's own session fields, typed once for `request.session.get/set`:
+ * `declare module 'fastify-session-suite' { interface SessionData { cart?: Cart } }`.
+ * Augment this interface, not @fastify/secure-session's, which a service
+ * installed with pnpm cannot name.
+ */
+export interface SessionData {}
+type ServiceSessionData = SessionData
+
+declare module '@fastify/secure-session' {
+  interface SessionData extends ServiceSessionData {}
 }
 
-interface RequestState {
-  target: SessionObject
-  proxy: Session
-  received: ReceivedCookies
-  rotated: boolean
-  rejected?: RejectReason
-  written: boolean
-  policy: SessionPolicy
+declare module 'fastify' {
+  interface FastifyInstance { sessionInfo: SessionInfo }
 }
 
 const kState = Symbol('fss.session.state')
@@ -80,51 +60,13 @@ type WithState = FastifyRequest & { [kState]: RequestState | null }
 
 const session: FastifyPluginAsync<SessionOptions> = async (fastify, opts) => {
   const { policy, warnings } = resolvePolicy(opts)
-  const keys = await resolveKeys(fastify, opts)
+  const keys = resolveKeys(fastify, opts)
   if (!fastify.hasPlugin('@fastify/cookie')) await fastify.register(fastifyCookie)
   const sealer = await createSealer(fastify, keys, policy.idleTimeout, policy.absoluteTimeout)
 
-  const counters: SessionCounters = { decoded: 0, issued: 0, chunked: 0, rolled: 0, rotated: 0, deleted: 0, tooLarge: 0, rejected: {} }
+  const counters = newCounters()
   fastify.decorate('sessionInfo', { policy, counters, warnings })
-  const attrs = cookieAttributes(policy)
-  // Built once: @fastify/cookie copies the options it is given, never changes them.
-  const expireOptions = { ...attrs, maxAge: 0, expires: new Date(0) }
-  // The attributes of a line depend only on the options, and without
-  // session.options() only Max-Age varies (it is the idle timeout but near the
-  // absolute limit): one cached entry serves nearly every write.
-  let cachedMaxAge = -1
-  let cachedOptions = attrs
-  let cachedAttributeBytes = 0
-
-  function attributeBytes (options: typeof attrs): number {
-    // `name=` + value + attributes: measure with an empty value, once.
-    return Buffer.byteLength(fastify.serializeCookie(policy.cookieName, '', options)) - policy.cookieName.length - 1
-  }
-
-  function load (request: FastifyRequest): RequestState {
-    const received = readCookies(request.headers.cookie, policy.cookieName)
-    let reason: RejectReason | undefined = received.problem
-    let payload: Payload | undefined
-    let rotated = false
-    if (reason === undefined && received.value !== null) {
-      counters.decoded++
-      const sealed = toSealed(received.value)
-      const opened = sealed === null ? 'format' : sealer.open(sealed)
-      if (typeof opened === 'string') {
-        reason = opened
-      } else {
-        payload = opened.payload
-        rotated = opened.rotated
-      }
-    }
-    if (reason !== undefined) {
-      counters.rejected[reason] = (counters.rejected[reason] ?? 0) + 1
-      // Sizes and the reason only: never the cookie value.
-      request.log.debug({ reason, bytes: received.bytes, chunks: received.chunks }, 'session cookie rejected: empty session')
-    }
-    const { target, proxy } = createSession(payload)
-    return { target, proxy, received, rotated, rejected: reason, written: false, policy }
-  }
+  const write = createSessionWriter({ policy, sealer, counters, serializeCookie: fastify.serializeCookie })
 
   fastify.decorateRequest(kState, null)
   fastify.decorateRequest('session', {
@@ -132,60 +74,12 @@ const session: FastifyPluginAsync<SessionOptions> = async (fastify, opts) => {
       const req = this as WithState
       let state = req[kState]
       if (state === null) {
-        state = load(req)
+        state = readSession(req, policy, sealer, counters)
         req[kState] = state
       }
       return state.proxy
     }
   })
-
-  function expire (reply: FastifyReply, names: string[]): void {
-    for (const name of names) reply.setCookie(name, '', expireOptions)
-  }
-
-  function issue (request: FastifyRequest, reply: FastifyReply, state: RequestState): void {
-    const { target, received } = state
-    const now = nowSeconds()
-    const created = target[kCreated]
-    const maxAge = Math.min(policy.idleTimeout, created + policy.absoluteTimeout - now, target[kOptions]?.maxAge ?? Infinity)
-    if (maxAge <= 0) {
-      // The absolute limit passed during this request: end it instead.
-      expire(reply, received.names)
-      return
-    }
-    // An instance whose clock is behind the one that created the session would
-    // write createdAt > issuedAt, which the next read rejects: never issue
-    // before the creation time (the read side tolerates CLOCK_SKEW ahead).
-    const value = toCookieValue(sealer.seal(buildPayload(target[kData], created, Math.max(now, created))))
-    let options: typeof attrs
-    let suffix: number
-    if (target[kOptions] !== null) {
-      options = { ...attrs, ...target[kOptions], maxAge }
-      suffix = attributeBytes(options)
-    } else {
-      if (maxAge !== cachedMaxAge) {
-        cachedOptions = { ...attrs, maxAge }
-        cachedAttributeBytes = attributeBytes(cachedOptions)
-        cachedMaxAge = maxAge
-      }
-      options = cachedOptions
-      suffix = cachedAttributeBytes
-    }
-    const lines = planCookies(policy.cookieName, value, suffix)
-    const bytes = requestBytes(lines)
-    if (bytes > MAX_REQUEST_COOKIE_BYTES) {
-      counters.tooLarge++
-      request.log.error({ bytes, limit: MAX_REQUEST_COOKIE_BYTES, fields: Object.keys(target[kData]).length }, 'session too large for cookies: not written')
-      throw new errors.FSS_SESSION_TOO_LARGE(bytes, MAX_REQUEST_COOKIE_BYTES)
-    }
-    for (const line of lines) reply.setCookie(line.name, line.value, options)
-    expire(reply, received.names.filter((n) => !lines.some((l) => l.name === n)))
-    counters.issued++
-    if (lines.length > 1) {
-      counters.chunked++
-      request.log.warn({ bytes, chunks: lines.length }, 'session cookie split into chunks')
-    }
-  }
 
   fastify.addHook('onSend', (request, reply, payload, done) => {
     const state = (request as WithState)[kState]
@@ -193,21 +87,8 @@ const session: FastifyPluginAsync<SessionOptions> = async (fastify, opts) => {
     // nothing was decrypted.
     if (state === null || state.written) return done(null, payload)
     state.written = true
-    const { target, received } = state
     try {
-      if (target.deleted) {
-        counters.deleted++
-        expire(reply, received.names)
-      } else if (target.changed || state.rotated) {
-        if (state.rotated) counters.rotated++
-        issue(request, reply, state)
-      } else if (target[kIssued] !== undefined && nowSeconds() - target[kIssued] >= policy.rollingInterval) {
-        counters.rolled++
-        issue(request, reply, state)
-      } else if (state.rejected !== undefined) {
-        // A cookie we cannot use: expire it so the browser stops sending it.
-        expire(reply, received.names)
-      }
+      write(request, reply, state)
     } catch (err) {
       return done(err as Error)
     }
@@ -215,16 +96,23 @@ const session: FastifyPluginAsync<SessionOptions> = async (fastify, opts) => {
   })
 }
 
-async function resolveKeys (fastify: Parameters<FastifyPluginAsync>[0], opts: SessionOptions): Promise<Buffer[]> {
+/**
+ * The keys come from one place: `key`, or the keyring the secret-keys plugin
+ * loaded (it has one owner, and this plugin never registers it). Both at once
+ * would leave /health and the debug route describing a keyring the cookies do
+ * not use: refused.
+ */
+function resolveKeys (fastify: Parameters<FastifyPluginAsync>[0], opts: SessionOptions): Buffer[] {
+  const keyring = fastify.hasDecorator('secretKeys')
   if (opts.key !== undefined) {
+    if (keyring) throw new errors.FSS_OPTIONS_INVALID('session.key', 'the secret-keys plugin already loaded a keyring: give the keys in one place')
     const keys = Array.isArray(opts.key) ? opts.key : [opts.key]
     if (keys.length === 0 || !keys.every((k) => Buffer.isBuffer(k) && k.length === 32)) {
       throw new errors.FSS_OPTIONS_INVALID('session.key', 'expected a 32-byte Buffer or a non-empty array of them, newest first')
     }
     return keys
   }
-  if (!fastify.hasDecorator('secretKeys')) await fastify.register(secretKeys, { ...opts.secret })
-  const keys = getSecretKeyBytes(fastify)
+  const keys = keyring ? getSecretKeyBytes(fastify) : undefined
   if (keys === undefined || keys.length === 0) throw new errors.FSS_SESSION_NO_KEY()
   return keys
 }
@@ -233,8 +121,9 @@ async function resolveKeys (fastify: Parameters<FastifyPluginAsync>[0], opts: Se
 export function getSessionDetails (request: FastifyRequest): SessionDetails {
   const state = (request as Partial<WithState>)[kState]
   if (state === undefined) return { fields: [], encodedBytes: 0, chunks: 0 }
-  // Going through the getter decodes now if no one did.
+  // Going through the getter decodes now if no one did. The suite's own fields show as `fss.<name>`.
   const fields = Object.keys({ ...request.session.data() })
+    .flatMap((name) => name === SUITE_FIELD ? suiteFieldNames(request.session).map((own) => `${SUITE_FIELD}.${own}`) : [name])
   const { target, received, rejected, policy } = (request as WithState)[kState] as RequestState
   const details: SessionDetails = { fields, encodedBytes: received.bytes, chunks: received.chunks }
   const issued = target[kIssued]
@@ -259,7 +148,7 @@ export function receivedSessionDigest (request: FastifyRequest): Buffer | null {
   const deleted = request.session.deleted
   const { target, received, rejected } = (request as WithState)[kState] as RequestState
   if (deleted || received.value === null || rejected !== undefined || target[kRegenerated]) return null
-  return createHash('sha256').update(received.value).digest()
+  return sha256(received.value)
 }
 
 export default fp(session, { fastify: '5.x', name: 'fastify-session-suite/session' })

@@ -4,15 +4,15 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { SecretKeyInfo } from '../plugins/secret-keys.ts'
 import { getSessionDetails, type SessionInfo } from '../plugins/session.ts'
-import { optional, type Decorated } from './health-checks.ts'
+import { optionalDecorator, type Decorated } from './decorators.ts'
 import type { OAuthTestFlowResponse, SessionDebugResponse } from './schemas.ts'
 import type { OAuthInfo } from '../plugins/oauth-tokens.ts'
 
 type Instance = Decorated & Pick<FastifyInstance, 'hasRequestDecorator'>
 
 export function sessionDebug (fastify: Instance, request: FastifyRequest): SessionDebugResponse {
-  const key = optional<SecretKeyInfo>(fastify, 'secretKeys')
-  const info = optional<SessionInfo>(fastify, 'sessionInfo')
+  const key = optionalDecorator<SecretKeyInfo>(fastify, 'secretKeys')
+  const info = optionalDecorator<SessionInfo>(fastify, 'sessionInfo')
   const details = info === undefined ? undefined : getSessionDetails(request)
   return {
     key: key === undefined
@@ -31,7 +31,7 @@ export function sessionDebug (fastify: Instance, request: FastifyRequest): Sessi
 }
 
 export async function oauthTestFlow (fastify: Instance, request: FastifyRequest): Promise<OAuthTestFlowResponse> {
-  const info = optional<OAuthInfo>(fastify, 'oauthInfo')
+  const info = optionalDecorator<OAuthInfo>(fastify, 'oauthInfo')
   const meta = fastify.hasRequestDecorator('tokens') ? await request.tokens.metadata() : null
   return {
     configured: info?.configured ?? false,

@@ -1,54 +1,14 @@
-// The checks behind GET /health, and the registry other plugins add theirs to
-// (the Redis token store adds a ping). Every check reads snapshots the plugins
-// keep (policy, counters, key info): none touches a request or a session, so
-// /health never decrypts a cookie and never sets one.
+// The built-in checks behind GET /health (plugins add theirs to the registry in
+// lib/health.ts). Every check reads snapshots the plugins keep (policy,
+// counters, key info): none touches a request or a session, so /health never
+// decrypts a cookie and never sets one.
 import { stat } from 'node:fs/promises'
-import type { FastifyInstance } from 'fastify'
-import { errors } from '../lib/errors.ts'
 import { formatMode } from '../lib/keyring/key-file.ts'
+import type { HealthCheck } from '../lib/health.ts'
+import { optionalDecorator, type Decorated } from './decorators.ts'
 import type { SecretKeyInfo } from '../plugins/secret-keys.ts'
 import type { SessionInfo } from '../plugins/session.ts'
 import type { OAuthInfo } from '../plugins/oauth-tokens.ts'
-
-export type HealthCheckStatus = 'pass' | 'warn' | 'fail'
-export interface HealthCheckResult { status: HealthCheckStatus, detail: string }
-/** A check must not throw for an expected problem: answer `fail` with a detail (no secret values). */
-export type HealthCheck = () => HealthCheckResult | Promise<HealthCheckResult>
-
-export interface HealthRegistry {
-  /** Adds a named check to GET /health. Names are unique. */
-  add: (name: string, check: HealthCheck) => void
-  list: () => Array<{ name: string, check: HealthCheck }>
-}
-
-declare module 'fastify' {
-  interface FastifyInstance { sessionSuiteHealth: HealthRegistry }
-}
-
-/**
- * The registry on this instance, created on first use, so a plugin can add a
- * check whether it registers before or after the health route.
- */
-export function healthRegistry (fastify: FastifyInstance): HealthRegistry {
-  if (fastify.hasDecorator('sessionSuiteHealth')) return fastify.sessionSuiteHealth
-  const checks = new Map<string, HealthCheck>()
-  const registry: HealthRegistry = {
-    add (name, check) {
-      if (checks.has(name)) throw new errors.FSS_HEALTH_CHECK_DUPLICATE(name)
-      checks.set(name, check)
-    },
-    list: () => [...checks].map(([name, check]) => ({ name, check }))
-  }
-  fastify.decorate('sessionSuiteHealth', registry)
-  return registry
-}
-
-/** What the checks need of an instance, whatever its type provider. */
-export type Decorated = Pick<FastifyInstance, 'hasDecorator' | 'getDecorator'>
-
-export function optional<T> (fastify: Decorated, name: string): T | undefined {
-  return fastify.hasDecorator(name) ? fastify.getDecorator<T>(name) : undefined
-}
 
 /** `file:/srv/app/secret.key` → `file`: the health answer may be public, so no paths. */
 function sourceKind (source: string): string {
@@ -58,9 +18,9 @@ function sourceKind (source: string): string {
 
 export function keySourceCheck (fastify: Decorated): HealthCheck {
   return () => {
-    const info = optional<SecretKeyInfo>(fastify, 'secretKeys')
+    const info = optionalDecorator<SecretKeyInfo>(fastify, 'secretKeys')
     if (info === undefined) {
-      return optional(fastify, 'sessionInfo') === undefined
+      return optionalDecorator(fastify, 'sessionInfo') === undefined
         ? { status: 'fail', detail: 'no key loaded: register the secret-keys plugin' }
         : { status: 'pass', detail: 'key passed to the session plugin directly' }
     }
@@ -73,7 +33,7 @@ export function keySourceCheck (fastify: Decorated): HealthCheck {
 
 export function keyFileCheck (fastify: Decorated): HealthCheck {
   return async () => {
-    const file = optional<SecretKeyInfo>(fastify, 'secretKeys')?.file
+    const file = optionalDecorator<SecretKeyInfo>(fastify, 'secretKeys')?.file
     if (file === undefined) return { status: 'pass', detail: 'no key file in use' }
     // Re-read the mode now: a chmod or a deleted file after start-up shows here.
     let mode: number
@@ -91,7 +51,7 @@ export function keyFileCheck (fastify: Decorated): HealthCheck {
 
 export function cookiePolicyCheck (fastify: Decorated): HealthCheck {
   return () => {
-    const info = optional<SessionInfo>(fastify, 'sessionInfo')
+    const info = optionalDecorator<SessionInfo>(fastify, 'sessionInfo')
     if (info === undefined) return { status: 'fail', detail: 'session plugin not registered' }
     const { policy, warnings } = info
     const summary = `${policy.cookieName}: Secure=${policy.secure}, HttpOnly=${policy.httpOnly}, SameSite=${policy.sameSite}, Path=${policy.path}` +
@@ -106,7 +66,7 @@ export function cookiePolicyCheck (fastify: Decorated): HealthCheck {
 
 export function cookieSizeCheck (fastify: Decorated): HealthCheck {
   return () => {
-    const info = optional<SessionInfo>(fastify, 'sessionInfo')
+    const info = optionalDecorator<SessionInfo>(fastify, 'sessionInfo')
     if (info === undefined) return { status: 'fail', detail: 'session plugin not registered' }
     const { issued, chunked, tooLarge, rejected } = info.counters
     const rejectedText = Object.entries(rejected).map(([reason, n]) => `${reason} ${n}`).join(', ')
@@ -123,7 +83,7 @@ export const REFRESH_FAILURE_WARN_MS = 10 * 60_000
 
 export function oauthCheck (fastify: Decorated): HealthCheck {
   return () => {
-    const info = optional<OAuthInfo>(fastify, 'oauthInfo')
+    const info = optionalDecorator<OAuthInfo>(fastify, 'oauthInfo')
     if (info === undefined || !info.configured) return { status: 'pass', detail: 'OAuth not configured: sessions only' }
     const failure = info.lastRefreshFailure
     if (failure !== undefined && failure !== null) {

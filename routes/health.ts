@@ -3,23 +3,23 @@
 // registry. healthy/degraded answer 200 so a load balancer keeps a degraded
 // instance in rotation; unhealthy answers 503.
 import fp from 'fastify-plugin'
-import { Type } from '@sinclair/typebox'
+import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { validateOptions } from '../lib/options.ts'
 import { HealthResponseSchema } from './schemas.ts'
-import { builtInChecks, healthRegistry, type HealthCheck, type HealthCheckResult } from './health-checks.ts'
+import { healthRegistry, type HealthCheck, type HealthCheckResult } from '../lib/health.ts'
+import { builtInChecks } from './health-checks.ts'
+import { TAGS } from './openapi.ts'
 
-export interface HealthOptions {
-  /** Route path; default `/health`. */
-  path?: string
-  /** Milliseconds one check may take before it counts as `fail`; default 2000. */
-  timeout?: number
-}
+const HEALTH_DEFAULTS = { path: '/health', timeout: 2000 } as const
 
 export const HealthOptionsSchema = Type.Object({
-  path: Type.Optional(Type.String({ pattern: '^/', maxLength: 200 })),
-  timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 60_000 }))
+  path: Type.Optional(Type.String({ pattern: '^/', maxLength: 200, description: 'The route\'s path.', default: HEALTH_DEFAULTS.path })),
+  /** ms @default 2000 */
+  timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 60_000, description: 'Milliseconds one check may take before it counts as `fail` (1 to 60000).', default: HEALTH_DEFAULTS.timeout }))
 }, { additionalProperties: false })
+
+export type HealthOptions = Static<typeof HealthOptionsSchema>
 
 /** Only the code: an error message from a driver may carry a connection string. */
 function thrown (err: unknown): HealthCheckResult {
@@ -38,13 +38,14 @@ async function runCheck (check: HealthCheck, timeout: number): Promise<HealthChe
 }
 
 const health: FastifyPluginAsyncTypebox<HealthOptions> = async (fastify, opts) => {
-  const { path = '/health', timeout = 2000 } = validateOptions(HealthOptionsSchema, opts, 'health')
+  const { path = HEALTH_DEFAULTS.path, timeout = HEALTH_DEFAULTS.timeout } = validateOptions(HealthOptionsSchema, opts, 'health')
   const registry = healthRegistry(fastify)
   const builtIn = builtInChecks(fastify)
 
   fastify.get(path, {
     schema: {
       summary: 'Session suite health: key, cookie policy, OAuth and plugin checks',
+      tags: [TAGS.health],
       response: { 200: HealthResponseSchema, 503: HealthResponseSchema }
     }
   }, async (_request, reply) => {

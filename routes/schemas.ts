@@ -18,7 +18,10 @@ export const HealthResponseSchema = Type.Object({
 })
 export type HealthResponse = Static<typeof HealthResponseSchema>
 
-/** Fastify's own error shape, declared so error answers are serialized by schema too. */
+/**
+ * Fastify's own error shape, declared so error answers are serialized by schema too: nothing
+ * else is sent. `code` is there for every error the suite throws; an uncoded error has none.
+ */
 export const ErrorResponse = Type.Object({
   statusCode: Type.Integer(),
   code: Type.Optional(Type.String()),

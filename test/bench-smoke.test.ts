@@ -7,9 +7,12 @@ import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { tempDir } from './helper.ts'
+import { throughputCases } from '../bench/lib/cases.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const ROW_IDS = ['1', '2', '3', '4', '5', '6', '7a', '7b', '7c', '7d', '8', '9a', '9b', '9c']
+const CASES = throughputCases({ rollingIntervalSeconds: 1 })
+// every throughput row the harness defines, then the refresh storm and the start-up rows
+const ROW_IDS = [...CASES.map((c) => c.id), '8', '9a', '9b', '9c']
 
 // Two child runs of tens of seconds each, more on a busy CI machine: the
 // root timeout (sent to the tap runner) overrides .taprc's 120 s for this file.
@@ -73,12 +76,28 @@ t.test('npm run bench -- --quick prints and writes the whole table, elsewhere th
     if (!id.startsWith('9')) t.match(cells[3], /^\d+$/, `#${id} has a p99`)
     t.match(cells[6], /^(—|met|missed)(<br>(—|met|missed))*$/, `#${id} reports targets as met / missed / none`)
   }
-  for (const id of ['2', '4', '7b', '7c', '8', '9a']) t.match(rows.get(id)?.[5] ?? '', /\S/, `#${id} shows the issue's target`)
+  for (const id of [...CASES.filter((c) => c.targets !== undefined).map((c) => c.id), '8', '9a']) {
+    t.match(rows.get(id)?.[5] ?? '', /≥|exactly|</, `#${id} shows its goal`)
+  }
+  // a ratio is a median with the spread of the per-round ratios beside it
+  for (const c of CASES.filter((c) => c.targets !== undefined || c.baseline !== undefined)) {
+    const cells = rows.get(c.id) as string[]
+    if (cells[6] !== 'n/a') t.match(cells[4], /\d+\.\d\d× (#\w+|this) \(\d+\.\d\d–\d+\.\d\d\)/, `#${c.id} shows its ratio with the spread`)
+  }
+  t.match(rows.get('2b')?.[7] ?? '', /cookie \d+ B in 1/, '#2b is sent a session cookie (#2c\'s)')
   t.match(rows.get('6')?.[4] ?? '', /Set-Cookie in \d+ responses|n\/a/, '#6 reports the Set-Cookie share')
   t.match(rows.get('8')?.[4] ?? '', /calls for \d+ refresh tokens|n\/a/, '#8 reports calls per refresh token')
 
   t.match(result.stdout, /^#\s+case\s+req\/s/m, 'the table is printed too')
   t.match(result.stdout, /Node v\d+/, 'with the machine in the header')
+})
+
+t.test('npm run bench:cache -- --quick prints the decoded-session cache micro-benchmark', { timeout: 120_000 }, async (t) => {
+  const result = await run('bench/decoded-cache.ts', ['--quick'])
+  t.equal(result.code, 0, `it exits 0 (stderr: ${result.stderr.slice(-500)})`)
+  for (const size of ['Token-set session', 'Chunked session']) t.match(result.stdout, new RegExp(`${size} .*: cookie \\d+ B`), `the ${size.toLowerCase()}`)
+  for (const path of ['decode today', 'cache hit', 'cache miss']) t.match(result.stdout, new RegExp(`\\| ${path}[^|]* \\| \\d`), `a figure for the ${path} path`)
+  t.match(result.stdout, /Memory, token-set session: \d+ B per entry on the heap .+, \d+ B per entry as the cache counts it/, 'the heap an entry takes')
 })
 
 t.test('npm run soak runs bounded and reports every measure', { timeout: 120_000 }, async (t) => {
@@ -95,4 +114,24 @@ t.test('npm run soak runs bounded and reports every measure', { timeout: 120_000
     t.match(report, new RegExp(`\\| ${measure.replace(/[/]/g, '\\/')} \\| [^|]+ \\|`), `the report has ${measure}`)
   }
   t.match(report, /\| requests \| [1-9]\d* /, 'the soak sent requests')
+})
+
+t.test('bench and soak answer --help with the usage (exit 0) and an unknown flag with the usage (exit 2), no stack trace', { timeout: 60_000 }, async (t) => {
+  for (const [script, command] of [['bench/run.ts', 'npm run bench'], ['bench/soak.ts', 'npm run soak']]) {
+    const [help, short, unknown, stray] = await Promise.all([
+      run(script, ['--help']), run(script, ['-h']), run(script, ['--bogus']), run(script, ['stray'])
+    ])
+    for (const r of [help, short]) {
+      t.equal(r.code, 0, `${command} --help exits 0`)
+      t.match(r.stdout, new RegExp(`^Usage: ${command} -- \\[options\\]\\n[\\s\\S]*--duration`), 'the usage, on stdout')
+      t.equal(r.stderr, '')
+    }
+    t.equal(unknown.code, 2, `${command} --bogus exits 2`)
+    t.match(unknown.stderr, /^Unknown option '--bogus'[\s\S]*Usage:/)
+    t.equal(stray.code, 2, `${command} with a stray argument exits 2`)
+    for (const r of [unknown, stray]) {
+      t.equal(r.stdout, '', 'nothing was measured')
+      t.notMatch(r.stderr, /^\s+at /m, 'no stack trace')
+    }
+  }
 })

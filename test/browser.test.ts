@@ -11,6 +11,7 @@ import { copyFile, mkdir } from 'node:fs/promises'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium, type BrowserContext } from 'playwright-core'
+import { programPath } from './fixtures/programs.ts'
 import { captureLogs, tempDir } from './helper.ts'
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)))
@@ -78,7 +79,7 @@ t.test('a browser logs in, stays logged in across a reload and a server restart,
   t.equal(url, `http://127.0.0.1:${port}/`)
 
   const context = await chromium.launchPersistentContext(join(dir, 'profile'), {
-    executablePath: '/usr/bin/chromium',
+    executablePath: programPath('chromium'),
     headless: true,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--disable-quic']

@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto'
 import { chmod, readFile, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { main, USAGE } from '../lib/keyring/cli.ts'
-import { encodeKey, fingerprint } from '../lib/keyring/format.ts'
+import { encodeKey } from '../lib/keyring/format.ts'
+import { fingerprint } from '../lib/digest.ts'
 import { readKeyFile } from '../lib/keyring/key-file.ts'
 import { secretForms, tempDir } from './helper.ts'
 
@@ -144,8 +145,16 @@ t.test('usage errors exit 2 with the usage; --help and -h exit 0 whatever else i
   const bogus = await run(['check', '--bogus'])
   t.equal(bogus.code, 2)
   t.match(bogus.stderr, /Unknown option '--bogus'[\s\S]*Usage:/)
-  t.same(await run(['--help']), { code: 0, stdout: '', stderr: USAGE + '\n' })
-  t.same(await run(['rotate', '-h', '--file', '/nonexistent/x']), { code: 0, stdout: '', stderr: USAGE + '\n' }, 'help does not run the command')
+  t.same(await run(['--help']), { code: 0, stdout: USAGE + '\n', stderr: '' })
+  t.same(await run(['rotate', '-h', '--file', '/nonexistent/x']), { code: 0, stdout: USAGE + '\n', stderr: '' }, 'help does not run the command')
+})
+
+t.test('an --app that is not a plain folder name is an option error, and no file is written', async (t) => {
+  for (const app of ['..', '../elsewhere', 'a/b']) {
+    const r = await run(['rotate', '--app', app])
+    t.equal(r.code, 1, app)
+    t.match(r.stderr, /^problem: FSS_OPTIONS_INVALID: Invalid option appName: must be a plain folder name/)
+  }
 })
 
 t.test('rotate refuses a key file it could not load and leaves it as it was', async (t) => {

@@ -5,6 +5,7 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { chromium, type Browser } from 'playwright-core'
+import { programPath } from './fixtures/programs.ts'
 import { build, captureLogs } from './helper.ts'
 import session from '../plugins/session.ts'
 import csrf from '../plugins/csrf.ts'
@@ -12,7 +13,7 @@ import csrf from '../plugins/csrf.ts'
 let browser: Browser
 t.before(async () => {
   // Debian's Chromium, never a downloaded one; no sandbox as the tests may run as root.
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] })
+  browser = await chromium.launch({ executablePath: programPath('chromium'), args: ['--no-sandbox'] })
 })
 t.teardown(() => browser.close())
 

@@ -1,7 +1,7 @@
-// The seed app's bug: "CSRF token failures after every restart". Tokens here
-// are checked against a secret inside the encrypted session, so they live as
-// long as the session does: through a restart on the same key file, and
-// through a rotation that keeps the old key behind the new one.
+// CSRF tokens must not fail after a restart. They are checked against a
+// secret inside the encrypted session, so they live as long as the session
+// does: through a restart on the same key file, and through a rotation that
+// keeps the old key behind the new one.
 import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'

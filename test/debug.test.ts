@@ -130,7 +130,7 @@ t.test('session debug shows the key, the policy and field names, never a value',
   const cookie = sessionCookie(stored)!
   const res = await app.inject({ url: '/api/session/debug', cookies: { '__Host-session': cookie } })
   const body = res.json()
-  t.same(body.session.fields, ['fssPersistenceTest'])
+  t.same(body.session.fields, ['fss.persistenceTest'], 'the suite\'s own field, under its namespace')
   t.ok(body.session.createdAt <= Date.now() && body.session.expiresAt > Date.now())
   t.equal(body.session.chunks, 1)
   t.equal(body.session.encodedBytes, cookie.length)

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { Type } from '@sinclair/typebox'
-import { errors } from '../lib/errors.ts'
+import createError from '@fastify/error'
+import { errors, FssError } from '../lib/errors.ts'
 import { validateOptions } from '../lib/options.ts'
 
 t.test('every error code is FSS_-prefixed and matches its key', async (t) => {
@@ -9,6 +10,20 @@ t.test('every error code is FSS_-prefixed and matches its key', async (t) => {
     t.equal(err.code, name)
     t.match(name, /^FSS_[A-Z_]+$/)
   }
+})
+
+t.test('every suite error is an FssError (option errors also TypeErrors); no other error is', async (t) => {
+  for (const [name, Ctor] of Object.entries(errors)) {
+    const err = new (Ctor as new (...a: unknown[]) => Error)('a', 'b')
+    t.ok(err instanceof FssError, `${name} instanceof FssError`)
+    t.ok(err instanceof Error, `${name} instanceof Error`)
+    t.ok(err instanceof Ctor, `${name} instanceof its own class`)
+    t.equal(err instanceof TypeError, name === 'FSS_OPTIONS_INVALID', `${name}: a TypeError only for options`)
+  }
+  const lookalike = Object.assign(new Error('x'), { code: 'FSS_TOKEN_MISSING' })
+  t.notOk(lookalike instanceof FssError, 'an FSS_ code on another error does not make it ours')
+  t.notOk(new (createError('FST_X', 'x', 500))() instanceof FssError, 'another @fastify/error class is not ours')
+  for (const value of [null, undefined, 42, 'FSS_TOKEN_MISSING'] as unknown[]) t.notOk((value as object) instanceof FssError, String(value))
 })
 
 t.test('options validation names the option path, not the value', async (t) => {

@@ -91,7 +91,7 @@ t.test('SameSite=None with a Domain is reported', async (t) => {
 
 t.test('sessions that needed chunked cookies degrade health; rejected cookies are only counted', async (t) => {
   const { app } = await suite(t, {}, (app) => app.post('/big', async (request) => {
-    request.session.set('fssPersistenceTest', { nonce: randomBytes(3000).toString('base64'), storedAt: 0 })
+    request.session.set('bigField' as never, randomBytes(3000).toString('base64') as never)
     return { ok: true }
   }))
   await app.inject({ method: 'GET', url: '/api/session/test-persistence', cookies: { '__Host-session': 'garbage' } })
@@ -105,7 +105,7 @@ t.test('sessions that needed chunked cookies degrade health; rejected cookies ar
 
 t.test('a session too large for any cookie shows as a warning', async (t) => {
   const { app } = await suite(t, {}, (app) => app.post('/huge', async (request) => {
-    request.session.set('fssPersistenceTest', { nonce: randomBytes(20_000).toString('base64'), storedAt: 0 })
+    request.session.set('bigField' as never, randomBytes(20_000).toString('base64') as never)
     return { ok: true }
   }))
   t.equal((await app.inject({ method: 'POST', url: '/huge' })).statusCode, 500)

@@ -2,7 +2,8 @@ import t from 'tap'
 import fc from 'fast-check'
 import { hkdfSync, randomBytes, createHash } from 'node:crypto'
 import { secretForms } from './helper.ts'
-import { decodeMaterial, decodeSecret, decodeFileKey, encodeKey, fingerprint, HKDF_INFO } from '../lib/keyring/format.ts'
+import { decodeMaterial, decodeSecret, decodeFileKey, encodeKey, HKDF_INFO } from '../lib/keyring/format.ts'
+import { fingerprint } from '../lib/digest.ts'
 
 const code = (fn: () => unknown): string | undefined => {
   try { fn() } catch (e) { return (e as { code?: string }).code }

@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto'
 import { chmod, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { loadKeyring, defaultKeyFile } from '../lib/keyring/load.ts'
-import { decodeSecret, encodeKey, fingerprint } from '../lib/keyring/format.ts'
+import { decodeSecret, encodeKey } from '../lib/keyring/format.ts'
+import { fingerprint } from '../lib/digest.ts'
 import { secretForms, tempDir } from './helper.ts'
 
 const b64 = (k: Buffer): string => k.toString('base64')

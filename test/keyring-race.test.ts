@@ -2,7 +2,7 @@ import t from 'tap'
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { fingerprint } from '../lib/keyring/format.ts'
+import { fingerprint } from '../lib/digest.ts'
 import { runTsx, tempDir } from './helper.ts'
 
 const fixture = fileURLToPath(new URL('./fixtures/keyring-race.ts', import.meta.url))

@@ -4,7 +4,8 @@ import { chmod, chown, readFile, readdir, stat, writeFile } from 'node:fs/promis
 import { join } from 'node:path'
 import { rotateKeyFile } from '../lib/keyring/rotate.ts'
 import { readKeyFile } from '../lib/keyring/key-file.ts'
-import { encodeKey, fingerprint } from '../lib/keyring/format.ts'
+import { encodeKey } from '../lib/keyring/format.ts'
+import { fingerprint } from '../lib/digest.ts'
 import { tempDir } from './helper.ts'
 
 async function ring (dir: string, n: number): Promise<{ path: string, keys: Buffer[] }> {

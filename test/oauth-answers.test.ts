@@ -7,7 +7,7 @@ import t, { type Test } from 'tap'
 import fc from 'fast-check'
 import { startOidcServer, type OidcServer } from './fixtures/oidc-server.ts'
 import { startOAuthApp, type OAuthApp, type HttpBrowser } from './fixtures/oauth-app.ts'
-import { fingerprint } from '../lib/oauth/token.ts'
+import { fingerprint } from '../lib/digest.ts'
 
 let oidc: OidcServer
 let env: OAuthApp

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { startOidcServer, type OidcServer } from './fixtures/oidc-server.ts'
 import { startOAuthApp, type HttpBrowser } from './fixtures/oauth-app.ts'
-import { fingerprint } from '../lib/oauth/token.ts'
+import { fingerprint } from '../lib/digest.ts'
 
 let oidc: OidcServer
 t.before(async () => { oidc = await startOidcServer() })
@@ -128,6 +128,25 @@ t.test('logout with revokeOnLogout revokes the refresh and access tokens', async
   const again = await b.request('/logout', { method: 'POST' })
   t.same(again.json(), { loggedOut: true, revoked: false })
   t.equal(oidc.revokeCalls, before + 2)
+})
+
+t.test('request.tokens.revoke() revokes at the provider and keeps the stored token; false with nothing to revoke or nowhere to send it', async (t) => {
+  const { browser } = await startOAuthApp(t, oidc)
+  const b = browser()
+  t.same((await b.request('/api/revoke', { method: 'POST' })).json(), { revoked: false }, 'no token: nothing to revoke')
+  await b.login()
+  const before = oidc.revokeCalls
+  t.same((await b.request('/api/revoke', { method: 'POST' })).json(), { revoked: true })
+  t.equal(oidc.revokeCalls, before + 2, 'the refresh token, then the access token')
+  t.not((await b.request('/api/meta')).json().meta, null, 'revoking is not clearing: the app decides when to clear()')
+
+  // Explicit endpoints without revokeUrl: simple-oauth2 would guess /oauth/revoke on the token host.
+  const { browser: other } = await startOAuthApp(t, oidc, { provider: { authorizeUrl: oidc.endpoints.authorize, tokenUrl: oidc.endpoints.token } })
+  const c = other()
+  await c.login()
+  const calls = oidc.revokeCalls
+  t.same((await c.request('/api/revoke', { method: 'POST' })).json(), { revoked: false })
+  t.equal(oidc.revokeCalls, calls, 'no call without a revocation endpoint')
 })
 
 t.test('a token without a refresh token is revoked alone', async (t) => {

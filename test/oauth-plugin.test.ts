@@ -8,7 +8,7 @@ import Fastify, { type FastifyRequest } from 'fastify'
 import session from '../plugins/session.ts'
 import oauthTokens, { unconfiguredOAuthInfo, type StoredToken, type TokenStore } from '../plugins/oauth-tokens.ts'
 import oauthRoutes from '../routes/oauth.ts'
-import { fingerprint } from '../lib/oauth/token.ts'
+import { fingerprint } from '../lib/digest.ts'
 import { resolveOAuthOptions } from '../lib/oauth/options.ts'
 import { startOidcServer, type OidcServer } from './fixtures/oidc-server.ts'
 import { startOAuthApp } from './fixtures/oauth-app.ts'
@@ -38,6 +38,7 @@ t.test('invalid options fail registration naming the option, never a value', asy
     [{ store: { get: () => null } }, /oauth\.store/],
     [{ store: null }, /oauth\.store/],
     [{ refreshLock: {} }, /oauth\.refreshLock/],
+    [{ refreshLock: { refresh: async () => null, outlive: 5000 } }, /oauth\.refreshLock/],
     [{ revokeOnLogout: true }, /oauth\.provider\.revokeUrl/]
   ]
   for (const [patch, where] of cases) {
@@ -58,7 +59,8 @@ t.test('the plugin needs the session plugin, and the routes need the plugin', as
   await t.rejects(async () => { await alone.ready() }, /fastify-session-suite\/session/)
   const routes = await build(t)
   routes.register(oauthRoutes)
-  await t.rejects(async () => { await routes.ready() }, { code: 'FSS_OPTIONS_INVALID', message: /oauth-tokens plugin/ })
+  // Declared with fastify-plugin's `dependencies`: Fastify names what is missing.
+  await t.rejects(async () => { await routes.ready() }, { code: 'FST_ERR_PLUGIN_DEPENDENCY_NOT_REGISTERED', message: /fastify-session-suite\/oauth-tokens/ })
 })
 
 t.test('an unreachable discovery issuer fails start-up', async (t) => {

@@ -4,7 +4,7 @@ import t, { type Test } from 'tap'
 import FakeTimers from '@sinonjs/fake-timers'
 import { startOidcServer, type OidcServer } from './fixtures/oidc-server.ts'
 import { startOAuthApp, until, type OAuthApp, type HttpBrowser } from './fixtures/oauth-app.ts'
-import { fingerprint } from '../lib/oauth/token.ts'
+import { fingerprint } from '../lib/digest.ts'
 import { oauthCheck, REFRESH_FAILURE_WARN_MS } from '../routes/health-checks.ts'
 
 let oidc: OidcServer

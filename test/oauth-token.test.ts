@@ -2,7 +2,8 @@
 // seconds, never "never expires"; and the error classification it feeds.
 import t from 'tap'
 import fc from 'fast-check'
-import { normalizeToken, tokenMetadata, fingerprint, isStoredToken, MAX_TOKEN_LIFETIME, MAX_TOKEN_BYTES } from '../lib/oauth/token.ts'
+import { normalizeToken, tokenMetadata, isStoredToken, MAX_TOKEN_LIFETIME, MAX_TOKEN_BYTES } from '../lib/oauth/token.ts'
+import { fingerprint } from '../lib/digest.ts'
 import { classifyTokenEndpointError, codeOf, failureKind, isEmptySuccess } from '../lib/oauth/provider-errors.ts'
 import { errors } from '../lib/errors.ts'
 import { fastifyOAuth2Options, resolveOAuthOptions } from '../lib/oauth/options.ts'

@@ -5,8 +5,8 @@ import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { startRedis, type RedisServer } from './fixtures/redis-server.ts'
-import { createRefreshLock, lockKey, type RefreshLock } from '../lib/redis/lock.ts'
-import { createFleetRefresh, handoffKey } from '../lib/redis/fleet-refresh.ts'
+import { createRedisLock, lockKey, type RedisLock } from '../lib/redis/lock.ts'
+import { createRedisRefreshLock, handoffKey } from '../lib/redis/fleet-refresh.ts'
 import { createRedisClient, waitReady } from '../lib/redis/client.ts'
 import { errors } from '../lib/errors.ts'
 import Fastify from 'fastify'
@@ -21,7 +21,8 @@ t.before(async () => {
 t.teardown(() => Promise.all(clients.map((c) => c.quit().catch(() => c.disconnect()))))
 
 async function client (): Promise<Redis> {
-  const c = createRedisClient({ url: redis.url, commandTimeout: 1000 })
+  // The full ioredis type: these tests also read keys the lock never touches (pttl, exists).
+  const c = await createRedisClient({ url: redis.url, commandTimeout: 1000 }) as Redis
   c.on('error', () => {})
   clients.push(c)
   if (!await waitReady(c, 5000)) throw new Error('redis client not ready')
@@ -29,8 +30,8 @@ async function client (): Promise<Redis> {
 }
 
 const name = (): string => 'rt-' + randomBytes(16).toString('base64url')
-async function lockOn (opts: Partial<Parameters<typeof createRefreshLock>[0]> = {}): Promise<RefreshLock> {
-  return createRefreshLock({ client: await client(), prefix: 'lk:', lockTtl: 5000, maxWait: 8000, commandTimeout: 1000, ...opts })
+async function lockOn (opts: Partial<Parameters<typeof createRedisLock>[0]> = {}): Promise<RedisLock> {
+  return createRedisLock({ client: await client(), prefix: 'lk:', lockTtl: 5000, maxWait: 8000, commandTimeout: 1000, ...opts })
 }
 
 t.test('one holder at a time; release frees the lock; a stale owner cannot free a successor\'s lock', async (t) => {
@@ -101,9 +102,9 @@ t.test('a live holder slower than maxWait: the waiter gives up with a coded time
 
 t.test('fleet refresh hands the winner\'s result, or its failure, to the other instances', async (t) => {
   const keys = [randomBytes(32)]
-  const fleet = async (): Promise<ReturnType<typeof createFleetRefresh>> => {
+  const fleet = async (): Promise<ReturnType<typeof createRedisRefreshLock>> => {
     const c = await client()
-    return createFleetRefresh({ client: c, lock: createRefreshLock({ client: c, prefix: 'fl:', lockTtl: 5000, maxWait: 8000, commandTimeout: 1000 }), keys, prefix: 'fl:', graceMs: 30_000, backoffMs: 5000, commandTimeout: 1000 })
+    return createRedisRefreshLock({ client: c, lock: createRedisLock({ client: c, prefix: 'fl:', lockTtl: 5000, maxWait: 8000, commandTimeout: 1000 }), keys, prefix: 'fl:', graceMs: 30_000, backoffMs: 5000, commandTimeout: 1000 })
   }
   const [a, b, c] = [await fleet(), await fleet(), await fleet()]
   const raw = await client()
@@ -150,9 +151,9 @@ t.test('fleet refresh hands the winner\'s result, or its failure, to the other i
 
 t.test('fleet refresh: a failure hand-off never overwrites a success already handed off', async (t) => {
   const keys = [randomBytes(32)]
-  const fleet = async (): Promise<ReturnType<typeof createFleetRefresh>> => {
+  const fleet = async (): Promise<ReturnType<typeof createRedisRefreshLock>> => {
     const c = await client()
-    return createFleetRefresh({ client: c, lock: createRefreshLock({ client: c, prefix: 'nx:', lockTtl: 5000, maxWait: 8000, commandTimeout: 1000 }), keys, prefix: 'nx:', graceMs: 30_000, backoffMs: 5000, commandTimeout: 1000 })
+    return createRedisRefreshLock({ client: c, lock: createRedisLock({ client: c, prefix: 'nx:', lockTtl: 5000, maxWait: 8000, commandTimeout: 1000 }), keys, prefix: 'nx:', graceMs: 30_000, backoffMs: 5000, commandTimeout: 1000 })
   }
   const [a, b, c] = [await fleet(), await fleet(), await fleet()]
   const raw = await client()
@@ -191,7 +192,7 @@ t.test('fleet refresh: a result Redis refuses to store is still returned, and th
   const raw = await client()
   const logs = captureLogs()
   const log = Fastify({ logger: { level: 'warn', stream: logs.stream } }).log
-  const f = createFleetRefresh({ client: c, lock: createRefreshLock({ client: c, prefix: 'oom:', lockTtl: 5000, maxWait: 8000, commandTimeout: 1000 }), keys: [randomBytes(32)], prefix: 'oom:', graceMs: 30_000, backoffMs: 5000, commandTimeout: 1000, log })
+  const f = createRedisRefreshLock({ client: c, lock: createRedisLock({ client: c, prefix: 'oom:', lockTtl: 5000, maxWait: 8000, commandTimeout: 1000 }), keys: [randomBytes(32)], prefix: 'oom:', graceMs: 30_000, backoffMs: 5000, commandTimeout: 1000, log })
   const rt = name()
   const fresh = { access_token: 'at-' + randomBytes(16).toString('hex') }
   const restore = async (): Promise<void> => { await raw.config('SET', 'maxmemory', '0') }

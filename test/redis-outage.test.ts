@@ -4,7 +4,7 @@ import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { startRedis, freePort } from './fixtures/redis-server.ts'
 import { redisApp } from './fixtures/redis-app.ts'
-import { guard, waitReady, reconnectDelay } from '../lib/redis/client.ts'
+import { createRedisClient, guard, waitReady, reconnectDelay } from '../lib/redis/client.ts'
 import redisTokenStore from '../plugins/redis-token-store.ts'
 import secretKeys from '../plugins/secret-keys.ts'
 
@@ -111,7 +111,8 @@ function restoreEnv (saved: string | undefined): void {
 t.test('registration refuses bad options and a missing keyring', async (t) => {
   const bare = Fastify()
   t.teardown(() => bare.close())
-  await t.rejects(async () => { await bare.register(redisTokenStore, { url: 'redis://127.0.0.1:1' }).ready() }, { code: 'FSS_OPTIONS_INVALID' })
+  // A declared dependency: Fastify names the missing plugin.
+  await t.rejects(async () => { await bare.register(redisTokenStore, { url: 'redis://127.0.0.1:1' }).ready() }, { code: 'FST_ERR_PLUGIN_DEPENDENCY_NOT_REGISTERED', message: /fastify-session-suite\/secret-keys/ })
   const withKeys = Fastify()
   t.teardown(() => withKeys.close())
   await withKeys.register(secretKeys, { env: { SESSION_SECRET_KEY: K.toString('hex') } })
@@ -131,4 +132,13 @@ t.test('reconnect backoff grows and is capped', async (t) => {
   t.equal(reconnectDelay(0), 50)
   t.equal(reconnectDelay(3), 400)
   t.equal(reconnectDelay(50), 2000)
+})
+
+t.test('without the ioredis package, creating a client is a coded error naming the package and the install command', async (t) => {
+  // A package name that is not installed stands where ioredis would be missing.
+  const err = await createRedisClient({ url: 'redis://127.0.0.1:1', commandTimeout: 100 }, 'fss-not-installed-redis-client')
+    .then(() => null, (e: Error & { code: string }) => e)
+  t.equal(err?.code, 'FSS_REDIS_CLIENT_MISSING')
+  t.match(err?.message, /fss-not-installed-redis-client[\s\S]*`npm install fss-not-installed-redis-client`/)
+  t.match(err?.cause, { message: /Cannot find package 'fss-not-installed-redis-client'/ }, 'the loader\'s own error is kept as the cause')
 })

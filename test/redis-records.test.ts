@@ -195,7 +195,7 @@ async function cookieInstance (t: Test, prefix: string): Promise<{ origin: strin
     callbackUri: `${origin}/callback`,
     timeout: 2000,
     refreshBackoff: 5,
-    refreshLock: app.redisTokenStore.fleet
+    refreshLock: app.redisTokenStore.refreshLock
   })
   app.get('/api/token', async (request) => ({ ok: typeof await request.tokens.accessToken() === 'string' }))
   app.get('/api/meta', async (request) => ({ meta: await request.tokens.metadata() }))

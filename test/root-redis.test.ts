@@ -6,10 +6,10 @@ import t, { type Test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
-import sessionSuite, { type SessionSuiteOptions } from '../index.ts'
+import sessionSuite, { secretKeys, session, redisTokenStore, oauthTokens, type SessionSuiteOptions } from '../index.ts'
 import { waitReady } from '../lib/redis/client.ts'
 import { lockKey } from '../lib/redis/lock.ts'
-import { fingerprint } from '../lib/oauth/token.ts'
+import { fingerprint } from '../lib/digest.ts'
 import { build, captureLogs, secretForms, type LogCapture } from './helper.ts'
 import { startRedis, type RedisServer } from './fixtures/redis-server.ts'
 import { startOidcServer, type OidcServer } from './fixtures/oidc-server.ts'
@@ -132,7 +132,7 @@ t.test('the redis option needs oauth and is the only token store', async (t) => 
     [{ redis: {} }, /option redis: .*needs the oauth option/],
     [{ oauth: { ...oauth, store }, redis: {} }, /option oauth\.store: give either oauth\.store or redis/],
     // The store seals tokens with the keyring; `session.key` skips loading it. Refused by name, up front.
-    [{ oauth, session: { key }, redis: {} }, /option redis: needs the keyring: session\.key cannot be combined with redis/],
+    [{ oauth, session: { key }, secret: undefined, redis: {} }, /option redis: needs the keyring: session\.key cannot be combined with redis/],
     [{ oauth, redis: { url: 'http://127.0.0.1:6379' } }, /option redis\.url/],
     [{ oauth, redis: 'yes' } as unknown as SessionSuiteOptions, /option redis:/],
     // A lock that can expire during one provider call lets a second instance replay the refresh token.
@@ -166,4 +166,31 @@ t.test('the fleet refresh lock outlives one provider call: default oauth.timeout
     t.ok(ttl > expected - 1000 && ttl <= expected, `lock TTL ${ttl} ms is about ${expected} ms`)
     await release?.()
   }
+})
+
+t.test('registered one by one, the plugins keep the same rule and the same default for the lock', async (t) => {
+  const redis = await startRedis(t)
+  const raw = new Redis(redis.url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 })
+  await raw.connect()
+  t.teardown(() => raw.disconnect())
+  const oauth = { provider: { authorizeUrl: 'http://127.0.0.1:9/a', tokenUrl: 'http://127.0.0.1:9/t' }, clientId: 'x', clientSecret: 'not-used', callbackUri: 'http://127.0.0.1:9/callback' }
+  const parts = async (prefix: string, timeout: number, lockTtl?: number): Promise<FastifyInstance> => {
+    const app = await build(t)
+    await app.register(secretKeys, { env })
+    await app.register(session)
+    await app.register(redisTokenStore, { url: redis.url, keyPrefix: prefix, ...(lockTtl !== undefined && { lockTtl }) })
+    const { store, refreshLock } = app.redisTokenStore
+    await app.register(oauthTokens, { ...oauth, timeout, store, refreshLock })
+    return app
+  }
+  // A lock that can expire during one provider call lets a second instance replay the refresh token.
+  await t.rejects(parts('one:', 3000, 3000), { code: 'FSS_OPTIONS_INVALID', message: /option redis\.lockTtl: must be above oauth\.timeout \(3000 ms\)/ })
+  await t.rejects(parts('two:', 20_000, 15_000), { code: 'FSS_OPTIONS_INVALID', message: /redis\.lockTtl: .*20000 ms/ }, 'a lockTtl fine for the default timeout, too short for this one')
+
+  const app = await parts('three:', 20_000)
+  await app.ready()
+  const release = await app.redisTokenStore.lock.acquire('some-refresh-token')
+  const ttl = await raw.pttl(lockKey('three:', 'some-refresh-token'))
+  t.ok(ttl > 24_000 && ttl <= 25_000, `without lockTtl the lock follows oauth.timeout + 5 s: ${ttl} ms`)
+  await release?.()
 })

@@ -85,6 +85,22 @@ t.test('an invalid option fails registration with FSS_OPTIONS_INVALID naming it'
   }
 })
 
+t.test('the keys have one source: a second one is refused at start-up, naming both options, and nothing is loaded', async (t) => {
+  const [a, b] = [await keyFileIn(t), await keyFileIn(t)]
+  const cases: Array<[api.SessionSuiteOptions, RegExp]> = [
+    // As a new user would try it: which file wins? Neither; the answer names both options.
+    [{ secret: { keyFile: a, env: {} }, session: { secret: { keyFile: b, env: {} } } } as api.SessionSuiteOptions, /option session\.secret: conflicts with `secret`/],
+    [{ session: { secret: { keyFile: b, env: {} } } } as api.SessionSuiteOptions, /option session\.secret: .*the `secret` option/],
+    [{ secret: { keyFile: a, env: {} }, session: { key: randomBytes(32) } }, /option session\.key: conflicts with `secret`/]
+  ]
+  for (const [opts, message] of cases) {
+    const app = await build(t)
+    await t.rejects(boot(app.register(sessionSuite, opts).ready()), { code: 'FSS_OPTIONS_INVALID', message }, message.source)
+  }
+  const { access } = await import('node:fs/promises')
+  for (const file of [a, b]) await t.rejects(access(file), { code: 'ENOENT' }, 'no key file was created')
+})
+
 t.test('with session.key the suite needs no keyring', async (t) => {
   const app = await build(t)
   await app.register(sessionSuite, { session: { key: randomBytes(32) }, logLevel: 'warn' } as api.SessionSuiteOptions)

@@ -5,7 +5,8 @@ import { chmod, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import secretKeys, { getSecretKeyBytes } from '../plugins/secret-keys.ts'
 import sessionSuite from '../index.ts'
-import { decodeSecret, encodeKey, fingerprint } from '../lib/keyring/format.ts'
+import { decodeSecret, encodeKey } from '../lib/keyring/format.ts'
+import { fingerprint } from '../lib/digest.ts'
 import { build, captureLogs, tempDir } from './helper.ts'
 
 function logged (t: Test) {

@@ -207,17 +207,17 @@ t.test('registration: validated options, defaults, warnings, cookie plugin once'
   t.match(crossSite.sessionInfo.warnings, [/SameSite=None/])
 })
 
-t.test('keys come from the secret-keys plugin: registered by the session plugin when absent', async (t) => {
+t.test('keys come from the secret-keys plugin registered before the session plugin, which never loads them itself', async (t) => {
   const hex = randomBytes(32).toString('hex')
   const env = { SESSION_SECRET_KEY: hex }
   const first = await build(t)
-  await first.register(session, { secret: { env } }) // registers secret-keys itself
+  await first.register(secretKeys, { env })
+  await first.register(session)
   first.get('/set', async (req) => { req.session.set('typedTestCounter', 7); return {} })
   await first.ready()
-  t.ok(first.hasDecorator('secretKeys'))
   const cookie = liveCookies(setCookies(t, await first.inject('/set')))
 
-  const second = await build(t) // secret-keys registered first: the session plugin uses it
+  const second = await build(t) // a restart: same variable, same keyring
   await second.register(secretKeys, { env })
   await second.register(session)
   second.get('/get', async (req) => req.session.data())
@@ -226,11 +226,23 @@ t.test('keys come from the secret-keys plugin: registered by the session plugin 
   t.same(getSecretKeyBytes(second)?.[0], Buffer.from(hex, 'hex'))
 })
 
-t.test('without key material the plugin refuses to start', async (t) => {
+t.test('without key material the plugin refuses to start; it never loads a keyring itself', async (t) => {
+  const none = await build(t)
+  await t.rejects(async () => { await none.register(session) }, { code: 'FSS_SESSION_NO_KEY' })
+  t.notOk(none.hasDecorator('secretKeys'), 'no keyring was loaded on the side')
   const f = await build(t)
   // A secretKeys decorator that is not the keyring's (no key bytes behind it).
   f.decorate('secretKeys', { source: 'none', count: 0, fingerprint: '', warnings: [] } as never)
   await t.rejects(async () => { await f.register(session) }, { code: 'FSS_SESSION_NO_KEY' })
+})
+
+t.test('keys from two places are refused, naming the option', async (t) => {
+  const env = { SESSION_SECRET_KEY: randomBytes(32).toString('hex') }
+  const both = await build(t)
+  await both.register(secretKeys, { env })
+  await t.rejects(async () => { await both.register(session, { key: key() }) }, { code: 'FSS_OPTIONS_INVALID', message: /option session\.key: the secret-keys plugin already loaded a keyring/ })
+  const own = await build(t)
+  await t.rejects(async () => { await own.register(session, { secret: { env } } as SessionOptions) }, { code: 'FSS_OPTIONS_INVALID', message: /option session\.secret: .*register the secret-keys plugin/ })
 })
 
 t.test('getSessionDetails outside the plugin has nothing to show', async (t) => {

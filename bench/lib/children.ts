@@ -13,7 +13,7 @@ export interface ServerHandle {
   port: number
   url: string
   pid: number
-  stats: (reset?: boolean) => Promise<{ rss: number, heapUsed: number, counters: Record<string, number>, monotonicUs: number }>
+  stats: (reset?: boolean) => Promise<{ rss: number, heapUsed: number, counters: Record<string, number>, monotonicUs: number, cpuUs: number }>
   stop: () => Promise<void>
 }
 

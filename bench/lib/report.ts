@@ -1,5 +1,5 @@
 // One table for the console and for bench/results.md: each row's req/s and
-// p99, its ratio to the named baseline from the same run, and the issue's
+// p99, its ratio to the named baseline from the same run, and the row's
 // target next to it (met / missed — reported, never asserted).
 import { cpus, loadavg } from 'node:os'
 
@@ -76,7 +76,7 @@ export function markdownReport (rows: Row[], meta: ReportMeta): string {
     `- Load average at the start: ${meta.loadAtStart.map((l) => l.toFixed(2)).join(', ')} (1, 5, 15 min)`,
     `- Settings: ${meta.settings}`,
     '- Each server runs in its own process on 127.0.0.1; the load generator (autocannon) runs in the harness process on the same machine.',
-    '- Rows are measured round-robin (the order rotates each round); req/s and p99 are medians over the rounds; a ratio is the median of the per-round ratios (both rows of a pair ran in the same round, so load that varies between rounds cancels). Targets are reported, never asserted.',
+    '- Rows are measured round-robin (the order rotates each round); req/s and p99 are medians over the rounds; a ratio is the median of the per-round ratios (both rows of a pair ran in the same round, so load that varies between rounds cancels), with the lowest and highest per-round ratio in brackets: how noisy the run was. Targets are reported, never asserted.',
     '',
     markdownTable(rows),
     '',

@@ -13,11 +13,17 @@ export interface ThroughputSettings {
   log: (line: string) => void
 }
 
+/** One round of one row: the load's figures and the server's CPU time per response. */
+export interface Round extends LoadResult {
+  /** µs of server CPU (user + system) per response: the work, whatever share of the cores the server got */
+  cpuPerResponse: number
+}
+
 export interface Measured {
   spec: ThroughputCase
   /** set when the case could not run (a suite plugin not written yet) */
   unavailable?: string
-  rounds: LoadResult[]
+  rounds: Round[]
   rps: number
   p99: number
   cookieBytes: number
@@ -45,7 +51,7 @@ export async function login (url: string, path: string): Promise<string> {
   return cookie
 }
 
-interface Running { spec: ThroughputCase, server?: ServerHandle, cookie?: string, unavailable?: string, rounds: LoadResult[] }
+interface Running { spec: ThroughputCase, server?: ServerHandle, cookie?: string, unavailable?: string, rounds: Round[] }
 
 export async function measureThroughput (cases: ThroughputCase[], settings: ThroughputSettings): Promise<Measured[]> {
   const running: Running[] = []
@@ -63,6 +69,19 @@ export async function measureThroughput (cases: ThroughputCase[], settings: Thro
       if (spec.login !== undefined) entry.cookie = await login(started.server.url, spec.login)
       running.push(entry)
     }
+    for (const r of running) {
+      if (r.spec.cookieFrom === undefined || r.server === undefined) continue
+      const from = running.find((o) => o.spec.id === r.spec.cookieFrom)
+      if (from?.cookie === undefined) {
+        // the row that logs in was not picked (--only) or could not run
+        settings.log(`#${r.spec.id}: n/a (needs #${r.spec.cookieFrom}'s cookie)`)
+        await r.server.stop()
+        delete r.server
+        r.unavailable = `needs the cookie of #${r.spec.cookieFrom}, which was not measured`
+      } else {
+        r.cookie = from.cookie
+      }
+    }
     const active = running.filter((r) => r.server !== undefined)
     const load = (r: Running, duration: number): Promise<LoadResult> => runLoad({
       url: (r.server as ServerHandle).url + r.spec.path,
@@ -78,16 +97,20 @@ export async function measureThroughput (cases: ThroughputCase[], settings: Thro
     for (let round = 0; round < settings.rounds; round++) {
       const order = active.map((_, i) => active[(i + round) % active.length])
       for (const r of order) {
+        const server = r.server as ServerHandle
+        const before = await server.stats()
         const result = await load(r, settings.duration)
-        r.rounds.push(result)
-        settings.log(`round ${round + 1}/${settings.rounds} #${r.spec.id}: ${Math.round(result.rps)} req/s, p99 ${result.p99} ms`)
+        const after = await server.stats()
+        const cpuPerResponse = (after.cpuUs - before.cpuUs) / Math.max(1, result.responses)
+        r.rounds.push({ ...result, cpuPerResponse })
+        settings.log(`round ${round + 1}/${settings.rounds} #${r.spec.id}: ${Math.round(result.rps)} req/s, p99 ${result.p99} ms, ${cpuPerResponse.toFixed(1)} µs CPU/response`)
       }
     }
   } finally {
     await Promise.all(running.map((r) => r.server?.stop()))
   }
   return running.map(({ spec, unavailable, rounds, cookie }) => {
-    const sum = (pick: (r: LoadResult) => number): number => rounds.reduce((total, r) => total + pick(r), 0)
+    const sum = (pick: (r: Round) => number): number => rounds.reduce((total, r) => total + pick(r), 0)
     return {
       spec,
       unavailable,

@@ -7,7 +7,7 @@ export type ParentMessage = { type: 'stats' } | { type: 'reset' }
 export type ChildMessage =
   | { type: 'ready', port: number }
   | { type: 'unavailable', reason: string }
-  | { type: 'stats', rss: number, heapUsed: number, counters: Record<string, number>, monotonicUs: number }
+  | { type: 'stats', rss: number, heapUsed: number, counters: Record<string, number>, monotonicUs: number, cpuUs: number }
   | { type: 'result', data: unknown }
 
 export interface ServedApp {
@@ -33,7 +33,9 @@ export async function serve (start: (counters: Record<string, number>) => Promis
     const { rss, heapUsed } = process.memoryUsage()
     // the clock --cpu-prof timestamps use: lets the harness cut start-up out of a profile
     const monotonicUs = Number(process.hrtime.bigint() / 1000n)
-    send({ type: 'stats', rss, heapUsed, counters: { ...counters }, monotonicUs })
+    // CPU time this process used (user + system): the work a load run cost it
+    const { user, system } = process.cpuUsage()
+    send({ type: 'stats', rss, heapUsed, counters: { ...counters }, monotonicUs, cpuUs: user + system })
   })
   const port = await start(counters)
   send({ type: 'ready', port })

@@ -1,5 +1,5 @@
-// The soak's app while examples/demo.ts is not there: the suite as a user
-// wires it (root plugin, OAuth against BENCH_ISSUER, login/callback/logout)
+// The soak's fallback app when examples/demo-app.ts cannot start under the
+// harness: the suite as a user wires it (root plugin, OAuth against BENCH_ISSUER, login/callback/logout)
 // plus an authenticated read. PORT is chosen by the harness, because the
 // provider must know the callback URL before the app listens.
 import Fastify from 'fastify'
@@ -15,7 +15,7 @@ if (!Number.isInteger(port) || port <= 0 || issuer === undefined) throw new Erro
 await serve(async (counters) => {
   // warn level: a soak sends tampered and oversize cookies on purpose
   const app = Fastify({ logger: { level: 'error' } })
-  const registered = await registerSuite(app, { oauth: true, oauthRoutes: true, issuer, callbackUri: `http://127.0.0.1:${port}/callback` })
+  const registered = await registerSuite(app, { oauth: true, issuer, callbackUri: `http://127.0.0.1:${port}/callback` })
   if (registered !== true) return await unavailable(registered)
   app.get('/', async () => ({ ok: true }))
   app.get('/api/me', async (request, reply) => {

@@ -1,11 +1,14 @@
 // The suite's bench server, one process per row; BENCH_MODE picks the row:
-//   untouched  (#2)  the suite registered, GET /json never touches the session
+//   untouched  (#2, #2c) the suite registered, GET /json never touches the session;
+//                    GET /bench/login stores the token set as a plain field (#2c's cookie)
 //   tokens     (#4)  GET /me reads the stored token through request.tokens.accessToken()
 //   chunked    (#5)  the same with a large id_token, so the session spans two cookies
 //   rolling    (#6)  the same with rollingInterval = BENCH_ROLLING_INTERVAL seconds
 //   counter    (#7a) the authenticated counter route the peers also serve
 //   storm      (#8)  GET /me against the real OAuth server at BENCH_ISSUER; tokens stored expired
 // GET /bench/login logs the client in (stores the token set, or the counter's user).
+// BENCH_SUITE_OPTIONS, a JSON object, is merged into the root plugin's options
+// (a row that measures an option: `{ "session": { … } }`).
 import Fastify, { type FastifyInstance } from 'fastify'
 import { randomBytes } from 'node:crypto'
 import { serve, unavailable } from './ipc.ts'
@@ -35,6 +38,15 @@ function tokenRoutes (app: FastifyInstance): void {
   })
 }
 
+function untouchedRoutes (app: FastifyInstance): void {
+  // the 1.7 KB cookie of a logged-in browser, without the OAuth plugin (#2 has none)
+  app.get('/bench/login', async (request) => {
+    const tokens = tokenSet()
+    request.session.set('benchTokens', { ...tokens, expires_at: Math.floor(Date.now() / 1000) + tokens.expires_in })
+    return { ok: true }
+  })
+}
+
 function counterRoutes (app: FastifyInstance): void {
   app.get('/bench/login', async (request) => {
     request.session.set('benchUser', 'bench-user')
@@ -54,10 +66,12 @@ await serve(async () => {
   const registered = await registerSuite(app, {
     oauth: needsTokens,
     issuer: mode === 'storm' ? process.env.BENCH_ISSUER : undefined,
-    rollingInterval: mode === 'rolling' ? Number(process.env.BENCH_ROLLING_INTERVAL ?? 2) : undefined
+    rollingInterval: mode === 'rolling' ? Number(process.env.BENCH_ROLLING_INTERVAL ?? 2) : undefined,
+    options: process.env.BENCH_SUITE_OPTIONS === undefined ? undefined : JSON.parse(process.env.BENCH_SUITE_OPTIONS) as Record<string, unknown>
   })
   if (registered !== true) return await unavailable(registered)
   app.get('/json', async () => ({ hello: 'world' }))
+  if (mode === 'untouched') untouchedRoutes(app)
   if (needsTokens) tokenRoutes(app)
   if (mode === 'counter') counterRoutes(app)
   await app.listen({ host: '127.0.0.1', port: 0 })

@@ -63,7 +63,8 @@ export async function main (argv: string[], io: CliIO): Promise<number> {
   }
   const { values, positionals } = parsed
   if (values.help === true) {
-    err(USAGE)
+    // Asked for: stdout, so `--help | less` works. Usage after a mistake goes to stderr.
+    out(USAGE)
     return 0
   }
   const [command] = positionals

@@ -1,6 +1,6 @@
 // Key formats: turns operator-supplied text into a 32-byte libsodium secretbox
 // key. Errors name where the text came from (a variable or a file), never the text.
-import { createHash, hkdfSync } from 'node:crypto'
+import { hkdfSync } from 'node:crypto'
 import { errors } from '../errors.ts'
 
 export const KEY_BYTES = 32
@@ -79,9 +79,4 @@ export function decodeFileKey (line: string, source: string): Buffer | string {
 /** The text form written to key files and printed by `keygen`. */
 export function encodeKey (key: Buffer): string {
   return key.toString('base64url')
-}
-
-/** First 8 hex characters of SHA-256: enough to tell keys apart, useless to recover one. */
-export function fingerprint (key: Buffer): string {
-  return createHash('sha256').update(key).digest('hex').slice(0, 8)
 }

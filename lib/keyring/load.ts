@@ -5,7 +5,8 @@ import { readFile, stat } from 'node:fs/promises'
 import { isAbsolute, join, resolve } from 'node:path'
 import envPaths from 'env-paths'
 import { errors } from '../errors.ts'
-import { decodeMaterial, decodeSecret, fingerprint } from './format.ts'
+import { fingerprint } from '../digest.ts'
+import { decodeMaterial, decodeSecret } from './format.ts'
 import { createKeyFile, directoryWarnings, formatMode, ioError, readKeyFile } from './key-file.ts'
 
 export const DEFAULT_APP_NAME = 'fastify-session-suite'
@@ -36,7 +37,15 @@ export interface Keyring { info: KeyringInfo, keys: Buffer[] }
 
 /** `<per-OS config dir>/<appName>/secret.key`, e.g. ~/.config/fastify-session-suite/secret.key on Linux. */
 export function defaultKeyFile (appName = DEFAULT_APP_NAME): string {
-  return join(envPaths(appName, { suffix: '' }).config, 'secret.key')
+  let config: string
+  try {
+    ({ config } = envPaths(appName, { suffix: '' }))
+  } catch {
+    // env-paths refuses a name that is not a plain file name (`..`, `a/b`), which
+    // would put the key file outside the config folder.
+    throw new errors.FSS_OPTIONS_INVALID('appName', 'must be a plain folder name, without `/`, `\\` or a lone `.` or `..`')
+  }
+  return join(config, 'secret.key')
 }
 
 type Candidate = KeyringInfo['candidates'][number]

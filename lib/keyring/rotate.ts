@@ -5,7 +5,8 @@ import { randomBytes } from 'node:crypto'
 import { rename, unlink } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { errors } from '../errors.ts'
-import { KEY_BYTES, encodeKey, fingerprint } from './format.ts'
+import { fingerprint } from '../digest.ts'
+import { KEY_BYTES, encodeKey } from './format.ts'
 import { createKeyFile, ioError, readKeyFile, syncDir, writeTempFile } from './key-file.ts'
 
 export interface RotateOptions {

@@ -1,11 +1,11 @@
-// Dev-only token backup (seed 003 had one, with raw tokens). Here it is
-// opt-in, refused in production, and holds metadata only: every token value
-// is replaced by its fingerprint, so the file tells "which token, until when"
-// and is useless to whoever reads it.
+// Dev-only token backup: opt-in, refused in production, and metadata only.
+// Every token value is replaced by its fingerprint, so the file tells "which
+// token, until when" and is useless to whoever reads it.
 import { rename, writeFile, chmod } from 'node:fs/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import { errors } from '../errors.ts'
-import { fingerprint, tokenMetadata, type StoredToken } from './token.ts'
+import { fingerprint } from '../digest.ts'
+import { tokenMetadata, type StoredToken } from './token.ts'
 import type { TokenStore } from './store.ts'
 
 const VALUE_FIELDS = ['access_token', 'refresh_token', 'id_token'] as const

@@ -2,7 +2,7 @@
 // Boom errors), become one of four coded errors. The original error is never
 // kept as a `cause`: pino would serialise it, and Boom's `data` carries the
 // response object and body.
-import { errors } from '../errors.ts'
+import { errors, FssError } from '../errors.ts'
 
 export type FailureKind = 'rejected' | 'provider' | 'timeout' | 'invalid'
 
@@ -14,11 +14,6 @@ interface BoomLike {
 
 function isBoom (err: unknown): err is BoomLike {
   return typeof err === 'object' && err !== null && (err as { isBoom?: unknown }).isBoom === true
-}
-
-function isCoded (err: unknown): err is Error & { code: string } {
-  const code = (err as { code?: unknown } | null)?.code
-  return err instanceof Error && typeof code === 'string' && code.startsWith('FSS_')
 }
 
 // RFC 6749 §5.2: `error` is a short ASCII code such as invalid_client. Anything
@@ -34,8 +29,8 @@ function errorCode (payload: unknown): string | undefined {
  * `grant` says what was exchanged: an invalid_grant on a refresh means "log in
  * again" (401); on an authorization code it means "start the login again" (400).
  */
-export function classifyTokenEndpointError (err: unknown, grant: 'refresh_token' | 'authorization_code'): Error & { code: string } {
-  if (isCoded(err)) return err
+export function classifyTokenEndpointError (err: unknown, grant: 'refresh_token' | 'authorization_code'): FssError {
+  if (err instanceof FssError) return err
   if (!isBoom(err)) {
     // simple-oauth2 builds its AccessToken from the parsed body: a null or
     // primitive JSON body (`null`, `"x"`, `5`) fails there, not in Wreck.
@@ -69,9 +64,28 @@ export function isEmptySuccess (err: unknown): boolean {
   return err.output.statusCode === 406 && status !== undefined && status >= 200 && status < 300
 }
 
+/** The refresh failures a caller can be told again by their code alone: within the backoff window, or from another instance. */
+export const REFRESH_FAILURE_CODES: ReadonlySet<string> = new Set(['FSS_TOKEN_REFRESH_REJECTED', 'FSS_TOKEN_PROVIDER_TIMEOUT', 'FSS_TOKEN_PROVIDER_ERROR', 'FSS_TOKEN_INVALID'])
+
+/**
+ * A new error for a refresh failure known by its code only; `why` says why no
+ * call was made (`retrying after the backoff window`, `on another instance`).
+ * A new instance per caller: one error object shared across requests would
+ * share its stack and any property a handler adds to it. Any code other than
+ * REFRESH_FAILURE_CODES' is a provider error.
+ */
+export function refreshFailure (code: string, why: string): FssError {
+  switch (code) {
+    case 'FSS_TOKEN_REFRESH_REJECTED': return new errors.FSS_TOKEN_REFRESH_REJECTED()
+    case 'FSS_TOKEN_PROVIDER_TIMEOUT': return new errors.FSS_TOKEN_PROVIDER_TIMEOUT()
+    case 'FSS_TOKEN_INVALID': return new errors.FSS_TOKEN_INVALID(`the refresh answer was unusable (${why})`)
+    default: return new errors.FSS_TOKEN_PROVIDER_ERROR(`the refresh failed (${why})`)
+  }
+}
+
 /** The FSS_* code of an error, or 'unknown' for anything else (for counters). */
 export function codeOf (err: unknown): string {
-  return isCoded(err) ? err.code : 'unknown'
+  return err instanceof FssError ? err.code : 'unknown'
 }
 
 /** The counter bucket of a coded error. */

@@ -21,9 +21,10 @@
 //    without a new call, so a broken provider is not hammered in a tight loop.
 // Every map is keyed by sha256 of the refresh token; the token itself is never
 // a key, a log field or part of an error.
-import { createHash } from 'node:crypto'
+import { sha256Base64url } from '../digest.ts'
 import { errors } from '../errors.ts'
-import { failureKind, type FailureKind } from './provider-errors.ts'
+import { ExpiringMap } from '../expiring-map.ts'
+import { failureKind, refreshFailure, type FailureKind } from './provider-errors.ts'
 import { isStoredToken, type StoredToken } from './token.ts'
 
 type CodedError = Error & { code: string, statusCode?: number }
@@ -37,13 +38,21 @@ export interface RefreshCoordinatorOptions {
   backoffMs: number
   /** bound on remembered entries (each map); default MAX_REMEMBERED */
   maxEntries?: number
-  /** cross-process single-flight (the Redis plugin's `fleet`); runs `fn` once across instances */
+  /** cross-process single-flight (the Redis token store's `refreshLock`); runs `fn` once across instances */
   lock?: RefreshLock
 }
 
-/** Shape of a cross-instance lock such as the Redis token store's `fleet`. */
+/** The contract of a cross-instance refresh lock; the Redis token store's `refreshLock` implements it. */
 export interface RefreshLock {
+  /** Runs `fn` once across every instance for this refresh token; the others get its result or its error. */
   refresh: <T>(refreshToken: string, fn: () => Promise<T>) => Promise<T>
+  /**
+   * Called by the OAuth plugin at registration with its provider-call timeout in ms. A lock that
+   * expires while the call still runs lets a second instance refresh with the same refresh token,
+   * which a rotating provider answers with invalid_grant: the lock must outlive the call. Throws
+   * FSS_OPTIONS_INVALID, naming its own option, when it cannot.
+   */
+  outlive?: (callTimeoutMs: number) => void
 }
 
 export interface RefreshCounters {
@@ -55,8 +64,6 @@ export interface RefreshCounters {
   /** callers answered from the backoff window */
   backedOff: number
 }
-
-interface Remembered<T> { value: T, until: number }
 
 const kSpent = Symbol('fss.oauth.refreshTokenSpent')
 
@@ -86,10 +93,6 @@ export const MAX_REPLACEMENT_CHAIN = 32
 /** Entries each map remembers at most; the oldest goes first. */
 export const MAX_REMEMBERED = 10_000
 
-function keyOf (refreshToken: string): string {
-  return createHash('sha256').update(refreshToken).digest('base64url')
-}
-
 export class RefreshCoordinator {
   readonly counters: RefreshCounters = {
     refreshes: 0,
@@ -104,13 +107,15 @@ export class RefreshCoordinator {
    */
   lastFailure: { at: number, code: string } | null = null
 
-  readonly #opts: RefreshCoordinatorOptions & { maxEntries: number }
+  readonly #opts: RefreshCoordinatorOptions
   readonly #inflight = new Map<string, Promise<StoredToken>>()
-  readonly #recent = new Map<string, Remembered<StoredToken>>()
-  readonly #failed = new Map<string, Remembered<{ code: string, spent: boolean }>>()
+  readonly #recent: ExpiringMap<StoredToken>
+  readonly #failed: ExpiringMap<{ code: string, spent: boolean }>
 
   constructor (opts: RefreshCoordinatorOptions) {
-    this.#opts = { maxEntries: MAX_REMEMBERED, ...opts }
+    this.#opts = opts
+    this.#recent = new ExpiringMap(opts.maxEntries ?? MAX_REMEMBERED)
+    this.#failed = new ExpiringMap(opts.maxEntries ?? MAX_REMEMBERED)
   }
 
   /** Requests in flight right now (for tests and health output). */
@@ -128,15 +133,14 @@ export class RefreshCoordinator {
    */
   replaced (token: StoredToken): StoredToken | null {
     if (this.#recent.size === 0) return null
-    const now = Date.now()
     let current = token
     let newest: StoredToken | null = null
     for (let i = 0; i < MAX_REPLACEMENT_CHAIN && current.refresh_token !== undefined; i++) {
-      const entry = this.#recent.get(keyOf(current.refresh_token))
-      if (entry === undefined || entry.until <= now) break
-      const rotated = entry.value.refresh_token !== current.refresh_token
-      if (!rotated && entry.value.access_token === current.access_token) break
-      current = newest = entry.value
+      const next = this.#recent.get(sha256Base64url(current.refresh_token))
+      if (next === undefined) break
+      const rotated = next.refresh_token !== current.refresh_token
+      if (!rotated && next.access_token === current.access_token) break
+      current = newest = next
     }
     if (newest !== null) this.counters.shared++
     return newest
@@ -148,11 +152,11 @@ export class RefreshCoordinator {
     // finished a refresh since, and no caller may replay a used-up token.
     const newest = this.replaced(token)
     if (newest !== null) return Promise.resolve(newest)
-    const key = keyOf(token.refresh_token)
+    const key = sha256Base64url(token.refresh_token)
     const failed = this.#failed.get(key)
-    if (failed !== undefined && failed.until > Date.now()) {
+    if (failed !== undefined) {
       this.counters.backedOff++
-      return Promise.reject(recreate(failed.value))
+      return Promise.reject(recreate(failed))
     }
     const running = this.#inflight.get(key)
     if (running !== undefined) {
@@ -199,7 +203,7 @@ export class RefreshCoordinator {
       // A used-up refresh token is remembered for a day, not the backoff: an
       // old cookie from another tab must not replay it once the backoff ends.
       const isSpent = isRefreshTokenSpent(err)
-      remember(this.#failed, key, { code, spent: isSpent }, Date.now() + Math.max(this.#opts.backoffMs, isSpent ? SPENT_MEMORY_MS : 0), this.#opts.maxEntries)
+      this.#failed.set(key, { code, spent: isSpent }, Date.now() + Math.max(this.#opts.backoffMs, isSpent ? SPENT_MEMORY_MS : 0))
       throw err
     }
     this.#failed.delete(key)
@@ -209,7 +213,7 @@ export class RefreshCoordinator {
     // the old pair may be re-sealed by a concurrent request and come back long
     // after a short grace window. Handed out expired, the newest pair is then
     // refreshed with its own (current) refresh token, never the old one.
-    remember(this.#recent, key, fresh, Date.now() + SPENT_MEMORY_MS, this.#opts.maxEntries)
+    this.#recent.set(key, fresh, Date.now() + SPENT_MEMORY_MS)
     return fresh
   }
 }
@@ -224,26 +228,10 @@ function handedOver (value: unknown): StoredToken {
   throw spent(new errors.FSS_TOKEN_INVALID('the refresh result handed over by another instance is not a valid token'))
 }
 
-// Insertion-ordered maps: expired entries are dropped from the front, and the
-// oldest goes when the bound is reached, so memory stays bounded under load.
-function remember<T> (map: Map<string, Remembered<T>>, key: string, value: T, until: number, max: number): void {
-  map.delete(key)
-  map.set(key, { value, until })
-  const now = Date.now()
-  for (const [k, entry] of map) {
-    if (map.size <= max && entry.until > now) break
-    map.delete(k)
-  }
-}
-
 // A new instance per caller: sharing one error object across requests would
 // share its stack and any property a handler adds to it.
 function recreate ({ code, spent: isSpent }: { code: string, spent: boolean }): CodedError {
-  if (isSpent && code === 'FSS_TOKEN_INVALID') return spent(new errors.FSS_TOKEN_INVALID('the last refresh answer was unusable and used up the refresh token'))
-  switch (code) {
-    case 'FSS_TOKEN_REFRESH_REJECTED': return new errors.FSS_TOKEN_REFRESH_REJECTED()
-    case 'FSS_TOKEN_PROVIDER_TIMEOUT': return new errors.FSS_TOKEN_PROVIDER_TIMEOUT()
-    case 'FSS_TOKEN_INVALID': return new errors.FSS_TOKEN_INVALID('the last refresh answer was unusable; retrying after the backoff window')
-    default: return new errors.FSS_TOKEN_PROVIDER_ERROR('the last refresh failed; retrying after the backoff window')
-  }
+  return isSpent
+    ? spent(refreshFailure(code, 'the answer used up the refresh token'))
+    : refreshFailure(code, 'retrying after the backoff window')
 }

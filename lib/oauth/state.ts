@@ -4,9 +4,11 @@
 // has 256 bits, the comparison is constant-time, each failure has its own
 // coded reason, and a state that already reached the callback is refused even
 // if a client re-sends the cleared cookie (replay).
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { randomBytes, timingSafeEqual } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import { errors } from '../errors.ts'
+import { sha256, sha256Base64url } from '../digest.ts'
+import { ExpiringMap } from '../expiring-map.ts'
 
 export interface StateCookieNames { state: string, verifier: string }
 
@@ -16,13 +18,9 @@ export function stateCookieNames (hostPrefixed: boolean): StateCookieNames {
   return { state: `${prefix}fss-oauth-state`, verifier: `${prefix}fss-oauth-verifier` }
 }
 
-/** 32 random bytes, base64url: 256 bits, twice the issue's floor. */
+/** 32 random bytes, base64url: 256 bits, twice the 128 bits RFC 6749 §10.10 asks of a guessable value. */
 export function generateState (): string {
   return randomBytes(32).toString('base64url')
-}
-
-function digest (value: string): Buffer {
-  return createHash('sha256').update(value).digest()
 }
 
 /** Throws FSS_OAUTH_STATE_INVALID with the reason; returns the state when it matches its cookie. */
@@ -35,7 +33,7 @@ export function checkState (request: FastifyRequest, cookieName: string): string
     throw new errors.FSS_OAUTH_STATE_INVALID('no state cookie (expired, already used, or the login started in another browser)')
   }
   // Hashes have equal length, so timingSafeEqual never throws and leaks no length.
-  if (!timingSafeEqual(digest(state), digest(cookie))) throw new errors.FSS_OAUTH_STATE_INVALID('the state does not match this browser\'s login')
+  if (!timingSafeEqual(sha256(state), sha256(cookie))) throw new errors.FSS_OAUTH_STATE_INVALID('the state does not match this browser\'s login')
   return state
 }
 
@@ -46,26 +44,18 @@ export function checkState (request: FastifyRequest, cookieName: string): string
  * back to the cleared cookie and the provider's single-use code.
  */
 export class UsedStates {
-  readonly #seen = new Map<string, number>()
+  readonly #seen: ExpiringMap<true>
   readonly #ttlMs: number
-  readonly #max: number
 
   constructor (ttlMs: number, max = 10_000) {
     this.#ttlMs = ttlMs
-    this.#max = max
+    this.#seen = new ExpiringMap(max)
   }
 
   /** Marks the state used; throws FSS_OAUTH_STATE_INVALID if it already was. */
   consume (state: string): void {
-    const key = digest(state).toString('base64url')
-    const now = Date.now()
-    const until = this.#seen.get(key)
-    if (until !== undefined && until > now) throw new errors.FSS_OAUTH_STATE_INVALID('this state was already used (replayed callback)')
-    this.#seen.delete(key)
-    this.#seen.set(key, now + this.#ttlMs)
-    for (const [k, expiry] of this.#seen) {
-      if (this.#seen.size <= this.#max && expiry > now) break
-      this.#seen.delete(k)
-    }
+    const key = sha256Base64url(state)
+    if (this.#seen.get(key) === true) throw new errors.FSS_OAUTH_STATE_INVALID('this state was already used (replayed callback)')
+    this.#seen.set(key, true, Date.now() + this.#ttlMs)
   }
 }

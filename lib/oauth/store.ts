@@ -1,17 +1,10 @@
-// Where a request's token lives. The interface is small and async so that the
-// Redis store (its own issue) can implement it without touching callers; the
+// Where a request's token lives. The interface is small and async so that a
+// server-side store (lib/redis/store.ts) implements it without touching callers; the
 // default keeps the token in the encrypted session cookie, which the session
 // plugin splits into chunks when a large id_token pushes it past 4 KB.
 import type { FastifyRequest } from 'fastify'
-import type {} from '@fastify/secure-session'
+import { getSuiteField, setSuiteField } from '../session/suite-fields.ts'
 import { isStoredToken, type StoredToken } from './token.ts'
-
-declare module '@fastify/secure-session' {
-  interface SessionData {
-    /** the default token store's field; read back through checkedTokenStore, never trusted as is */
-    oauth?: StoredToken
-  }
-}
 
 export interface TokenStore {
   /**
@@ -23,21 +16,21 @@ export interface TokenStore {
   delete (request: FastifyRequest): Promise<void>
 }
 
-/** The session field the default store uses. */
+/** The suite session field the default store uses (`fss.oauth`). */
 export const SESSION_TOKEN_FIELD = 'oauth'
 
 export function sessionTokenStore (): TokenStore {
   const field = SESSION_TOKEN_FIELD
   return {
     async get (request) {
-      // Not trusted as is: checkedTokenStore, around every store, checks it.
-      return (request.session.get(field) ?? null) as StoredToken | null
+      // Decrypted is not validated: checkedTokenStore, around every store, checks it.
+      return (getSuiteField(request.session, field) ?? null) as StoredToken | null
     },
     async set (request, token) {
-      request.session.set(field, token)
+      setSuiteField(request.session, field, token)
     },
     async delete (request) {
-      if (request.session.get(field) !== undefined) request.session.set(field, undefined)
+      setSuiteField(request.session, field, undefined)
     }
   }
 }

@@ -1,9 +1,8 @@
 // The token schema and its normalization: whatever a provider, a caller or an
 // old cookie hands us becomes one StoredToken shape, or FSS_TOKEN_INVALID.
-// The seed crashed because an unvalidated `None` reached the OAuth client;
-// here nothing reaches storage or the client without passing `normalizeToken`,
-// and nothing read back from storage is used without passing `isStoredToken`.
-import { createHash } from 'node:crypto'
+// Nothing reaches storage or the OAuth client without passing `normalizeToken`:
+// a `null` or half-filled token is refused here, not crashed on later. Nothing
+// read back from storage is used without passing `isStoredToken`.
 import { Type, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { errors } from '../errors.ts'
@@ -41,7 +40,8 @@ const TokenInput = Type.Object({
   access_token: TokenValue,
   token_type: Type.String({ maxLength: 64 }),
   refresh_token: Type.Optional(TokenValue),
-  // A string ("3600") is refused on purpose: guessing would hide a unit error (ms vs s).
+  // A string ("3600") is refused on purpose: RFC 6749 §5.1 makes it a number,
+  // and guessing would hide a unit error (ms vs s).
   expires_in: Type.Optional(Type.Number({ minimum: 0 })),
   expires_at: Type.Optional(Type.Union([Type.Number({ minimum: 0 }), Type.String({ minLength: 1, maxLength: 64 }), Type.Date()])),
   scope: Type.Optional(Type.Union([ScopeString, Type.Array(Type.String({ maxLength: MAX_SCOPE_CHARS, pattern: SCOPE_TOKEN }), { maxItems: 256 })])),
@@ -166,11 +166,6 @@ function toEpochSeconds (value: number | string | Date): number {
  */
 export function isStoredToken (value: unknown, nowMs = Date.now()): value is StoredToken {
   return storedCheck.Check(value) && value.expires_at <= Math.floor(nowMs / 1000) + MAX_TOKEN_LIFETIME + READ_CLOCK_SKEW
-}
-
-/** 8 hex characters of sha256: enough to tell tokens apart in a backup or a test, useless to an attacker. */
-export function fingerprint (value: string): string {
-  return createHash('sha256').update(value).digest('hex').slice(0, 8)
 }
 
 export interface TokenMetadata {

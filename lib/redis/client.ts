@@ -1,11 +1,34 @@
 // The Redis connection as the token store sees it: fail fast during an outage
 // (a request waiting on a dead Redis is worse than a 503), reconnect by itself
 // when Redis returns, and report health without throwing.
-import { Redis, type RedisOptions } from 'ioredis'
+import type { RedisOptions } from 'ioredis'
 import { errors } from '../errors.ts'
 
-/** What the store and the lock call: ioredis, or a client @fastify/redis already holds. */
-export type RedisClient = Pick<Redis, 'get' | 'set' | 'del' | 'eval' | 'ping' | 'status' | 'once' | 'off' | 'quit'>
+/**
+ * What the store and the lock call: an ioredis client, or one @fastify/redis
+ * already holds. Written out rather than taken from ioredis's types: ioredis
+ * is an optional peer dependency, and the published declarations must
+ * type-check in a service that never installed it.
+ */
+export interface RedisClient {
+  readonly status: string
+  get (key: string): Promise<string | null>
+  set (key: string, value: string, px: 'PX', milliseconds: number): Promise<'OK' | null>
+  set (key: string, value: string, px: 'PX', milliseconds: number, nx: 'NX'): Promise<'OK' | null>
+  set (key: string, value: string, keepTtl: 'KEEPTTL', xx: 'XX'): Promise<'OK' | null>
+  del (key: string): Promise<number>
+  eval (script: string, numberOfKeys: number, ...args: string[]): Promise<unknown>
+  ping (): Promise<string>
+  quit (): Promise<unknown>
+  once (event: 'ready', listener: () => void): unknown
+  off (event: 'ready', listener: () => void): unknown
+}
+
+/** A client this package created, and so also listens to and closes. */
+export interface OwnedRedisClient extends RedisClient {
+  on (event: 'error' | 'close' | 'ready', listener: (err: Error) => void): unknown
+  disconnect (): void
+}
 
 export interface RedisConnectionOptions {
   /** `redis://[:password@]host:port/db` */
@@ -19,7 +42,19 @@ export function reconnectDelay (attempt: number): number {
   return Math.min(50 * 2 ** Math.min(attempt, 6), 2000)
 }
 
-export function createRedisClient (opts: RedisConnectionOptions): Redis {
+/**
+ * Loads ioredis on first use, so a service without the Redis store never
+ * needs it installed. `specifier` is the module to load (the package name).
+ */
+export async function createRedisClient (opts: RedisConnectionOptions, specifier = 'ioredis'): Promise<OwnedRedisClient> {
+  let Redis: typeof import('ioredis').Redis
+  try {
+    ({ Redis } = await import(specifier) as typeof import('ioredis'))
+  } catch (err) {
+    const missing = new errors.FSS_REDIS_CLIENT_MISSING(specifier, specifier)
+    missing.cause = err
+    throw missing
+  }
   const options: RedisOptions = {
     // Without these, ioredis queues commands while disconnected and retries
     // each up to 20 times: requests would hang for the whole outage.

@@ -6,23 +6,20 @@
 // this works with the cookie store too, where other instances cannot see the
 // winner's session. A failure is handed off for the backoff window as a code,
 // so a dead refresh token is not replayed by every instance in turn.
-import { createHash } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import { errors } from '../errors.ts'
+import { REFRESH_FAILURE_CODES, refreshFailure } from '../oauth/provider-errors.ts'
 import { isRefreshTokenSpent, markRefreshTokenSpent, SPENT_MEMORY_MS } from '../oauth/refresh.ts'
+import { sha256Base64url } from '../digest.ts'
 import { guard, type RedisClient } from './client.ts'
-import type { RefreshLock } from './lock.ts'
+import type { RedisLock } from './lock.ts'
+import type { RefreshLock } from '../oauth/refresh.ts'
 import { deriveStoreKeys, open, seal } from './seal.ts'
 import { parseJson, type RecordCounters } from './store.ts'
 
-export interface FleetRefresh {
-  /** `refresh` runs once across every instance for this refresh token; the others get its result or its error. */
-  refresh: <T>(refreshToken: string, refresh: () => Promise<T>) => Promise<T>
-}
-
-export interface FleetRefreshOptions {
+export interface RedisRefreshLockOptions {
   client: RedisClient
-  lock: RefreshLock
+  lock: RedisLock
   keys: Buffer[]
   prefix: string
   /** ms a result stays available to instances still holding the old refresh token. */
@@ -39,19 +36,15 @@ export interface FleetRefreshOptions {
 // 2xx answer that failed validation); no instance may send it again.
 type Handoff<T> = { ok: T } | { failed: string, spent?: true }
 
-// Errors another instance may hand over; anything else is not shared.
-const SHARED_FAILURES: Record<string, () => Error> = {
-  FSS_TOKEN_REFRESH_REJECTED: () => new errors.FSS_TOKEN_REFRESH_REJECTED(),
-  FSS_TOKEN_PROVIDER_TIMEOUT: () => new errors.FSS_TOKEN_PROVIDER_TIMEOUT(),
-  FSS_TOKEN_PROVIDER_ERROR: () => new errors.FSS_TOKEN_PROVIDER_ERROR('the refresh failed on another instance'),
-  FSS_TOKEN_INVALID: () => new errors.FSS_TOKEN_INVALID('the refresh answer was unusable on another instance')
-}
-
 export function handoffKey (prefix: string, refreshToken: string): string {
-  return `${prefix}handoff:${createHash('sha256').update(refreshToken).digest('base64url')}`
+  return `${prefix}handoff:${sha256Base64url(refreshToken)}`
 }
 
-export function createFleetRefresh (opts: FleetRefreshOptions): FleetRefresh {
+/**
+ * The OAuth plugin's RefreshLock over Redis: `refresh` runs once across every
+ * instance for a refresh token; the others get its result or its error.
+ */
+export function createRedisRefreshLock (opts: RedisRefreshLockOptions): RefreshLock {
   const { client, lock, prefix, graceMs, backoffMs, commandTimeout, counters = { rejectedRecords: 0 }, log } = opts
   const keys = deriveStoreKeys(opts.keys)
   const run = <R>(command: () => Promise<R>): Promise<R> => guard(client, commandTimeout, command)
@@ -63,7 +56,7 @@ export function createFleetRefresh (opts: FleetRefreshOptions): FleetRefresh {
     const handoff = opened === null ? undefined : parseJson(opened.plaintext)
     if (isSuccess<T>(handoff)) return handoff.ok
     if (isFailure(handoff)) {
-      const err = (SHARED_FAILURES[handoff.failed] ?? SHARED_FAILURES.FSS_TOKEN_PROVIDER_ERROR)()
+      const err = refreshFailure(handoff.failed, 'on another instance')
       throw handoff.spent === true ? markRefreshTokenSpent(err) : err
     }
     // A record under this refresh token's hash exists, so some instance used the
@@ -89,6 +82,7 @@ export function createFleetRefresh (opts: FleetRefreshOptions): FleetRefresh {
   }
 
   return {
+    outlive: (callTimeoutMs) => lock.outlive(callTimeoutMs),
     async refresh (refreshToken, refresh) {
       const key = handoffKey(prefix, refreshToken)
       return await lock.singleFlight(refreshToken, {
@@ -100,9 +94,10 @@ export function createFleetRefresh (opts: FleetRefreshOptions): FleetRefresh {
             return fresh
           } catch (err) {
             const code = (err as { code?: string }).code
-            // A used-up refresh token is remembered as long as the coordinator's own memory of it.
+            // Only the failures a code fully describes are handed over; a used-up
+            // refresh token is remembered as long as the coordinator's own memory of it.
             const spent = isRefreshTokenSpent(err)
-            if (code !== undefined && code in SHARED_FAILURES) await write(key, spent ? { failed: code, spent } : { failed: code }, spent ? SPENT_MEMORY_MS : backoffMs)
+            if (code !== undefined && REFRESH_FAILURE_CODES.has(code)) await write(key, spent ? { failed: code, spent } : { failed: code }, spent ? SPENT_MEMORY_MS : backoffMs)
             throw err
           }
         }

@@ -4,7 +4,8 @@
 // a leak of one cannot be replayed against the other. The Redis key name is
 // the additional authenticated data: a record copied under another session's
 // key fails to open.
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto'
+import { fingerprint } from '../digest.ts'
 
 export interface StoreKey {
   /** 8 hex of SHA-256 of the subkey: names the key in a record, reveals nothing about it. */
@@ -21,7 +22,7 @@ const TAG_BYTES = 16
 export function deriveStoreKeys (keyring: Buffer[]): StoreKey[] {
   return keyring.map((ikm) => {
     const key = Buffer.from(hkdfSync('sha256', ikm, Buffer.alloc(0), INFO, 32))
-    return { id: createHash('sha256').update(key).digest('hex').slice(0, 8), key }
+    return { id: fingerprint(key), key }
   })
 }
 

@@ -1,23 +1,20 @@
 // A token store backed by Redis: the session cookie carries only an opaque
 // random reference; the token record lives in Redis, sealed with a subkey of
 // the keyring's newest key, expiring with the session's absolute timeout and
-// deleted on logout. Shaped like the OAuth plugin's TokenStore
-// ({ get, set, delete }, all async) without importing it, so either side can
-// change its token type without a cycle.
-import { createHash, randomBytes } from 'node:crypto'
-import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import type {} from '@fastify/secure-session'
+// deleted on logout. It implements the OAuth plugin's TokenStore contract.
+import { randomBytes } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
+import { sha256Base64url } from '../digest.ts'
+import { getSuiteField, setSuiteField } from '../session/suite-fields.ts'
+import type { TokenStore } from '../oauth/store.ts'
+import type { StoredToken } from '../oauth/token.ts'
 import { guard, type RedisClient } from './client.ts'
 import { deriveStoreKeys, open, seal, type StoreKey } from './seal.ts'
 
-declare module '@fastify/secure-session' {
-  interface SessionData {
-    /** Redis token store: opaque reference to this session's token record (256 random bits). */
-    tokenRef?: string
-  }
-}
+/** The suite session field holding the opaque reference to this session's record (256 random bits). */
+export const SESSION_REF_FIELD = 'tokenRef'
 
-export interface RedisTokenStoreOptions<T> {
+export interface RedisTokenStoreOptions {
   client: RedisClient
   /** Keyring bytes, newest first (getSecretKeyBytes). */
   keys: Buffer[]
@@ -28,7 +25,7 @@ export interface RedisTokenStoreOptions<T> {
   /** ms before a command counts as an outage. */
   commandTimeout: number
   /** The shape a record must have once decrypted and parsed; anything else reads as no token. */
-  check: (value: unknown) => value is T
+  check: (value: unknown) => value is StoredToken
   /** Counts records read back that could not be used; default a counter of its own. */
   counters?: RecordCounters
   log?: FastifyBaseLogger
@@ -39,18 +36,12 @@ export interface RecordCounters {
   rejectedRecords: number
 }
 
-export interface RedisTokenStore<T> {
-  get: (request: FastifyRequest) => Promise<T | null>
-  set: (request: FastifyRequest, token: T) => Promise<void>
-  delete: (request: FastifyRequest) => Promise<void>
-}
-
 /** The reference in the cookie is hashed into the Redis key, so a Redis dump or MONITOR shows no cookie-bound value. */
 export function recordKey (prefix: string, ref: string): string {
-  return `${prefix}tok:${createHash('sha256').update(ref).digest('base64url')}`
+  return `${prefix}tok:${sha256Base64url(ref)}`
 }
 
-export function createRedisTokenStore<T> (opts: RedisTokenStoreOptions<T>): RedisTokenStore<T> {
+export function createRedisTokenStore (opts: RedisTokenStoreOptions): TokenStore {
   const { client, prefix, commandTimeout, check, counters = { rejectedRecords: 0 }, log } = opts
   const keys: StoreKey[] = deriveStoreKeys(opts.keys)
   const ttlMs = opts.ttl * 1000
@@ -58,7 +49,7 @@ export function createRedisTokenStore<T> (opts: RedisTokenStoreOptions<T>): Redi
 
   return {
     async get (request) {
-      const ref = request.session.get('tokenRef')
+      const ref = getSuiteField(request.session, SESSION_REF_FIELD)
       if (typeof ref !== 'string') return null
       const key = recordKey(prefix, ref)
       const sealed = await run(() => client.get(key))
@@ -80,7 +71,7 @@ export function createRedisTokenStore<T> (opts: RedisTokenStoreOptions<T>): Redi
     },
 
     async set (request, token) {
-      const existing = request.session.get('tokenRef')
+      const existing = getSuiteField(request.session, SESSION_REF_FIELD)
       const ref = typeof existing === 'string' ? existing : randomBytes(32).toString('base64url')
       const key = recordKey(prefix, ref)
       // Every write seals with the newest key: rotation re-encrypts as tokens refresh.
@@ -91,14 +82,14 @@ export function createRedisTokenStore<T> (opts: RedisTokenStoreOptions<T>): Redi
         ? await run(() => client.set(key, sealed, 'KEEPTTL', 'XX'))
         : null
       if (updated === null) await run(() => client.set(key, sealed, 'PX', ttlMs))
-      if (ref !== existing) request.session.set('tokenRef', ref)
+      if (ref !== existing) setSuiteField(request.session, SESSION_REF_FIELD, ref)
     },
 
     async delete (request) {
-      const ref = request.session.get('tokenRef')
+      const ref = getSuiteField(request.session, SESSION_REF_FIELD)
       if (typeof ref !== 'string') return
       // Drop the reference first: even if Redis is down, this response logs the user out.
-      request.session.set('tokenRef', undefined)
+      setSuiteField(request.session, SESSION_REF_FIELD, undefined)
       await run(() => client.del(recordKey(prefix, ref)))
     }
   }

@@ -1,7 +1,7 @@
 // The cookie policy: options schema, defaults applied once at registration, and
 // the cross-field rules browsers enforce silently (a `__Host-` cookie with a
 // Domain is dropped without a word), turned into start-up errors instead.
-import { Type } from '@sinclair/typebox'
+import { Type, type Static } from '@sinclair/typebox'
 import type { SerializeOptions } from '@fastify/cookie'
 import { errors } from '../errors.ts'
 import { validateOptions } from '../options.ts'
@@ -10,24 +10,63 @@ const DAY = 24 * 60 * 60
 // Chrome and the cookie spec draft (RFC 6265bis §5.5) cap Max-Age at 400 days.
 const MAX_AGE_CAP = 400 * DAY
 
-export const sessionOptionsSchema = Type.Object({
+/** The defaults that do not depend on another option. */
+export const SESSION_DEFAULTS = {
+  secure: true,
+  httpOnly: true,
+  sameSite: 'lax',
+  path: '/',
+  idleTimeout: 7 * DAY,
+  absoluteTimeout: 30 * DAY
+} as const
+
+export const SessionOptionsSchema = Type.Object({
   // RFC 6265 token characters only; '.' is allowed and used by the chunk names.
-  cookieName: Type.Optional(Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]{1,64}$' })),
-  secure: Type.Optional(Type.Boolean()),
-  sameSite: Type.Optional(Type.Union([Type.Literal('lax'), Type.Literal('strict'), Type.Literal('none')])),
-  path: Type.Optional(Type.String({ pattern: '^/[\\x21-\\x3A\\x3C-\\x7E]*$', maxLength: 256 })),
-  domain: Type.Optional(Type.String({ pattern: '^\\.?[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*$', maxLength: 253 })),
-  httpOnly: Type.Optional(Type.Boolean()),
-  idleTimeout: Type.Optional(Type.Integer({ minimum: 60, maximum: MAX_AGE_CAP })),
-  absoluteTimeout: Type.Optional(Type.Integer({ minimum: 60, maximum: 10 * 365 * DAY })),
-  rollingInterval: Type.Optional(Type.Integer({ minimum: 0 })),
-  // Checked by hand below (Buffer is not a JSON type); the secret-keys plugin
-  // validates its own options.
-  key: Type.Optional(Type.Unknown()),
-  secret: Type.Optional(Type.Unknown())
+  cookieName: Type.Optional(Type.String({
+    pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]{1,64}$',
+    description: 'The session cookie\'s name (chunks add `.0`, `.1`, …). Default `__Host-session` when `secure`, else `session`. A `__Host-` name needs `secure`, no `domain` and `path` `/`; a `__Secure-` name needs `secure`.'
+  })),
+  secure: Type.Optional(Type.Boolean({ description: 'Send the cookie over HTTPS only. `false` shows as a warning in /health.', default: SESSION_DEFAULTS.secure })),
+  sameSite: Type.Optional(Type.Union([Type.Literal('lax'), Type.Literal('strict'), Type.Literal('none')], {
+    description: 'The SameSite attribute. `none` needs `secure` and shows as a warning.',
+    default: SESSION_DEFAULTS.sameSite
+  })),
+  path: Type.Optional(Type.String({ pattern: '^/[\\x21-\\x3A\\x3C-\\x7E]*$', maxLength: 256, description: 'The cookie\'s Path.', default: SESSION_DEFAULTS.path })),
+  domain: Type.Optional(Type.String({
+    pattern: '^\\.?[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*$',
+    maxLength: 253,
+    description: 'The cookie\'s Domain; none by default. With one, every subdomain receives the cookie (a warning).'
+  })),
+  httpOnly: Type.Optional(Type.Boolean({ description: 'Hide the cookie from page scripts. `false` shows as a warning.', default: SESSION_DEFAULTS.httpOnly })),
+  /** seconds @default 604800 (7 days) */
+  idleTimeout: Type.Optional(Type.Integer({
+    minimum: 60,
+    maximum: MAX_AGE_CAP,
+    description: 'Seconds a session may go unused: the cookie\'s Max-Age and the server-side expiry alike (60 s to 400 days).',
+    default: SESSION_DEFAULTS.idleTimeout
+  })),
+  /** seconds @default 2592000 (30 days) */
+  absoluteTimeout: Type.Optional(Type.Integer({
+    minimum: 60,
+    maximum: 10 * 365 * DAY,
+    description: 'Seconds a session lives from its creation (login), however active; at least `idleTimeout`.',
+    default: SESSION_DEFAULTS.absoluteTimeout
+  })),
+  /** seconds @default 3600, or half of idleTimeout when that is shorter */
+  rollingInterval: Type.Optional(Type.Integer({
+    minimum: 0,
+    description: 'Seconds after which an unchanged session read by a request is re-issued with a fresh Max-Age; below `idleTimeout`. Default 3600, or half of `idleTimeout` when that is shorter.'
+  })),
+  // Checked by hand in the plugin (Buffer is not a JSON type).
+  key: Type.Optional(Type.Unsafe<Buffer | Buffer[]>(Type.Unknown({
+    tsType: 'Buffer | Buffer[]',
+    description: '32-byte keys, newest first, instead of the keyring of the secret-keys plugin (which must then not be registered). For tests and embedding.'
+  })))
 }, { additionalProperties: false })
 
-export type SameSite = 'lax' | 'strict' | 'none'
+export type SessionOptions = Static<typeof SessionOptionsSchema>
+
+export type SameSite = NonNullable<SessionOptions['sameSite']>
 
 export interface SessionPolicy {
   cookieName: string
@@ -49,19 +88,23 @@ export interface SessionPolicy {
 export interface ResolvedPolicy { policy: SessionPolicy, warnings: string[] }
 
 export function resolvePolicy (raw: unknown): ResolvedPolicy {
-  const opts = validateOptions(sessionOptionsSchema, raw, 'session')
-  const secure = opts.secure ?? true
-  const idleTimeout = opts.idleTimeout ?? 7 * DAY
+  if (typeof raw === 'object' && raw !== null && 'secret' in raw) {
+    // The keyring has one owner: the secret-keys plugin, with its own options.
+    throw new errors.FSS_OPTIONS_INVALID('session.secret', 'the session plugin does not load keys: register the secret-keys plugin with these options first (with the root plugin: the `secret` option)')
+  }
+  const opts = validateOptions(SessionOptionsSchema, raw, 'session')
+  const secure = opts.secure ?? SESSION_DEFAULTS.secure
+  const idleTimeout = opts.idleTimeout ?? SESSION_DEFAULTS.idleTimeout
   const policy: SessionPolicy = {
     // The `__Host-` prefix makes browsers refuse the cookie unless it is Secure,
     // Path=/ and has no Domain: no subdomain can plant or shadow it.
     cookieName: opts.cookieName ?? (secure ? '__Host-session' : 'session'),
     secure,
-    httpOnly: opts.httpOnly ?? true,
-    sameSite: opts.sameSite ?? 'lax',
-    path: opts.path ?? '/',
+    httpOnly: opts.httpOnly ?? SESSION_DEFAULTS.httpOnly,
+    sameSite: opts.sameSite ?? SESSION_DEFAULTS.sameSite,
+    path: opts.path ?? SESSION_DEFAULTS.path,
     idleTimeout,
-    absoluteTimeout: opts.absoluteTimeout ?? 30 * DAY,
+    absoluteTimeout: opts.absoluteTimeout ?? SESSION_DEFAULTS.absoluteTimeout,
     rollingInterval: opts.rollingInterval ?? Math.min(60 * 60, Math.floor(idleTimeout / 2)),
     maxCookieBytes: 4096
   }

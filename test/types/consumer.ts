@@ -5,8 +5,10 @@
 import Fastify from 'fastify'
 import sessionSuite, { type StoredToken, type TokenMetadata, type HealthCheckResult, type SessionSuiteOptions } from '../../index.ts'
 
-// What a service writes once to type its session.
-declare module '@fastify/secure-session' {
+// What a service writes once to type its session (a service names the package,
+// `declare module 'fastify-session-suite'`; test/pack.test.ts checks that form
+// against the packed tarball).
+declare module '../../index.ts' {
   interface SessionData {
     typeTestCart?: { items: string[], updatedAt: number }
   }

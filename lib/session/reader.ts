@@ -1,0 +1,64 @@
+// The read path: a request's session cookies → its session, decoded on first
+// access only. Any cookie that is not a session of ours is an empty session
+// with a reason, counted and logged by size, never by value.
+import type { FastifyRequest } from 'fastify'
+import type { Session } from '@fastify/secure-session'
+import type { SessionPolicy } from './policy.ts'
+import { readCookies, toSealed, type ReceivedCookies } from './codec.ts'
+import type { Payload, RejectReason } from './payload.ts'
+import { createSession, type SessionObject } from './session-object.ts'
+import type { Sealer } from './sealer.ts'
+
+export interface SessionCounters {
+  /** requests that read a session cookie (lazy: routes that never touch request.session add nothing) */
+  decoded: number
+  issued: number
+  chunked: number
+  rolled: number
+  rotated: number
+  deleted: number
+  tooLarge: number
+  rejected: Record<string, number>
+}
+
+/** One request's session: what was received, what it became, and whether it was written back. */
+export interface RequestState {
+  target: SessionObject
+  proxy: Session
+  received: ReceivedCookies
+  /** opened with an older key: re-sealed with the newest on this response */
+  rotated: boolean
+  rejected?: RejectReason
+  written: boolean
+  policy: SessionPolicy
+}
+
+export function newCounters (): SessionCounters {
+  return { decoded: 0, issued: 0, chunked: 0, rolled: 0, rotated: 0, deleted: 0, tooLarge: 0, rejected: {} }
+}
+
+/** Decodes the request's session cookies (called on the first read of request.session). */
+export function readSession (request: FastifyRequest, policy: SessionPolicy, sealer: Sealer, counters: SessionCounters): RequestState {
+  const received = readCookies(request.headers.cookie, policy.cookieName)
+  let reason: RejectReason | undefined = received.problem
+  let payload: Payload | undefined
+  let rotated = false
+  if (reason === undefined && received.value !== null) {
+    counters.decoded++
+    const sealed = toSealed(received.value)
+    const opened = sealed === null ? 'format' : sealer.open(sealed)
+    if (typeof opened === 'string') {
+      reason = opened
+    } else {
+      payload = opened.payload
+      rotated = opened.rotated
+    }
+  }
+  if (reason !== undefined) {
+    counters.rejected[reason] = (counters.rejected[reason] ?? 0) + 1
+    // Sizes and the reason only: never the cookie value.
+    request.log.debug({ reason, bytes: received.bytes, chunks: received.chunks }, 'session cookie rejected: empty session')
+  }
+  const { target, proxy } = createSession(payload)
+  return { target, proxy, received, rotated, rejected: reason, written: false, policy }
+}

@@ -1,0 +1,106 @@
+// The write path: at onSend, a session that changed, was opened with an older
+// key or is due for a rolling re-issue is sealed and set, split into chunks
+// when one Set-Cookie line would pass 4096 bytes; a deleted or unusable one
+// is expired; an untouched one costs nothing.
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { SerializeOptions } from '@fastify/cookie'
+import { errors } from '../errors.ts'
+import { cookieAttributes, type SessionPolicy } from './policy.ts'
+import { toCookieValue, planCookies, requestBytes, MAX_REQUEST_COOKIE_BYTES } from './codec.ts'
+import { buildPayload, nowSeconds } from './payload.ts'
+import { kData, kCreated, kIssued, kOptions } from './session-object.ts'
+import type { Sealer } from './sealer.ts'
+import type { RequestState, SessionCounters } from './reader.ts'
+
+export interface SessionWriterOptions {
+  policy: SessionPolicy
+  sealer: Sealer
+  counters: SessionCounters
+  /** @fastify/cookie's serializer (fastify.serializeCookie): what Set-Cookie lines are measured with */
+  serializeCookie: (name: string, value: string, options: SerializeOptions) => string
+}
+
+/** Writes a request's session into its reply; throws FSS_SESSION_TOO_LARGE instead of writing what a browser could not send back. */
+export type SessionWriter = (request: FastifyRequest, reply: FastifyReply, state: RequestState) => void
+
+export function createSessionWriter ({ policy, sealer, counters, serializeCookie }: SessionWriterOptions): SessionWriter {
+  const attrs = cookieAttributes(policy)
+  // Built once: @fastify/cookie copies the options it is given, never changes them.
+  const expireOptions = { ...attrs, maxAge: 0, expires: new Date(0) }
+  // The attributes of a line depend only on the options, and without
+  // session.options() only Max-Age varies (it is the idle timeout but near the
+  // absolute limit): one cached entry serves nearly every write.
+  let cachedMaxAge = -1
+  let cachedOptions = attrs
+  let cachedAttributeBytes = 0
+
+  function attributeBytes (options: typeof attrs): number {
+    // `name=` + value + attributes: measure with an empty value, once.
+    return Buffer.byteLength(serializeCookie(policy.cookieName, '', options)) - policy.cookieName.length - 1
+  }
+
+  function expire (reply: FastifyReply, names: string[]): void {
+    for (const name of names) reply.setCookie(name, '', expireOptions)
+  }
+
+  function issue (request: FastifyRequest, reply: FastifyReply, state: RequestState): void {
+    const { target, received } = state
+    const now = nowSeconds()
+    const created = target[kCreated]
+    const maxAge = Math.min(policy.idleTimeout, created + policy.absoluteTimeout - now, target[kOptions]?.maxAge ?? Infinity)
+    if (maxAge <= 0) {
+      // The absolute limit passed during this request: end it instead.
+      expire(reply, received.names)
+      return
+    }
+    // An instance whose clock is behind the one that created the session would
+    // write createdAt > issuedAt, which the next read rejects: never issue
+    // before the creation time (the read side tolerates CLOCK_SKEW ahead).
+    const value = toCookieValue(sealer.seal(buildPayload(target[kData], created, Math.max(now, created))))
+    let options: typeof attrs
+    let suffix: number
+    if (target[kOptions] !== null) {
+      options = { ...attrs, ...target[kOptions], maxAge }
+      suffix = attributeBytes(options)
+    } else {
+      if (maxAge !== cachedMaxAge) {
+        cachedOptions = { ...attrs, maxAge }
+        cachedAttributeBytes = attributeBytes(cachedOptions)
+        cachedMaxAge = maxAge
+      }
+      options = cachedOptions
+      suffix = cachedAttributeBytes
+    }
+    const lines = planCookies(policy.cookieName, value, suffix)
+    const bytes = requestBytes(lines)
+    if (bytes > MAX_REQUEST_COOKIE_BYTES) {
+      counters.tooLarge++
+      request.log.error({ bytes, limit: MAX_REQUEST_COOKIE_BYTES, fields: Object.keys(target[kData]).length }, 'session too large for cookies: not written')
+      throw new errors.FSS_SESSION_TOO_LARGE(bytes, MAX_REQUEST_COOKIE_BYTES)
+    }
+    for (const line of lines) reply.setCookie(line.name, line.value, options)
+    expire(reply, received.names.filter((n) => !lines.some((l) => l.name === n)))
+    counters.issued++
+    if (lines.length > 1) {
+      counters.chunked++
+      request.log.warn({ bytes, chunks: lines.length }, 'session cookie split into chunks')
+    }
+  }
+
+  return function writeSession (request, reply, state) {
+    const { target, received } = state
+    if (target.deleted) {
+      counters.deleted++
+      expire(reply, received.names)
+    } else if (target.changed || state.rotated) {
+      if (state.rotated) counters.rotated++
+      issue(request, reply, state)
+    } else if (target[kIssued] !== undefined && nowSeconds() - target[kIssued] >= policy.rollingInterval) {
+      counters.rolled++
+      issue(request, reply, state)
+    } else if (state.rejected !== undefined) {
+      // A cookie we cannot use: expire it so the browser stops sending it.
+      expire(reply, received.names)
+    }
+  }
+}

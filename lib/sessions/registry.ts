@@ -1,0 +1,193 @@
+// The session registry as the suite uses it: one store (memory or Redis), the
+// per-request revocation view in front of it, and for Redis the feed that
+// keeps every instance's view in step. Options are checked once, here.
+import { EventEmitter } from 'node:events'
+import { Type, type Static } from '@sinclair/typebox'
+import type { Redis } from 'ioredis'
+import type { FastifyBaseLogger } from 'fastify'
+import { errors } from '../errors.ts'
+import { validateOptions } from '../options.ts'
+import { redisHealth } from '../redis/client.ts'
+import {
+  copyCounters, systemClock,
+  type Clock, type RegisterInput, type RevocationReason, type RevokeAllOptions, type SessionRecord, type SessionRegistryStore,
+  type StoreCounters
+} from './contract.ts'
+import { createRevocationFeed, type FeedCounters, type RevocationFeed, type SubscriberClient } from './feed.ts'
+import { createMemorySessionStore } from './memory-store.ts'
+import { createRedisSessionStore, type SessionRedisClient } from './redis-store.ts'
+import { createRevocationView, type ViewCounters } from './view.ts'
+
+const DAY = 86_400
+
+export const SessionRegistryOptionsSchema = Type.Object({
+  /** Where records live: `memory` (this process only) or `redis` (every instance). @default 'memory' */
+  store: Type.Optional(Type.Union([Type.Literal('memory'), Type.Literal('redis')])),
+  /** Seconds a session lives from login: the session's absolute timeout. @default 2592000 (30 days) */
+  absoluteTimeout: Type.Optional(Type.Integer({ minimum: 60, maximum: 10 * 365 * DAY, description: 'seconds' })),
+  /** Seconds between two writes of a session's lastSeenAt. @default 60 */
+  touchInterval: Type.Optional(Type.Integer({ minimum: 1, maximum: DAY, description: 'seconds' })),
+  /** Memory store: most sessions kept; beyond it the least recently used is ended. @default 10000 */
+  maxSessions: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000 })),
+  /** Session ids the per-request view remembers. @default 10000 */
+  viewSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000 })),
+  /**
+   * Seconds the view still believes "live" after it last heard from Redis; past this a check asks
+   * Redis, and answers 503 (FSS_STORE_UNAVAILABLE) if Redis cannot answer. @default 5
+   */
+  outageTrust: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600, description: 'seconds' })),
+  /** Redis: ms between heartbeats on the subscriber connection; shorter than outageTrust. @default 500 */
+  heartbeatInterval: Type.Optional(Type.Integer({ minimum: 50, maximum: 60_000, description: 'ms' })),
+  /** Redis: prefix of every key; no braces (they would break the Cluster hash tags). @default 'fss:' */
+  keyPrefix: Type.Optional(Type.String({ maxLength: 100, pattern: '^[^{}]*$' })),
+  /** Redis: ms before a command counts as an outage. @default 1000 */
+  commandTimeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 600_000, description: 'ms' }))
+}, { additionalProperties: false })
+export type SessionRegistryOptions = Static<typeof SessionRegistryOptionsSchema>
+
+export interface SessionRegistryDeps {
+  /** Redis: the command connection (the token store's is fine). Not closed by the registry. */
+  client?: SessionRedisClient & Pick<Redis, 'duplicate'>
+  /** Redis: a dedicated connection for the feed; default `client.duplicate()`. Closed by the registry. */
+  subscriber?: SubscriberClient
+  /** Redis: keyring bytes, newest first (records are sealed). */
+  keys?: Buffer[]
+  clock?: Clock
+  log?: FastifyBaseLogger
+}
+
+export interface RegistryCounters extends StoreCounters {
+  view: ViewCounters
+  /** Redis only: what the revocation feed received. */
+  feed?: FeedCounters
+}
+
+export interface RegistryHealth {
+  kind: 'memory' | 'redis'
+  healthy: boolean
+  detail: string
+}
+
+export interface RegistryEvents {
+  /** Ids another instance (or this one) announced as revoked, after the view applied them. */
+  revoked: [ids: string[]]
+  /** The feed (re)subscribed and the view forgot what it believed live. */
+  flushed: []
+}
+
+export interface SessionRegistry {
+  readonly kind: 'memory' | 'redis'
+  /** Records a new session (id from createSessionId(), sub, provider, optional sid, the User-Agent header). */
+  register: (input: RegisterInput) => Promise<SessionRecord>
+  /** Per request: writes lastSeenAt at most once per touchInterval; true when it wrote. */
+  touch: (id: string) => Promise<boolean>
+  list: (sub: string) => Promise<SessionRecord[]>
+  get: (id: string) => Promise<SessionRecord | null>
+  /** True when it was live and is now revoked everywhere; throws FSS_SESSION_ID_INVALID or FSS_STORE_UNAVAILABLE. */
+  revoke: (id: string, reason: RevocationReason) => Promise<boolean>
+  revokeAll: (sub: string, opts: RevokeAllOptions) => Promise<string[]>
+  revokeBySid: (provider: string, sid: string) => Promise<string[]>
+  /** Per request: true when the session must read as empty; from memory when the view can vouch. */
+  isRevoked: (id: string) => Promise<boolean>
+  readonly events: EventEmitter<RegistryEvents>
+  counters: () => RegistryCounters
+  health: () => Promise<RegistryHealth>
+  close: () => Promise<void>
+}
+
+export function createSessionRegistry (options: SessionRegistryOptions = {}, deps: SessionRegistryDeps = {}): SessionRegistry {
+  const o = validateOptions(SessionRegistryOptionsSchema, options, 'sessions')
+  const outageTrust = o.outageTrust ?? 5
+  const heartbeatInterval = o.heartbeatInterval ?? 500
+  if (heartbeatInterval >= outageTrust * 1000) {
+    throw new errors.FSS_OPTIONS_INVALID('sessions.heartbeatInterval', 'must be shorter than outageTrust, or the view is never trusted between two heartbeats')
+  }
+  const clock = deps.clock ?? systemClock
+  const absoluteTimeout = o.absoluteTimeout ?? 30 * DAY
+  const touchInterval = o.touchInterval ?? 60
+  const { client, log } = deps
+  const commandTimeout = o.commandTimeout ?? 1000
+  let store: SessionRegistryStore
+  let feed: RevocationFeed | undefined
+  let health: () => Promise<RegistryHealth>
+  if (o.store === 'redis') {
+    if (client === undefined) throw new errors.FSS_OPTIONS_INVALID('sessions.store', "'redis' needs the suite's Redis connection")
+    if (deps.keys === undefined || deps.keys.length === 0) throw new errors.FSS_OPTIONS_INVALID('sessions.store', "'redis' needs the keyring to seal records")
+    const redisStore = createRedisSessionStore({
+      client, keys: deps.keys, prefix: o.keyPrefix ?? 'fss:', absoluteTimeout, touchInterval, commandTimeout, clock, log
+    })
+    const redisFeed = createRevocationFeed({
+      subscriber: deps.subscriber ?? client.duplicate(), channel: redisStore.channel, heartbeatInterval, clock, log
+    })
+    health = async () => {
+      const redis = await redisHealth(client, commandTimeout)
+      if (!redis.healthy) return { kind: 'redis', healthy: false, detail: `Redis unreachable (${redis.status}): session checks answer 503 once the view's trust runs out` }
+      if (!redisFeed.subscribed()) return { kind: 'redis', healthy: false, detail: 'revocation feed not subscribed: every session check asks Redis' }
+      return { kind: 'redis', healthy: true, detail: 'Redis reachable, revocation feed subscribed' }
+    }
+    store = redisStore
+    feed = redisFeed
+  } else {
+    store = createMemorySessionStore({ absoluteTimeout, touchInterval, maxSessions: o.maxSessions ?? 10_000, clock })
+    health = async () => ({ kind: 'memory', healthy: true, detail: 'in memory: sessions are known to this process only' })
+  }
+  const view = createRevocationView({ lookup: store.get, feed, maxEntries: o.viewSize ?? 10_000, outageTrust, clock })
+  const events = new EventEmitter<RegistryEvents>()
+  feed?.onRevoked((ids) => {
+    view.markRevoked(ids)
+    events.emit('revoked', ids)
+  })
+  feed?.onSubscribed(() => {
+    view.flush()
+    events.emit('flushed')
+  })
+
+  return {
+    kind: store.kind,
+
+    async register (input) {
+      const record = await store.register(input)
+      view.markLive(record.id, record.expiresAt)
+      return record
+    },
+
+    touch: store.touch,
+    list: store.list,
+    get: store.get,
+
+    async revoke (id, reason) {
+      const revoked = await store.revoke(id, reason)
+      // Either way the id is not live in the store now.
+      view.markRevoked([id])
+      return revoked
+    },
+
+    async revokeAll (sub, opts) {
+      const ended = await store.revokeAll(sub, opts)
+      view.markRevoked(ended)
+      return ended
+    },
+
+    async revokeBySid (provider, sid) {
+      const ended = await store.revokeBySid(provider, sid)
+      view.markRevoked(ended)
+      return ended
+    },
+
+    isRevoked: view.isRevoked,
+    events,
+
+    counters () {
+      const counters: RegistryCounters = { ...copyCounters(store.counters()), view: view.counters() }
+      if (feed !== undefined) counters.feed = feed.counters()
+      return counters
+    },
+
+    health,
+
+    async close () {
+      await feed?.close()
+      await store.close()
+    }
+  }
+}

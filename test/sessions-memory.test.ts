@@ -1,0 +1,86 @@
+import t from 'tap'
+import { createMemorySessionStore } from '../lib/sessions/memory-store.ts'
+import { createSessionRegistry } from '../lib/sessions/registry.ts'
+import { createSessionId } from '../lib/sessions/id.ts'
+import { LruMap } from '../lib/sessions/lru.ts'
+import { fakeClock, session, storeContract } from './sessions-helper.ts'
+
+t.test('the memory store keeps the store contract', async (t) => {
+  storeContract(t, async (t, clock) => {
+    const store = createMemorySessionStore({ absoluteTimeout: 3600, touchInterval: 60, maxSessions: 100, clock })
+    t.teardown(() => store.close())
+    return store
+  })
+})
+
+t.test('a full memory store ends its least recently used session, and says so', async (t) => {
+  const store = createMemorySessionStore({ absoluteTimeout: 3600, touchInterval: 60, maxSessions: 2 })
+  t.equal(store.kind, 'memory')
+  const oldest = await store.register(session('alice', { sid: 'p1' }))
+  const used = await store.register(session('bob'))
+  t.equal(await store.isRevoked(oldest.id), false, 'reading alice makes bob the least recently used')
+  const third = await store.register(session('carol'))
+  t.equal(await store.isRevoked(used.id), true, 'bob was ended to stay within maxSessions')
+  t.same(await store.list('bob'), [], 'and left no index entry behind')
+  t.equal(await store.isRevoked(oldest.id), false)
+  t.equal(await store.isRevoked(third.id), false)
+  t.equal(store.counters().revoked.evicted, 1)
+  await store.register(session('dave'))
+  t.equal(await store.isRevoked(oldest.id), true, 'alice is now the least recently used')
+  t.same(await store.revokeBySid('idp', 'p1'), [], 'an evicted session is not reported revoked by its sid')
+  t.equal(store.counters().revoked.evicted, 2)
+  await store.close()
+  t.equal(await store.isRevoked(third.id), true, 'close forgets everything')
+})
+
+t.test('a memory session ends at its absolute timeout', async (t) => {
+  const fc = fakeClock()
+  const store = createMemorySessionStore({ absoluteTimeout: 120, touchInterval: 60, maxSessions: 10, clock: fc.clock })
+  const a = await store.register(session('alice', { sid: 's' }))
+  fc.tick(60_000)
+  t.equal(await store.touch(a.id), true, 'touching does not extend it')
+  fc.tick(59_999)
+  t.equal(await store.isRevoked(a.id), false)
+  fc.tick(1)
+  t.equal(await store.isRevoked(a.id), true, 'gone at createdAt + absoluteTimeout')
+  t.same(await store.list('alice'), [])
+  t.same(await store.revokeBySid('idp', 's'), [], 'expired, so nothing to revoke')
+  t.equal(store.counters().revoked.backchannel, 0, 'expiry is not counted as a revocation')
+  const b = await store.register(session('alice'))
+  fc.tick(120_000)
+  t.same(await store.list('alice'), [], 'list drops expired sessions')
+  t.equal(await store.revoke(b.id, 'user'), false)
+})
+
+t.test('the memory registry checks the store on every request: nothing to go stale', async (t) => {
+  const registry = createSessionRegistry({ store: 'memory', maxSessions: 5, viewSize: 5 })
+  t.teardown(() => registry.close())
+  t.equal(registry.kind, 'memory')
+  t.same(await registry.health(), { kind: 'memory', healthy: true, detail: 'in memory: sessions are known to this process only' })
+  const a = await registry.register(session('alice'))
+  t.equal(await registry.isRevoked(a.id), false)
+  t.equal(await registry.isRevoked(a.id), false)
+  t.equal(await registry.revoke(a.id, 'logout'), true)
+  t.equal(await registry.isRevoked(a.id), true)
+  const counters = registry.counters()
+  t.match(counters, { registered: 1, revoked: { logout: 1 }, view: { hits: 1, misses: 2 } })
+  t.notOk('feed' in counters, 'no feed without Redis')
+})
+
+t.test('LruMap stays within its bound and forgets the least recently used', async (t) => {
+  const map = new LruMap<string, number>(2)
+  t.equal(map.set('a', 1), undefined)
+  map.set('b', 2)
+  t.equal(map.get('a'), 1)
+  t.same(map.set('c', 3), ['b', 2], 'b was least recently used')
+  t.equal(map.size, 2)
+  t.equal(map.set('a', 10), undefined, 'replacing an entry forgets nothing')
+  t.equal(map.get('missing'), undefined)
+  t.equal(map.deleteWhere((v) => v > 5), 1)
+  t.equal(map.delete('c'), true)
+  t.equal(map.size, 0)
+  map.set('x', 1)
+  map.clear()
+  t.equal(map.size, 0)
+  t.equal(map.get(createSessionId()), undefined)
+})
