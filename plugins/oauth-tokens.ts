@@ -7,7 +7,7 @@ import oauth2Plugin, { type OAuth2Namespace, type Token } from '@fastify/oauth2'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { errors } from '../lib/errors.ts'
 import { resolveOAuthOptions, describeProvider, fastifyOAuth2Options, type OAuthOptions } from '../lib/oauth/options.ts'
-import { normalizeToken, tokenMetadata, type StoredToken, type TokenMetadata } from '../lib/oauth/token.ts'
+import { isStoredToken, normalizeToken, tokenMetadata, type StoredToken, type TokenMetadata } from '../lib/oauth/token.ts'
 import { checkedTokenStore, sessionTokenStore, type TokenStore } from '../lib/oauth/store.ts'
 import { RefreshCoordinator, isRefreshTokenSpent, type RefreshCounters } from '../lib/oauth/refresh.ts'
 import { classifyTokenEndpointError, codeOf, isEmptySuccess } from '../lib/oauth/provider-errors.ts'
@@ -292,7 +292,10 @@ function requestTokens (request: FastifyRequest, { store, coordinator, normalize
       return fresh.access_token
     },
     async store (raw) {
-      const token = normalize(raw)
+      // A token already in the stored shape (exchangeCode's result) is stored
+      // as it is: normalizing it again would read its computed expires_at as a
+      // provider-stated lifetime and lose `expiresAssumed`.
+      const token = isStoredToken(raw) ? raw : normalize(raw)
       await store.set(request, token)
       return token
     },
