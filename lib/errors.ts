@@ -67,6 +67,7 @@ export const errors = {
   FSS_TOKEN_BACKUP_IN_PRODUCTION: createError('FSS_TOKEN_BACKUP_IN_PRODUCTION', 'The token backup is for development only and is refused when NODE_ENV=production', 500),
   FSS_TOKEN_EXPIRED: createError('FSS_TOKEN_EXPIRED', 'The access token expired and there is no refresh token: log in again', 401),
   FSS_OAUTH_CODE_REJECTED: createError('FSS_OAUTH_CODE_REJECTED', 'The provider rejected the authorization code (invalid_grant): start the login again', 400),
+  FSS_OAUTH_CALLBACK_INVALID: createError<[string]>('FSS_OAUTH_CALLBACK_INVALID', 'The callback query is malformed: %s', 400),
 
   // ── OpenID Connect (verified identity) ──────────────────────────────────
   // Every one of these carries a `reason` (a fixed word, see lib/oidc/reasons.ts)

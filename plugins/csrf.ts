@@ -2,15 +2,43 @@
 // session. A token stays valid exactly as long as the session does: across a
 // restart (same key) and a key rotation (old key kept behind the new one), and
 // no longer than a logout (the session, and with it the secret, is gone).
-// fastify.csrfProtection and reply.generateCsrf are typed by @fastify/csrf-protection:
-// the reference makes the published declarations load its types.
-/// <reference types="@fastify/csrf-protection" preserve="true" />
+//
+// Tokens are @fastify/csrf's (the library @fastify/csrf-protection is built
+// on, with its defaults, so tokens and secrets of earlier releases stay
+// valid). The secret is not random per call: a session's first secret is
+// derived from the cookie the request carried, so two requests sent at once
+// with the same cookie, each calling generateCsrf() for the first time, store
+// the same secret, and whichever Set-Cookie the browser keeps accepts the
+// tokens both pages show. (A stateless session keeps only the last response's
+// cookie; the secret is the one field that must agree.)
+import { createHmac } from 'node:crypto'
 import fp from 'fastify-plugin'
-import csrfProtection from '@fastify/csrf-protection'
+import Tokens from '@fastify/csrf'
+import type { CookieSerializeOptions } from '@fastify/cookie'
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { errors } from '../lib/errors.ts'
 import { validateOptions } from '../lib/options.ts'
+import { receivedSessionDigest } from './session.ts'
+
+// Methods, as @fastify/csrf-protection declares them, so both declarations merge where both are loaded.
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** preHandler (or onRequest) hook: state-changing requests need the session's CSRF token, else FSS_CSRF_INVALID. */
+    csrfProtection(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void
+  }
+  interface FastifyReply {
+    /** A token for this session's secret (stored in the session on first use); options are passed to session.options(). */
+    generateCsrf(options?: CookieSerializeOptions): string
+  }
+}
+
+/** The session as this plugin uses it: one field named by `sessionKey`. */
+interface SecretField {
+  get: (key: string) => unknown
+  set: (key: string, value: unknown) => void
+  options: (opts: CookieSerializeOptions) => void
+}
 
 /** Request header that carries the token (fetch/XHR clients). */
 export const CSRF_HEADER = 'x-csrf-token'
@@ -41,9 +69,7 @@ export const CsrfOptionsSchema = Type.Object({
 
 export type CsrfOptions = Static<typeof CsrfOptionsSchema>
 
-// The library's own check refuses every method; a state-changing request is
-// what CSRF is about, so the safe methods (RFC 9110 §9.2.1) always pass and an
-// app can hang the check on every route with one `addHook`.
+// RFC 9110 §9.2.1: GET, HEAD and OPTIONS change nothing.
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 
 /** Default token source: the `x-csrf-token` header, else the `_csrf` body field. Strings only. */
@@ -75,50 +101,64 @@ export function parseFormBody (body: string): Record<string, string | string[]> 
 
 type Refusal = 'missing-token' | 'no-session-secret' | 'invalid-token'
 
+/** @fastify/csrf with @fastify/csrf-protection's defaults: 8-character salts, 18-byte secrets, SHA-256. */
+const tokens = Tokens()
+
+/**
+ * The secret a session gets on its first generateCsrf(). From the cookie the
+ * request carried when there is one (see receivedSessionDigest), so that
+ * concurrent first calls agree; random for a new or regenerated session, which
+ * concurrent requests cannot share anyway. Never from the cookie of a session
+ * regenerated here: that cookie may have been planted before a login.
+ */
+function firstSecret (request: FastifyRequest): string {
+  const digest = receivedSessionDigest(request)
+  if (digest === null) return tokens.secretSync()
+  return createHmac('sha256', digest).update('fastify-session-suite/csrf-secret/v1').digest('base64url')
+}
+
 const csrf: FastifyPluginAsync<CsrfOptions> = async (fastify, opts) => {
   const options = validateOptions(CsrfOptionsSchema, opts, 'csrf')
   const getToken = options.getToken ?? tokenFromRequest
+  const sessionKey = options.sessionKey ?? DEFAULT_SESSION_KEY
 
   if (fastify.hasPlugin('@fastify/csrf-protection')) {
-    // Its decorators would clash (FST_ERR_DEC_ALREADY_PRESENT) and its mode may differ from ours.
+    // Its decorators would clash (FST_ERR_DEC_ALREADY_PRESENT) and its secrets are random per first call.
     throw new errors.FSS_OPTIONS_INVALID('csrf', '@fastify/csrf-protection is already registered; let this plugin register it')
   }
 
-  // Session mode: the secret is read and written through request.session.get/set/options, the
-  // @fastify/secure-session API that the suite's session exposes. @fastify/csrf-protection 8
-  // declares no plugin dependencies and never calls hasPlugin('@fastify/secure-session'), so the
-  // session plugin keeping secure-session in a private child context is fine; our own
-  // `dependencies: ['fastify-session-suite/session']` is the start-up check that a session exists.
-  await fastify.register(csrfProtection, {
-    sessionPlugin: '@fastify/secure-session',
-    sessionKey: options.sessionKey ?? DEFAULT_SESSION_KEY,
-    getToken: (request) => getToken(request),
-    logLevel: 'debug' // we log one warn line with a reason below; the library's line would repeat it
+  const sessionOf = (request: FastifyRequest): SecretField => request.session as unknown as SecretField
+  const secretOf = (request: FastifyRequest): string | undefined => {
+    const secret = sessionOf(request).get(sessionKey)
+    return typeof secret === 'string' && secret !== '' ? secret : undefined
+  }
+
+  fastify.decorateReply('generateCsrf', function generateCsrf (this: FastifyReply, cookieOptions?: CookieSerializeOptions) {
+    let secret = secretOf(this.request)
+    if (secret === undefined) {
+      secret = firstSecret(this.request)
+      sessionOf(this.request).set(sessionKey, secret)
+    }
+    if (cookieOptions !== undefined) sessionOf(this.request).options(cookieOptions)
+    return tokens.create(secret)
   })
 
-  // The library answers a refusal itself with reply.send(FST_CSRF_*) and checks every method. The
-  // suite's contract is one FSS_* code for every refusal and free passage for safe methods, so the
-  // decorator is replaced by a wrapper around the library's check (same name: the documented hook).
-  const libraryCheck = fastify.csrfProtection
-  fastify.csrfProtection = function csrfCheck (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
+  // A state-changing request is what CSRF is about, so the safe methods always
+  // pass and an app can hang the check on every route with one `addHook`.
+  // Every refusal is one FSS_* code, with one warn line that names the reason.
+  fastify.decorate('csrfProtection', function csrfCheck (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) {
     if (SAFE_METHODS.has(request.method)) return done()
     const refuse = (reason: Refusal): void => {
       request.log.warn({ reason }, 'CSRF check refused the request') // never the token
       done(new errors.FSS_CSRF_INVALID())
     }
-    if (getToken(request) === undefined) return refuse('missing-token')
-    // In session mode the library touches only reply.send, and only to refuse: a view of the reply
-    // whose send turns that refusal into ours. Everything else stays the real reply.
-    const view = Object.create(reply, {
-      send: {
-        value: (error: { code?: string }) => {
-          refuse(error.code === 'FST_CSRF_MISSING_SECRET' ? 'no-session-secret' : 'invalid-token')
-          return view
-        }
-      }
-    }) as FastifyReply
-    libraryCheck(request, view, () => done())
-  }
+    const token = getToken(request)
+    if (token === undefined) return refuse('missing-token')
+    const secret = secretOf(request)
+    if (secret === undefined) return refuse('no-session-secret')
+    if (!tokens.verify(secret, token)) return refuse('invalid-token')
+    done()
+  })
 
   // Opt-in only: this plugin is fp-wrapped, so the parser would reach every route of the app.
   if (options.formBody === true) addFormParser(fastify)

@@ -7,10 +7,12 @@ import oauth2Plugin, { type OAuth2Namespace, type Token } from '@fastify/oauth2'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { errors } from '../lib/errors.ts'
 import { resolveOAuthOptions, describeProvider, fastifyOAuth2Options, type OAuthOptions, type ProviderEndpoints, type ResolvedOAuthOptions } from '../lib/oauth/options.ts'
-import { normalizeToken, tokenMetadata, type StoredToken, type TokenMetadata } from '../lib/oauth/token.ts'
-import { sessionTokenStore, type TokenStore } from '../lib/oauth/store.ts'
+import { isStoredToken, normalizeToken, tokenMetadata, type StoredToken, type TokenMetadata } from '../lib/oauth/token.ts'
+import { checkedTokenStore, sessionTokenStore, type TokenStore } from '../lib/oauth/store.ts'
 import { RefreshCoordinator, isRefreshTokenSpent, type RefreshCounters } from '../lib/oauth/refresh.ts'
 import { classifyTokenEndpointError, codeOf, isEmptySuccess } from '../lib/oauth/provider-errors.ts'
+import { captureRawAnswers, rawAnswerOf, refreshGrant, type TokenClient } from '../lib/oauth/raw-answer.ts'
+import { parseCallbackQuery } from '../lib/oauth/callback-query.ts'
 import { assertBackupAllowed, withTokenBackup } from '../lib/oauth/backup.ts'
 import { checkState, generateState, stateCookieNames, UsedStates } from '../lib/oauth/state.ts'
 import { loginIdentity, publicIdentity, readIdentity, writeIdentity, type LoginIdentity, type SessionIdentity } from '../lib/oauth/identity.ts'
@@ -82,7 +84,13 @@ export interface OAuthInfo {
   /** the last failed refresh: epoch ms and code */
   lastRefreshFailure: { at: number, code: string } | null
   policy: { refreshSkew: number, assumedLifetime: number, refreshBackoff: number, timeout: number, pkce: 'S256', stateMaxAge: number, revokeOnLogout: boolean, tokenBackup: boolean } | null
-  counters: RefreshCounters & { logins: number, loginFailures: Record<string, number>, refreshInFlight: number }
+  counters: RefreshCounters & {
+    logins: number
+    loginFailures: Record<string, number>
+    refreshInFlight: number
+    /** answers of the token store that were not a valid token (read as no token) */
+    rejectedStored: number
+  }
   /** OpenID Connect: the issuer and the JWKS state (counts and times, never a key); null for plain OAuth 2 */
   oidc: { issuer: string, jwks: JwksState } | null
 }
@@ -115,7 +123,7 @@ export function unconfiguredOAuthInfo (): OAuthInfo {
     providerKind: null,
     lastRefreshFailure: null,
     policy: null,
-    counters: { refreshes: 0, shared: 0, failures: { rejected: 0, provider: 0, timeout: 0, invalid: 0 }, backedOff: 0, logins: 0, loginFailures: {}, refreshInFlight: 0 },
+    counters: { refreshes: 0, shared: 0, failures: { rejected: 0, provider: 0, timeout: 0, invalid: 0 }, backedOff: 0, logins: 0, loginFailures: {}, refreshInFlight: 0, rejectedStored: 0 },
     oidc: null
   }
 }
@@ -152,6 +160,9 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
     checkStateFunction: (request: FastifyRequest) => checkState(request, cookies.state) !== ''
   })
   const oauth2 = (fastify as unknown as Record<string, OAuth2Namespace>)[OAUTH2_DECORATOR]
+  // simple-oauth2's client, which @fastify/oauth2 exposes as `oauth2` (untyped there).
+  const client = (oauth2 as unknown as { oauth2: TokenClient }).oauth2
+  captureRawAnswers(client)
 
   const normalize = (raw: unknown): StoredToken => normalizeToken(raw, { assumedLifetime: opts.assumedLifetime })
   let store = opts.store ?? sessionTokenStore()
@@ -160,11 +171,11 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
   // simple-oauth2 (through @fastify/oauth2) rather than our own POST: the same
   // client, client authentication and Wreck `timeout` as the code exchange, and
   // Wreck's Boom errors carry what classification needs (status, body, 504/408).
+  // What is validated is the provider's raw answer, not simple-oauth2's copy.
   const coordinator = new RefreshCoordinator({
     async call (refreshToken) {
       try {
-        const fresh = await oauth2.getNewAccessTokenUsingRefreshToken({ refresh_token: refreshToken } as Token, {})
-        return fresh.token
+        return await refreshGrant(client, refreshToken)
       } catch (err) {
         throw classifyTokenEndpointError(err, 'refresh_token')
       }
@@ -174,7 +185,11 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
     lock: opts.refreshLock
   })
 
-  const counters = Object.assign(coordinator.counters, { logins: 0, loginFailures: {} as Record<string, number> })
+  const counters = Object.assign(coordinator.counters, { logins: 0, loginFailures: {} as Record<string, number>, rejectedStored: 0 })
+  store = checkedTokenStore(store, (request) => {
+    counters.rejectedStored++
+    request.log.warn({ event: 'stored-token-invalid' }, 'the token store answered something that is not a valid token: read as none')
+  })
   Object.defineProperty(counters, 'refreshInFlight', { enumerable: true, get: () => coordinator.inflight })
   const provider = describeProvider(opts)
   const info: OAuthInfo = {
@@ -216,11 +231,13 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
       reply.clearCookie(cookies.state, STATE_COOKIE)
       reply.clearCookie(cookies.verifier, STATE_COOKIE)
       identity.clear(reply)
-      // The route's schema shapes the query; read as untrusted all the same.
-      const query = request.query as Record<string, unknown>
-      if (query.error !== undefined) throw new errors.FSS_OAUTH_DENIED(providerErrorCode(String(query.error)))
+      // Fastify's querystring parser gives an object of strings, or arrays of
+      // strings for repeated names; parseCallbackQuery refuses anything else
+      // (FSS_OAUTH_CALLBACK_INVALID), after the cookies above are cleared.
+      const query = parseCallbackQuery(request.query as Record<string, unknown>)
+      if (query.error !== undefined) throw new errors.FSS_OAUTH_DENIED(providerErrorCode(query.error))
       usedStates.consume(checkState(request, cookies.state))
-      if (typeof query.code !== 'string' || query.code === '') throw new errors.FSS_OAUTH_CODE_MISSING()
+      if (query.code === undefined) throw new errors.FSS_OAUTH_CODE_MISSING()
       const verifier = request.cookies[cookies.verifier]
       if (verifier === undefined || verifier === '') throw new errors.FSS_OAUTH_VERIFIER_MISSING()
       // RFC 9207 and the nonce cookie: before the code is spent at the provider.
@@ -228,8 +245,9 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
       let raw: unknown
       try {
         // Without `reply`: the cookies are already cleared above. It runs our
-        // state check again (pure) and POSTs code + code_verifier.
-        raw = (await oauth2.getAccessTokenFromAuthorizationCodeFlow(request)).token
+        // state check again (pure) and POSTs code + code_verifier. The provider's
+        // raw JSON is what gets validated, not simple-oauth2's rewritten copy.
+        raw = await rawAnswerOf(() => oauth2.getAccessTokenFromAuthorizationCodeFlow(request))
       } catch (err) {
         throw classifyTokenEndpointError(err, 'authorization_code')
       }
@@ -382,7 +400,10 @@ function requestTokens (request: FastifyRequest, { store, coordinator, normalize
       return fresh.access_token
     },
     async store (raw) {
-      const token = normalize(raw)
+      // A token already in the stored shape (exchangeCode's result) is stored
+      // as it is: normalizing it again would read its computed expires_at as a
+      // provider-stated lifetime and lose `expiresAssumed`.
+      const token = isStoredToken(raw) ? raw : normalize(raw)
       await store.set(request, token)
       return token
     },

@@ -7,12 +7,13 @@ import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { validateOptions } from '../lib/options.ts'
 import { createRedisClient, redisHealth, waitReady, type OwnedRedisClient, type RedisClient, type RedisHealth } from '../lib/redis/client.ts'
-import { createRedisTokenStore } from '../lib/redis/store.ts'
+import { createRedisTokenStore, type RecordCounters } from '../lib/redis/store.ts'
 import { createRedisLock, type RedisLock } from '../lib/redis/lock.ts'
 import { createRedisRefreshLock } from '../lib/redis/fleet-refresh.ts'
 import { healthRegistry } from '../lib/health.ts'
 import { getDerivedKeys, getSecretKeyBytes } from './secret-keys.ts'
 import type { TokenStore } from '../lib/oauth/store.ts'
+import { isStoredToken, type StoredToken } from '../lib/oauth/token.ts'
 import type { RefreshLock } from '../lib/oauth/refresh.ts'
 
 export interface RedisTokenStoreDecorator {
@@ -25,6 +26,8 @@ export interface RedisTokenStoreDecorator {
   /** Pass to the OAuth plugin as `refreshLock`: one refresh across every instance. */
   refreshLock: RefreshLock
   health: () => Promise<RedisHealth>
+  /** Records read back from Redis that could not be used (each read as no token); for health and debug output. */
+  counters: RecordCounters
 }
 
 declare module 'fastify' {
@@ -109,6 +112,7 @@ const redisTokenStore: FastifyPluginAsync<RedisTokenStorePluginOptions> = async 
   }
 
   const lock = createRedisLock({ client, prefix, lockTtl: options.lockTtl, maxWait: options.maxWait, lockTtlOption: 'redis.lockTtl', commandTimeout })
+  const counters: RecordCounters = { rejectedRecords: 0 }
   const decorator: RedisTokenStoreDecorator = {
     client,
     store: createRedisTokenStore({
@@ -117,13 +121,17 @@ const redisTokenStore: FastifyPluginAsync<RedisTokenStorePluginOptions> = async 
       prefix,
       ttl: options.ttl ?? sessionAbsoluteTimeout(fastify) ?? 30 * DAY,
       commandTimeout,
+      // The same check as every token read back: a record is never trusted because it decrypted.
+      check: (value): value is StoredToken => isStoredToken(value),
+      counters,
       log
     }),
     lock,
     refreshLock: createRedisRefreshLock({
-      client, lock, keys, prefix, commandTimeout, log, graceMs: options.handoffTtl ?? REDIS_DEFAULTS.handoffTtl, backoffMs: options.failureTtl ?? REDIS_DEFAULTS.failureTtl
+      client, lock, keys, prefix, commandTimeout, log, counters, graceMs: options.handoffTtl ?? REDIS_DEFAULTS.handoffTtl, backoffMs: options.failureTtl ?? REDIS_DEFAULTS.failureTtl
     }),
-    health: () => redisHealth(client, commandTimeout)
+    health: () => redisHealth(client, commandTimeout),
+    counters
   }
   fastify.decorate('redisTokenStore', decorator)
   healthRegistry(fastify).add('redis', async () => {

@@ -13,7 +13,8 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import { getDerivedKeys, getSecretKeyBytes } from './secret-keys.ts'
 import { errors } from '../lib/errors.ts'
 import { resolvePolicy, type SessionOptions, type SessionPolicy } from '../lib/session/policy.ts'
-import { kCreated, kIssued } from '../lib/session/session-object.ts'
+import { kCreated, kIssued, kRegenerated } from '../lib/session/session-object.ts'
+import { sha256 } from '../lib/digest.ts'
 import { createSealer } from '../lib/session/sealer.ts'
 import { newCounters, readSession, type RequestState, type SessionCounters } from '../lib/session/reader.ts'
 import { createSessionWriter } from '../lib/session/writer.ts'
@@ -136,6 +137,22 @@ export function getSessionDetails (request: FastifyRequest): SessionDetails {
   }
   if (rejected !== undefined) details.rejected = rejected
   return details
+}
+
+/**
+ * SHA-256 of the session cookie this request carried, while the session in use
+ * is the one that cookie holds (it opened, and was not regenerated or deleted
+ * in this request); otherwise null. Requests sent at the same time with the
+ * same cookie get the same digest, so a value derived from it agrees between
+ * their responses, whichever Set-Cookie the browser keeps. Nobody without the
+ * (HttpOnly, encrypted) cookie can compute it.
+ */
+export function receivedSessionDigest (request: FastifyRequest): Buffer | null {
+  // Going through the getter decodes now if no one did.
+  const deleted = request.session.deleted
+  const { target, received, rejected } = (request as WithState)[kState] as RequestState
+  if (deleted || received.value === null || rejected !== undefined || target[kRegenerated]) return null
+  return sha256(received.value)
 }
 
 export default fp(session, { fastify: '5.x', name: 'fastify-session-suite/session' })

@@ -18,8 +18,8 @@ import { addFormParser } from '../plugins/csrf.ts'
 import { ErrorResponse } from './schemas.ts'
 import { sessionCookieConfig, TAGS } from './openapi.ts'
 
-// 503: a token store that is down (the Redis store's FSS_STORE_UNAVAILABLE).
-const errorReplies = { 400: ErrorResponse, 401: ErrorResponse, 500: ErrorResponse, 502: ErrorResponse, 503: ErrorResponse, 504: ErrorResponse }
+// Every 4xx and 5xx, whatever its source (503: a token store that is down).
+const errorReplies = { '4xx': ErrorResponse, '5xx': ErrorResponse }
 
 export const OAuthRoutesOptionsSchema = Type.Object({
   redirectAfterLogout: Type.Optional(LocalRedirectPath('A local path in visible ASCII: a logout posted by a plain HTML form (urlencoded, or Accept: text/html) is answered 303 to it; API clients still get JSON. Unset: always JSON.'))
@@ -32,16 +32,6 @@ function isPageRequest (request: FastifyRequest): boolean {
   const type = request.headers['content-type'] ?? ''
   return /^application\/x-www-form-urlencoded\b/i.test(type) || /\btext\/html\b/i.test(request.headers.accept ?? '')
 }
-
-const CallbackQuery = Type.Object({
-  code: Type.Optional(Type.String({ maxLength: 4096 })),
-  state: Type.Optional(Type.String({ maxLength: 512 })),
-  error: Type.Optional(Type.String({ maxLength: 256 })),
-  error_description: Type.Optional(Type.String({ maxLength: 2048 })),
-  error_uri: Type.Optional(Type.String({ maxLength: 2048 })),
-  iss: Type.Optional(Type.String({ maxLength: 2048 })),
-  session_state: Type.Optional(Type.String({ maxLength: 2048 }))
-})
 
 const LogoutReply = Type.Object({
   loggedOut: Type.Literal(true),
@@ -96,7 +86,7 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
       summary: 'Start the OAuth login: redirect to the provider',
       tags: [TAGS.oauth],
       querystring: Type.Object({}),
-      response: { 302: Type.Null(), 500: ErrorResponse }
+      response: { 302: Type.Null(), ...errorReplies }
     }
   }, async (request, reply) => {
     // Sets the state and PKCE verifier cookies (Secure, HttpOnly, Path=/, Max-Age=stateMaxAge).
@@ -107,10 +97,13 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
 
   fastify.get(flow.paths.callback, {
     logSerializers: { req: requestWithoutQuery },
+    // No querystring schema: a schema failure would be answered before the
+    // flow cookies are cleared; exchangeCode clears them, then parseCallbackQuery checks it.
     schema: {
       summary: 'OAuth callback: exchange the code, store the token, redirect',
+      description: 'Reads code, state, error, error_description, error_uri, iss and session_state, each at most once ' +
+        'and within its length (else 400 FSS_OAUTH_CALLBACK_INVALID); other parameters are ignored.',
       tags: [TAGS.oauth],
-      querystring: CallbackQuery,
       response: { 302: Type.Null(), ...errorReplies }
     }
   }, async (request, reply) => {

@@ -202,6 +202,20 @@ t.test('sessionKey names the session field that holds the secret', async (t) => 
   t.equal((await app.inject({ method: 'POST', url: '/transfer', cookies: jar.cookies, headers: { 'x-csrf-token': token } })).statusCode, 200)
 })
 
+t.test('generateCsrf(options) passes cookie options on to the session cookie', async (t) => {
+  const app = await build(t)
+  await app.register(session, { key, secure: false })
+  await app.register(csrf)
+  app.get('/short-form', async (_request, reply) => ({ token: reply.generateCsrf({ maxAge: 600 }) }))
+  app.post('/transfer', { preHandler: app.csrfProtection }, async () => ({ done: true }))
+  const res = await app.inject({ url: '/short-form' })
+  const cookie = (res.cookies as Array<{ name: string, maxAge?: number }>).find((c) => c.name === 'session')
+  t.equal(cookie?.maxAge, 600, 'Max-Age from the options')
+  const jar = new Jar()
+  jar.absorb(res)
+  t.equal((await app.inject({ method: 'POST', url: '/transfer', cookies: jar.cookies, headers: { 'x-csrf-token': res.json().token } })).statusCode, 200)
+})
+
 t.test('getToken replaces where the token is read from', async (t) => {
   const { app } = await makeApp(t, { getToken: (request) => request.headers['x-my-token'] as string | undefined })
   const { jar, token } = await visit(app)

@@ -1,6 +1,7 @@
 // Every way a callback can fail answers a coded JSON error, clears the
 // single-use cookies, stores nothing, and puts no value in the body or logs.
 import t, { type Test } from 'tap'
+import fc from 'fast-check'
 import { startOidcServer, type OidcServer, type TokenSubstitute } from './fixtures/oidc-server.ts'
 import { startOAuthApp, type OAuthApp, type Answer, type HttpBrowser } from './fixtures/oauth-app.ts'
 
@@ -37,7 +38,8 @@ async function started (): Promise<{ b: HttpBrowser, callbackUrl: URL }> {
   const b = env.browser()
   browsers.push(b)
   const { callbackUrl } = await b.startLogin()
-  states.push(callbackUrl.searchParams.get('state') as string)
+  const state = callbackUrl.searchParams.get('state')
+  if (state !== null) states.push(state)
   return { b, callbackUrl }
 }
 
@@ -148,6 +150,97 @@ t.test('a token without a lifetime gets the assumed one, flagged', async (t) => 
   const meta = (await b.request('/api/meta')).json().meta
   t.equal(meta.expiresAssumed, true)
   t.ok(meta.expiresIn > 3500 && meta.expiresIn <= 3600)
+})
+
+t.test('a malformed callback query is a coded 400 that clears the flow cookies, never a generic validation error', async (t) => {
+  const long = (n: number): string => 'x'.repeat(n)
+  // [what, how the provider's redirect is changed, expected code]
+  const cases: Array<[string, (u: URL) => void, string]> = [
+    ['an error of 257 characters', (u) => { u.searchParams.delete('code'); u.searchParams.set('error', long(257)) }, 'FSS_OAUTH_CALLBACK_INVALID'],
+    ['an error of exactly 256 characters', (u) => { u.searchParams.delete('code'); u.searchParams.set('error', long(256)) }, 'FSS_OAUTH_DENIED'],
+    ['an error_description of 2049 characters', (u) => { u.searchParams.set('error', 'access_denied'); u.searchParams.set('error_description', long(2049)) }, 'FSS_OAUTH_CALLBACK_INVALID'],
+    ['an error_description of exactly 2048 characters', (u) => { u.searchParams.set('error', 'access_denied'); u.searchParams.set('error_description', long(2048)) }, 'FSS_OAUTH_DENIED'],
+    ['a code of 4097 characters', (u) => { u.searchParams.set('code', long(4097)) }, 'FSS_OAUTH_CALLBACK_INVALID'],
+    ['a state of 513 characters', (u) => { u.searchParams.set('state', long(513)) }, 'FSS_OAUTH_CALLBACK_INVALID'],
+    ['an error_uri of 2049 characters', (u) => { u.searchParams.set('error_uri', long(2049)) }, 'FSS_OAUTH_CALLBACK_INVALID'],
+    ['an iss of 2049 characters', (u) => { u.searchParams.set('iss', long(2049)) }, 'FSS_OAUTH_CALLBACK_INVALID'],
+    ['a session_state of 2049 characters', (u) => { u.searchParams.set('session_state', long(2049)) }, 'FSS_OAUTH_CALLBACK_INVALID'],
+    ['state given twice', (u) => { u.searchParams.append('state', u.searchParams.get('state') as string) }, 'FSS_OAUTH_CALLBACK_INVALID'],
+    ['code given twice', (u) => { u.searchParams.append('code', 'other') }, 'FSS_OAUTH_CALLBACK_INVALID'],
+    ['error given twice', (u) => { u.searchParams.set('error', 'access_denied'); u.searchParams.append('error', 'x') }, 'FSS_OAUTH_CALLBACK_INVALID'],
+    ['an empty error counts as omitted (RFC 6749 §3.1): the login goes on without a code', (u) => { u.searchParams.set('error', ''); u.searchParams.delete('code') }, 'FSS_OAUTH_CODE_MISSING']
+  ]
+  for (const [name, edit, code] of cases) {
+    await t.test(name, async (t) => {
+      oidc.service.once('beforeAuthorizeRedirect', (r: { url: URL }) => edit(r.url))
+      const calls = oidc.tokenCalls.total
+      const { b, callbackUrl } = await started()
+      const res = await b.request(callbackUrl.href)
+      assertCoded(t, res, 400, code)
+      assertCookiesCleared(t, res)
+      t.equal(oidc.tokenCalls.total, calls, 'the token endpoint was not called')
+      await nothingStored(t, b)
+      if (code === 'FSS_OAUTH_CALLBACK_INVALID') t.notMatch(res.json().message, /xxxx/, 'the value is not echoed')
+    })
+  }
+  t.ok((env.app.oauthInfo.counters.loginFailures.FSS_OAUTH_CALLBACK_INVALID ?? 0) >= 10, 'counted as login failures')
+})
+
+t.test('a code of exactly 4096 characters, and parameters the callback does not read given twice, reach the token endpoint', async (t) => {
+  oidc.service.once('beforeAuthorizeRedirect', (r: { url: URL }) => { r.url.searchParams.set('code', 'c'.repeat(4096)) })
+  const { b, callbackUrl } = await started()
+  const calls = oidc.tokenCalls.total
+  const res = await b.request(callbackUrl.href)
+  t.not(res.json().code, 'FSS_OAUTH_CALLBACK_INVALID')
+  t.equal(oidc.tokenCalls.total, calls + 1, 'sent to the token endpoint (which does not know that code)')
+  // Google adds scope, authuser and prompt: a provider's extra parameters, even repeated, are not ours to refuse.
+  oidc.service.once('beforeAuthorizeRedirect', (r: { url: URL }) => { r.url.searchParams.append('scope', 'a'); r.url.searchParams.append('scope', 'b'); r.url.searchParams.set('authuser', '0') })
+  const other = await started()
+  t.equal((await other.b.request(other.callbackUrl.href)).status, 302, 'logged in')
+})
+
+t.test('property: whatever query the callback gets, it answers a 302 or a coded FSS_ error, and always clears the flow cookies', async (t) => {
+  const names = fc.constantFrom('code', 'state', 'error', 'error_description', 'error_uri', 'iss', 'session_state', 'scope', '__proto__', 'constructor', 'code[]', 'a')
+  const value = fc.oneof(fc.string({ maxLength: 20 }), fc.integer({ min: 0, max: 5000 }).map((n) => 'v'.repeat(n)), fc.constant(''))
+  // Extra pairs appended to a real redirect (so code and state may be given twice, overlong, or replaced).
+  const extras = fc.array(fc.tuple(names, value), { maxLength: 4 })
+  let ok = 0
+  await fc.assert(fc.asyncProperty(extras, fc.boolean(), async (pairs, replace) => {
+    oidc.service.once('beforeAuthorizeRedirect', (r: { url: URL }) => {
+      for (const [k, v] of pairs) {
+        if (replace) r.url.searchParams.set(k, v)
+        else r.url.searchParams.append(k, v)
+      }
+    })
+    const { b, callbackUrl } = await started()
+    const res = await b.request(callbackUrl.href)
+    const cleared = ['__Host-fss-oauth-state', '__Host-fss-oauth-verifier'].every((n) => res.setCookies.some((l) => l.startsWith(`${n}=;`) && /Max-Age=0/.test(l)))
+    if (res.status === 302) {
+      ok++
+      return cleared
+    }
+    const body = res.json()
+    return cleared && res.status < 600 && typeof body.code === 'string' && body.code.startsWith('FSS_') && body.statusCode === res.status
+  }), { numRuns: 60 })
+  t.ok(ok > 0, `some logins went through (${ok})`)
+})
+
+t.test('an error without a code (here a custom store failing) is still reported by the error schema, and the cookies are cleared', async (t) => {
+  const failing = await startOAuthApp(t, oidc, {
+    store: {
+      async get () { return null },
+      async set () { throw new Error('the database is down') },
+      async delete () {}
+    }
+  })
+  const b = failing.browser()
+  const { callback } = await b.login()
+  t.equal(callback.status, 500)
+  t.same(callback.json(), { statusCode: 500, error: 'Internal Server Error', message: 'the database is down' })
+  assertCookiesCleared(t, callback)
+  // A 4xx no route lists (here 404 from Fastify itself) is reported the same way.
+  const missing = await b.request('/callback/nothing')
+  t.equal(missing.status, 404)
 })
 
 t.test('nothing secret reached the logs', async (t) => {

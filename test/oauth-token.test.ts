@@ -2,7 +2,7 @@
 // seconds, never "never expires"; and the error classification it feeds.
 import t from 'tap'
 import fc from 'fast-check'
-import { normalizeToken, tokenMetadata, isStoredToken, MAX_TOKEN_LIFETIME } from '../lib/oauth/token.ts'
+import { normalizeToken, tokenMetadata, isStoredToken, MAX_TOKEN_LIFETIME, MAX_TOKEN_BYTES } from '../lib/oauth/token.ts'
 import { fingerprint } from '../lib/digest.ts'
 import { classifyTokenEndpointError, codeOf, failureKind, isEmptySuccess } from '../lib/oauth/provider-errors.ts'
 import { errors } from '../lib/errors.ts'
@@ -11,6 +11,8 @@ import { backupDocument } from '../lib/oauth/backup.ts'
 import { UsedStates } from '../lib/oauth/state.ts'
 
 const now = Date.UTC(2030, 0, 1)
+/** 366 days in seconds, written out: the tests must not take the bound from the code they check. */
+const YEAR = 31_622_400
 const norm = (raw: unknown): ReturnType<typeof normalizeToken> => normalizeToken(raw, { now, assumedLifetime: 3600 })
 const code = (fn: () => unknown): string | undefined => {
   try { fn() } catch (err) { return (err as { code?: string }).code }
@@ -20,8 +22,8 @@ const code = (fn: () => unknown): string | undefined => {
 t.test('unknown fields are stripped and token_type is stored as Bearer', async (t) => {
   const token = norm({ access_token: 'at', token_type: 'bEaReR', expires_in: 60, refresh_token: 'rt', scope: ['a', 'b'], id_token: 'it', extra: 'x', user: { id: 1 }, refresh_expires_in: 5 })
   t.same(token, { access_token: 'at', token_type: 'Bearer', expires_at: now / 1000 + 60, expires_in: 60, refresh_token: 'rt', scope: 'a b', id_token: 'it' })
-  t.ok(isStoredToken(token))
-  t.notOk(isStoredToken({ ...token, extra: 1 }), 'the stored shape admits nothing else')
+  t.ok(isStoredToken(token, now))
+  t.notOk(isStoredToken({ ...token, extra: 1 }, now), 'the stored shape admits nothing else')
   t.same(norm({ access_token: 'at', token_type: 'Bearer', refresh_token: null, scope: undefined }).refresh_token, undefined, 'null optional fields are absent')
 })
 
@@ -38,8 +40,9 @@ t.test('expires_at from a Date, an ISO string, epoch seconds or expires_in; the 
   t.equal(normalizeToken({ access_token: 'a', token_type: 'Bearer', expires_in: 10 }, { assumedLifetime: 1 }).expires_at, Math.floor(Date.now() / 1000) + 10, 'now defaults to Date.now()')
 })
 
-t.test('a provider-stated expiry more than a year ahead is FSS_TOKEN_INVALID, whatever its form', async (t) => {
-  const year = MAX_TOKEN_LIFETIME
+t.test('a provider-stated expiry more than 366 days (31 622 400 s) ahead is FSS_TOKEN_INVALID, whatever its form', async (t) => {
+  t.equal(MAX_TOKEN_LIFETIME, YEAR, 'the bound is 366 days')
+  const year = YEAR
   const base = { access_token: 'secret-value-1', token_type: 'Bearer' }
   const bad: Array<[string, unknown]> = [
     // simple-oauth2 turns a provider's expires_at into new Date(n * 1000): a ms value becomes year ~60000.
@@ -95,6 +98,133 @@ t.test('invalid tokens are FSS_TOKEN_INVALID naming the field, never the value',
   }
 })
 
+t.test('edges of the expiry forms: empty values, negative numbers and dates before 1970 are refused', async (t) => {
+  const base = { access_token: 'secret-value-1', token_type: 'Bearer' }
+  const refused: Array<[string, unknown]> = [
+    ['an empty refresh_token', { ...base, refresh_token: '' }],
+    ['an empty id_token', { ...base, id_token: '' }],
+    ['an empty access_token', { ...base, access_token: '' }],
+    ['expires_at -1', { ...base, expires_at: -1 }],
+    ['expires_at -0.5', { ...base, expires_at: -0.5 }],
+    ['expires_in -0.001', { ...base, expires_in: -0.001 }],
+    ['an ISO date 1 ms before 1970', { ...base, expires_at: '1969-12-31T23:59:59.999Z' }],
+    ['a Date 1 ms before 1970', { ...base, expires_at: new Date(-1) }],
+    ['an empty expires_at string', { ...base, expires_at: '' }],
+    ['expires_at of exactly 1e11 (a millisecond timestamp)', { ...base, expires_at: 1e11 }]
+  ]
+  for (const [what, raw] of refused) t.equal(code(() => norm(raw)), 'FSS_TOKEN_INVALID', what)
+  // The accepted side of each edge: epoch 0 is a (long expired) expiry, not an error.
+  t.equal(norm({ ...base, expires_at: 0 }).expires_at, 0, 'expires_at 0')
+  t.equal(norm({ ...base, expires_at: '1970-01-01T00:00:00.000Z' }).expires_at, 0, 'the first ms of 1970')
+  t.equal(norm({ ...base, expires_at: new Date(0) }).expires_at, 0)
+  // 1e11 is the first number taken for milliseconds; one less is read as seconds (and is then too far ahead).
+  t.match((t.throws(() => norm({ ...base, expires_at: 1e11 })) as Error).message, /milliseconds/)
+  t.match((t.throws(() => norm({ ...base, expires_at: 1e11 - 1 })) as Error).message, /more than 31622400 s ahead/)
+  t.equal(norm({ ...base, expires_in: 0 }).expires_at, now / 1000, 'expires_in 0')
+})
+
+t.test('null counts as absent for every optional field, and a lone expires_at is a stated lifetime', async (t) => {
+  const base = { access_token: 'a', token_type: 'Bearer' }
+  for (const field of ['refresh_token', 'expires_in', 'expires_at', 'scope', 'id_token']) {
+    const token = norm({ ...base, [field]: null })
+    t.equal(field in token && field !== 'expires_at', false, `${field}: null is not stored`)
+    t.equal(token.expires_at, now / 1000 + 3600, `${field}: null leaves the assumed lifetime`)
+  }
+  t.equal(norm({ ...base, expires_at: null, expires_in: 60 }).expires_at, now / 1000 + 60, 'expires_at: null beside expires_in is not epoch 0')
+  t.equal(norm({ ...base, expires_in: null, expires_at: now / 1000 + 90 }).expires_at, now / 1000 + 90)
+  // Only expires_at: the provider stated the lifetime; metadata must not call it assumed.
+  const atOnly = norm({ ...base, expires_at: now / 1000 + 900 })
+  t.equal(atOnly.expires_in, 900, 'the lifetime left when it arrived')
+  t.equal(tokenMetadata(atOnly, now).expiresAssumed, false)
+  t.equal(norm({ ...base, expires_at: now / 1000 - 5 }).expires_in, 0, 'an expiry already past states a lifetime of 0, not a negative one')
+  t.equal(tokenMetadata(norm(base), now).expiresAssumed, true, 'neither field: assumed')
+})
+
+t.test('token values are printable ASCII (RFC 6749 VSCHAR), scopes NQCHAR tokens; anything else is FSS_TOKEN_INVALID', async (t) => {
+  const printable = /^[\x20-\x7E]+$/
+  const scopeChars = /^[\x20\x21\x23-\x5B\x5D-\x7E]*$/
+  // Strings drawn from all of Unicode, with controls and the ASCII edges made likely.
+  const edgy = fc.constantFrom('\u0000', '\t', '\n', '\r', '\u001f', ' ', '~', '\u007f', '\u0080', 'é', '\u2028', '"', '\\', '\ud83d\ude00')
+  const text = fc.array(fc.oneof(fc.string({ unit: 'grapheme', maxLength: 3 }), edgy, fc.string({ maxLength: 3 })), { maxLength: 8 }).map((parts) => parts.join(''))
+  for (const field of ['access_token', 'refresh_token', 'id_token'] as const) {
+    fc.assert(fc.property(text, (value) => {
+      const outcome = code(() => norm({ access_token: 'a', token_type: 'Bearer', [field]: value }))
+      return printable.test(value) ? outcome === undefined : outcome === 'FSS_TOKEN_INVALID'
+    }), { numRuns: 500 })
+  }
+  fc.assert(fc.property(text, (value) => {
+    const outcome = code(() => norm({ access_token: 'a', token_type: 'Bearer', scope: value }))
+    return scopeChars.test(value) ? outcome === undefined : outcome === 'FSS_TOKEN_INVALID'
+  }), { numRuns: 500 })
+  // An array scope: each entry is one scope-token (no space), joined with single spaces.
+  t.equal(norm({ access_token: 'a', token_type: 'Bearer', scope: ['a', 'b:c'] }).scope, 'a b:c')
+  for (const bad of [['a b'], ['a\n'], ['']]) t.equal(code(() => norm({ access_token: 'a', token_type: 'Bearer', scope: bad })), 'FSS_TOKEN_INVALID', JSON.stringify(bad))
+  const err = t.throws(() => norm({ access_token: 'secret-value-1\r\nX-Injected: 1', token_type: 'Bearer' })) as Error
+  t.match(err.message, /^Token rejected: access_token: /)
+  t.notMatch(err.message, /secret-value|Injected/, 'the value is never in the message')
+  t.pass('every value field and scope checked')
+})
+
+t.test('a token is at most 8192 bytes of stored JSON, and what normalizes always reads back', async (t) => {
+  t.equal(MAX_TOKEN_BYTES, 8192, 'the bound is 8 KB')
+  // access_token padded so that the stored JSON has an exact size.
+  const sized = (bytes: number): Record<string, unknown> => {
+    const rest = JSON.stringify({ access_token: '', token_type: 'Bearer', expires_at: now / 1000 + 60, expires_in: 60 })
+    return { access_token: 'a'.repeat(bytes - rest.length), token_type: 'Bearer', expires_in: 60 }
+  }
+  t.equal(JSON.stringify(norm(sized(8192))).length, 8192, 'exactly 8192 bytes is stored')
+  const err = t.throws(() => norm(sized(8193))) as Error & { code: string }
+  t.equal(err.code, 'FSS_TOKEN_INVALID')
+  t.match(err.message, /8193 bytes, over the limit of 8192/)
+  for (const field of ['access_token', 'refresh_token', 'id_token']) {
+    t.equal(code(() => norm({ access_token: 'a', token_type: 'Bearer', [field]: 'x'.repeat(8193) })), 'FSS_TOKEN_INVALID', `${field} alone over 8192`)
+    t.equal(code(() => norm({ access_token: 'a', token_type: 'Bearer', [field]: 'x'.repeat(1 << 20) })), 'FSS_TOKEN_INVALID', `${field} of 1 MB`)
+  }
+  // Quotes and backslashes are escaped in JSON: the bound counts the stored bytes, not the characters.
+  const quoted = sized(8192)
+  quoted.access_token = '"' + (quoted.access_token as string).slice(2)
+  t.equal(code(() => norm(quoted)), undefined, 'one quote, one character fewer: 8192 bytes')
+  quoted.access_token = '"' + (quoted.access_token as string)
+  t.equal(code(() => norm(quoted)), 'FSS_TOKEN_INVALID', '8193 bytes once escaped')
+  // A scope array joined past the stored scope limit would store a token that never reads back.
+  const scopes = Array.from({ length: 200 }, (_, i) => `scope-${i}-${'s'.repeat(20)}`)
+  t.equal(code(() => norm({ access_token: 'a', token_type: 'Bearer', scope: scopes })), 'FSS_TOKEN_INVALID', 'a joined scope over 4096 characters')
+  t.equal(code(() => norm({ access_token: 'a', token_type: 'Bearer', scope: 's'.repeat(4096) })), undefined, 'a scope of exactly 4096 characters')
+  t.equal(code(() => norm({ access_token: 'a', token_type: 'Bearer', scope: 's'.repeat(4097) })), 'FSS_TOKEN_INVALID')
+  const many = (n: number): string[] => Array.from({ length: n }, (_, i) => `s${i}`)
+  t.equal(norm({ access_token: 'a', token_type: 'Bearer', scope: many(256) }).scope?.split(' ').length, 256, 'a scope array of 256 entries')
+  t.equal(code(() => norm({ access_token: 'a', token_type: 'Bearer', scope: many(257) })), 'FSS_TOKEN_INVALID', '257 entries')
+  t.equal(code(() => norm({ access_token: 'a', token_type: 'B'.repeat(65) })), 'FSS_TOKEN_INVALID', 'a token_type over 64 characters')
+})
+
+t.test('isStoredToken: a record read back must be exactly a token normalizeToken could have made', async (t) => {
+  const good = norm({ access_token: 'at', token_type: 'Bearer', expires_in: 60, refresh_token: 'rt', scope: 'a', id_token: 'it' })
+  t.ok(isStoredToken(good, now))
+  const nowS = now / 1000
+  const bad: Array<[string, unknown]> = [
+    ['null', null],
+    ['a string', JSON.stringify(good)],
+    ['an array', [good]],
+    ['an empty access_token', { ...good, access_token: '' }],
+    ['a number access_token', { ...good, access_token: 5 }],
+    ['token_type bearer (not normalized)', { ...good, token_type: 'bearer' }],
+    ['a fractional expires_at', { ...good, expires_at: nowS + 0.5 }],
+    ['a string expires_at', { ...good, expires_at: String(nowS) }],
+    ['a negative expires_at', { ...good, expires_at: -1 }],
+    ['an extra field', { ...good, user: 'x' }],
+    ['a control character', { ...good, refresh_token: 'r\n' }],
+    ['an empty id_token', { ...good, id_token: '' }],
+    ['an access_token over 8192', { ...good, access_token: 'a'.repeat(8193) }],
+    ['an expiry centuries ahead', { ...good, expires_at: 9_999_999_999 }],
+    ['an expiry 366 days + 61 s ahead', { ...good, expires_at: nowS + YEAR + 61 }]
+  ]
+  for (const [what, value] of bad) t.notOk(isStoredToken(value, now), what)
+  t.ok(isStoredToken({ ...good, expires_at: nowS + YEAR + 60 }, now), '366 days + 60 s (an instance whose clock is ahead wrote it) is still read')
+  t.ok(isStoredToken({ ...good, expires_at: 0 }, now), 'a long expired token is a token (it is refreshed, not dropped)')
+  t.ok(isStoredToken({ access_token: 'a', token_type: 'Bearer', expires_at: nowS }, now), 'only the required fields')
+  t.ok(isStoredToken({ access_token: 'a', token_type: 'Bearer', expires_at: Math.floor(Date.now() / 1000) }), 'now defaults to Date.now()')
+})
+
 t.test('any input either normalizes to the stored shape or throws FSS_TOKEN_INVALID', async (t) => {
   const field = fc.oneof(fc.string(), fc.integer(), fc.double(), fc.constant(null), fc.date(), fc.array(fc.string()), fc.boolean())
   const input = fc.oneof(
@@ -104,7 +234,7 @@ t.test('any input either normalizes to the stored shape or throws FSS_TOKEN_INVA
   fc.assert(fc.property(input, (raw) => {
     try {
       const token = norm(raw)
-      return isStoredToken(token) && Number.isInteger(token.expires_at) && token.expires_at <= now / 1000 + MAX_TOKEN_LIFETIME
+      return isStoredToken(token, now) && Number.isInteger(token.expires_at) && token.expires_at <= now / 1000 + YEAR
     } catch (err) {
       return (err as { code?: string }).code === 'FSS_TOKEN_INVALID'
     }

@@ -9,7 +9,7 @@ import redisTokenStore from '../plugins/redis-token-store.ts'
 import secretKeys from '../plugins/secret-keys.ts'
 
 const K = randomBytes(32)
-const tok = { access_token: 'at-' + randomBytes(24).toString('base64url'), token_type: 'Bearer', expires_at: 2_000_000_000 }
+const tok = { access_token: 'at-' + randomBytes(24).toString('base64url'), token_type: 'Bearer', expires_at: Math.floor(Date.now() / 1000) + 3600 }
 
 t.test('Redis down: token routes answer 503 with a code, other routes serve, /health fails; all recover when Redis returns', async (t) => {
   const redis = await startRedis(t)

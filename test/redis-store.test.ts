@@ -26,7 +26,7 @@ const token = (): Record<string, unknown> => ({
   access_token: 'at-' + randomBytes(24).toString('base64url'),
   refresh_token: 'rt-' + randomBytes(24).toString('base64url'),
   token_type: 'Bearer',
-  expires_at: 2_000_000_000
+  expires_at: Math.floor(Date.now() / 1000) + 3600
 })
 
 function cookieOf (res: LightMyRequestResponse): Record<string, string> {

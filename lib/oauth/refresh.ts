@@ -4,24 +4,28 @@
 // requests carrying the same cookie both refresh, the second replays a used
 // refresh token and the provider may revoke the whole token family. So:
 //  - in flight: every caller with the same refresh token awaits one call;
-//  - replaced: the old → new mapping is kept until the new token expires (not
-//    a short grace window), because a request that still carries the old
-//    cookie may come much later: one sent before the winner's Set-Cookie
-//    arrived, or a concurrent request that re-sealed the old pair it had
-//    decoded (rolling re-issue, session.set) after the winner's cookie. It
-//    gets the newest token (following chains) instead of replaying the old
-//    refresh token, and writes that;
+//  - replaced: the old → new mapping is kept for a day (not a short grace
+//    window, and not only while the new access token lives), because a request
+//    that still carries the old cookie may come much later: one sent before the
+//    winner's Set-Cookie arrived, or a concurrent request that re-sealed the
+//    old pair it had decoded (rolling re-issue, session.set) after the winner's
+//    cookie. It gets the newest token (following chains) instead of replaying
+//    the old refresh token, writes that, and refreshes with the newest refresh
+//    token if that one is due too. A replacement is recognised by its refresh
+//    token, never by a changed access token: a provider may rotate the refresh
+//    token and hand back the same access token (two JWTs minted in one second);
 //  - spent: a 2xx JSON answer that fails validation still consumed the
 //    refresh token at the provider; the error says so, and the caller drops
 //    the stored tokens rather than replay it after the backoff;
 //  - recently failed (backoff window): callers get the same coded error
 //    without a new call, so a broken provider is not hammered in a tight loop.
-// Entries are keyed by sha256 of the refresh token; the token itself is never
+// Every map is keyed by sha256 of the refresh token; the token itself is never
 // a key, a log field or part of an error.
 import { sha256Base64url } from '../digest.ts'
+import { errors } from '../errors.ts'
 import { ExpiringMap } from '../expiring-map.ts'
 import { failureKind, refreshFailure, type FailureKind } from './provider-errors.ts'
-import type { StoredToken } from './token.ts'
+import { isStoredToken, type StoredToken } from './token.ts'
 
 type CodedError = Error & { code: string, statusCode?: number }
 
@@ -32,7 +36,7 @@ export interface RefreshCoordinatorOptions {
   normalize: (raw: unknown) => StoredToken
   /** ms during which a failed refresh token answers the same error without a call */
   backoffMs: number
-  /** bound on remembered entries (each map) */
+  /** bound on remembered entries (each map); default MAX_REMEMBERED */
   maxEntries?: number
   /** cross-process single-flight (the Redis token store's `refreshLock`); runs `fn` once across instances */
   lock?: RefreshLock
@@ -73,16 +77,21 @@ export function isRefreshTokenSpent (err: unknown): boolean {
   return e?.code === 'FSS_TOKEN_REFRESH_REJECTED' || e?.[kSpent] === true
 }
 
-function spent<T extends object> (err: T): T {
+/** Marks `err` as a failure after which its refresh token must never be sent again (see isRefreshTokenSpent). */
+export function markRefreshTokenSpent<T extends object> (err: T): T {
   Object.defineProperty(err, kSpent, { value: true })
   return err
 }
+const spent = markRefreshTokenSpent
 
-/** How long a used-up refresh token (by hash) keeps answering its error without a call. */
-const SPENT_MEMORY_MS = 24 * 3600_000
+/** How long a used-up refresh token (replaced or spent, by hash) is remembered: a day. */
+export const SPENT_MEMORY_MS = 24 * 3600_000
 
-/** Bound on replacement chains followed per lookup (a cycle cannot loop). */
-const MAX_CHAIN = 32
+/** Bound on replacement chains followed per lookup: a rotation cycle (R1 → R2 → R1) cannot loop. */
+export const MAX_REPLACEMENT_CHAIN = 32
+
+/** Entries each map remembers at most; the oldest goes first. */
+export const MAX_REMEMBERED = 10_000
 
 export class RefreshCoordinator {
   readonly counters: RefreshCounters = {
@@ -105,8 +114,8 @@ export class RefreshCoordinator {
 
   constructor (opts: RefreshCoordinatorOptions) {
     this.#opts = opts
-    this.#recent = new ExpiringMap(opts.maxEntries ?? 10_000)
-    this.#failed = new ExpiringMap(opts.maxEntries ?? 10_000)
+    this.#recent = new ExpiringMap(opts.maxEntries ?? MAX_REMEMBERED)
+    this.#failed = new ExpiringMap(opts.maxEntries ?? MAX_REMEMBERED)
   }
 
   /** Requests in flight right now (for tests and health output). */
@@ -117,19 +126,20 @@ export class RefreshCoordinator {
   /**
    * The newest token that replaced `token` (its refresh token was refreshed
    * here, maybe more than once), or null when `token` is the newest known.
-   * An entry whose access token is the caller's own is no replacement: a
-   * provider that does not rotate maps R1 to a pair that still holds R1.
+   * With rotation, any entry for the caller's refresh token is a replacement:
+   * that refresh token is used up, whatever the access token says. A provider
+   * that does not rotate maps R1 to a pair that still holds R1: that is a
+   * replacement only for a caller still holding an older access token.
    */
   replaced (token: StoredToken): StoredToken | null {
-    // Asked on every accessToken(): no hashing here. #recent is keyed by the
-    // old refresh token itself, which exposes nothing its values do not: a
-    // rotated one is used up, and a non-rotated one is in the value too.
     if (this.#recent.size === 0) return null
     let current = token
     let newest: StoredToken | null = null
-    for (let i = 0; i < MAX_CHAIN && current.refresh_token !== undefined; i++) {
-      const next = this.#recent.get(current.refresh_token)
-      if (next === undefined || next.access_token === current.access_token) break
+    for (let i = 0; i < MAX_REPLACEMENT_CHAIN && current.refresh_token !== undefined; i++) {
+      const next = this.#recent.get(sha256Base64url(current.refresh_token))
+      if (next === undefined) break
+      const rotated = next.refresh_token !== current.refresh_token
+      if (!rotated && next.access_token === current.access_token) break
       current = newest = next
     }
     if (newest !== null) this.counters.shared++
@@ -138,10 +148,9 @@ export class RefreshCoordinator {
 
   /** A fresh token for `token` (which must hold a refresh_token). Throws coded errors. */
   refresh (token: StoredToken & { refresh_token: string }): Promise<StoredToken> {
+    // The plugin asks replaced() itself first; another request may have
+    // finished a refresh since, and no caller may replay a used-up token.
     const newest = this.replaced(token)
-    // The plugin asks replaced() itself right before (no await in between), so
-    // this never hits through it; kept so no other caller can replay a used-up token.
-    /* c8 ignore next */
     if (newest !== null) return Promise.resolve(newest)
     const key = sha256Base64url(token.refresh_token)
     const failed = this.#failed.get(key)
@@ -184,9 +193,7 @@ export class RefreshCoordinator {
     }
     let fresh: StoredToken
     try {
-      // Through the lock, another instance may have done the call: its result
-      // (from Redis) is validated like any other input.
-      fresh = lock === undefined ? await once() : normalize(await lock.refresh(token.refresh_token, once))
+      fresh = lock === undefined ? await once() : handedOver(await lock.refresh(token.refresh_token, once))
     } catch (err) {
       const code = (err as CodedError).code
       this.counters.failures[failureKind(code)]++
@@ -202,14 +209,27 @@ export class RefreshCoordinator {
     this.#failed.delete(key)
     // The provider answered: an earlier failure no longer describes its health.
     this.lastFailure = null
-    // Kept until the new token expires (never handed out past that): a stale
-    // cookie holding the old pair may be re-sealed by a concurrent request and
-    // come back long after a short grace window.
-    this.#recent.set(token.refresh_token, fresh, fresh.expires_at * 1000)
+    // Kept for a day, past the new access token's expiry: a stale cookie holding
+    // the old pair may be re-sealed by a concurrent request and come back long
+    // after a short grace window. Handed out expired, the newest pair is then
+    // refreshed with its own (current) refresh token, never the old one.
+    this.#recent.set(key, fresh, Date.now() + SPENT_MEMORY_MS)
     return fresh
   }
 }
 
+/**
+ * Through the lock another instance may have done the call: its result, read
+ * back from Redis, must be a token this suite could have stored. If it is not,
+ * the refresh token it was made with is used up all the same.
+ */
+function handedOver (value: unknown): StoredToken {
+  if (isStoredToken(value)) return value
+  throw spent(new errors.FSS_TOKEN_INVALID('the refresh result handed over by another instance is not a valid token'))
+}
+
+// A new instance per caller: sharing one error object across requests would
+// share its stack and any property a handler adds to it.
 function recreate ({ code, spent: isSpent }: { code: string, spent: boolean }): CodedError {
   return isSpent
     ? spent(refreshFailure(code, 'the answer used up the refresh token'))

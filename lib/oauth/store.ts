@@ -7,7 +7,10 @@ import { getSuiteField, setSuiteField } from '../session/suite-fields.ts'
 import { isStoredToken, type StoredToken } from './token.ts'
 
 export interface TokenStore {
-  /** The stored token, or null when there is none or what is stored is not a valid token. */
+  /**
+   * The stored token, or null when there is none. The OAuth plugin checks every
+   * answer again (`isStoredToken`): anything else reads as no token, and is counted.
+   */
   get (request: FastifyRequest): Promise<StoredToken | null>
   set (request: FastifyRequest, token: StoredToken): Promise<void>
   delete (request: FastifyRequest): Promise<void>
@@ -20,10 +23,8 @@ export function sessionTokenStore (): TokenStore {
   const field = SESSION_TOKEN_FIELD
   return {
     async get (request) {
-      const value = getSuiteField(request.session, field)
-      // Decrypted is not validated: anything that is not exactly a
-      // StoredToken reads as "no token".
-      return isStoredToken(value) ? value : null
+      // Decrypted is not validated: checkedTokenStore, around every store, checks it.
+      return (getSuiteField(request.session, field) ?? null) as StoredToken | null
     },
     async set (request, token) {
       setSuiteField(request.session, field, token)
@@ -39,4 +40,24 @@ export function isTokenStore (value: unknown): value is TokenStore {
   if (value === null || typeof value !== 'object') return false
   const v = value as Record<string, unknown>
   return typeof v.get === 'function' && typeof v.set === 'function' && typeof v.delete === 'function'
+}
+
+/**
+ * `store` with every answer checked: a record from a cookie of an older
+ * release, a Redis record, or an application's own store is used only when it
+ * is exactly a token the suite could have stored. Anything else reads as no
+ * token, and `rejected` is told (a counter, a log line without the value).
+ */
+export function checkedTokenStore (store: TokenStore, rejected: (request: FastifyRequest) => void): TokenStore {
+  return {
+    async get (request) {
+      const value: unknown = await store.get(request)
+      if (value === null || value === undefined) return null
+      if (isStoredToken(value)) return value
+      rejected(request)
+      return null
+    },
+    set: (request, token) => store.set(request, token),
+    delete: (request) => store.delete(request)
+  }
 }

@@ -1,7 +1,8 @@
 // The token schema and its normalization: whatever a provider, a caller or an
 // old cookie hands us becomes one StoredToken shape, or FSS_TOKEN_INVALID.
 // Nothing reaches storage or the OAuth client without passing `normalizeToken`:
-// a `null` or half-filled token is refused here, not crashed on later.
+// a `null` or half-filled token is refused here, not crashed on later. Nothing
+// read back from storage is used without passing `isStoredToken`.
 import { Type, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { errors } from '../errors.ts'
@@ -9,29 +10,57 @@ import { errors } from '../errors.ts'
 /** The fields a token may carry (RFC 6749 §5.1 + OIDC `id_token` + simple-oauth2's `expires_at`); others are stripped. */
 export const TOKEN_FIELDS = ['access_token', 'refresh_token', 'token_type', 'expires_in', 'expires_at', 'scope', 'id_token'] as const
 
-// Input as it may arrive: from a token endpoint (through simple-oauth2, which
-// adds `expires_at` as a Date), from `request.tokens.store()`, or from storage.
+/**
+ * The largest token the suite stores, in bytes of its stored JSON. The default
+ * store seals the token into the session cookie, whose browser-side limit is
+ * 12 KB (lib/session/codec.ts): 8 KB of token leaves room for the sealing
+ * overhead (base64, nonce, MAC, chunk names) and the session's other fields. A
+ * larger answer is refused at validation, so no login or refresh can produce a
+ * token that every later write of the session would fail on.
+ */
+export const MAX_TOKEN_BYTES = 8192
+
+// RFC 6749 Appendix A.12/A.17: access-token and refresh-token are 1*VSCHAR
+// (%x20-7E). CR, LF, NUL, other controls and non-ASCII are refused: the access
+// token goes into an outgoing `Authorization` header, where they would split
+// or break it. The id_token (a JWT, RFC 7519) is held to the same set.
+const VSCHAR = '^[\\x20-\\x7E]+$'
+// RFC 6749 A.4: scope-token = 1*NQCHAR (%x21 / %x23-5B / %x5D-7E), joined by spaces.
+const SCOPE_TOKEN = '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$'
+const SCOPE = '^[\\x20\\x21\\x23-\\x5B\\x5D-\\x7E]*$'
+const MAX_SCOPE_CHARS = 4096
+
+const TokenValue = Type.String({ minLength: 1, maxLength: MAX_TOKEN_BYTES, pattern: VSCHAR })
+const ScopeString = Type.String({ maxLength: MAX_SCOPE_CHARS, pattern: SCOPE })
+
+// Input as it arrives: the provider's raw JSON answer (never the OAuth
+// client's parsed copy, where `null` has become a Date), `request.tokens.store()`
+// from the application (which may pass a Date), or a record read back.
 const TokenInput = Type.Object({
-  access_token: Type.String({ minLength: 1 }),
-  token_type: Type.String(),
-  refresh_token: Type.Optional(Type.String({ minLength: 1 })),
+  access_token: TokenValue,
+  token_type: Type.String({ maxLength: 64 }),
+  refresh_token: Type.Optional(TokenValue),
   // A string ("3600") is refused on purpose: RFC 6749 §5.1 makes it a number,
   // and guessing would hide a unit error (ms vs s).
   expires_in: Type.Optional(Type.Number({ minimum: 0 })),
-  expires_at: Type.Optional(Type.Union([Type.Number({ minimum: 0 }), Type.String({ minLength: 1 }), Type.Date()])),
-  scope: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())])),
-  id_token: Type.Optional(Type.String({ minLength: 1 }))
+  expires_at: Type.Optional(Type.Union([Type.Number({ minimum: 0 }), Type.String({ minLength: 1, maxLength: 64 }), Type.Date()])),
+  scope: Type.Optional(Type.Union([ScopeString, Type.Array(Type.String({ maxLength: MAX_SCOPE_CHARS, pattern: SCOPE_TOKEN }), { maxItems: 256 })])),
+  id_token: Type.Optional(TokenValue)
 })
 
-/** The one stored shape. `expires_in` is the lifetime the provider announced; absent means the lifetime was assumed. */
+/**
+ * The one stored shape. `expires_in` is the lifetime the provider stated, in
+ * seconds: its `expires_in`, or its `expires_at` minus the time the answer
+ * arrived. Absent means the lifetime was assumed (`assumedLifetime`).
+ */
 export const StoredTokenSchema = Type.Object({
-  access_token: Type.String({ minLength: 1 }),
+  access_token: TokenValue,
   token_type: Type.Literal('Bearer'),
   expires_at: Type.Integer({ minimum: 0 }),
   expires_in: Type.Optional(Type.Number({ minimum: 0 })),
-  refresh_token: Type.Optional(Type.String({ minLength: 1 })),
-  scope: Type.Optional(Type.String()),
-  id_token: Type.Optional(Type.String({ minLength: 1 }))
+  refresh_token: Type.Optional(TokenValue),
+  scope: Type.Optional(ScopeString),
+  id_token: Type.Optional(TokenValue)
 }, { additionalProperties: false })
 
 export type StoredToken = Static<typeof StoredTokenSchema>
@@ -44,13 +73,14 @@ const storedCheck = TypeCompiler.Compile(StoredTokenSchema)
 const MAX_EPOCH_SECONDS = 1e11
 
 /**
- * The longest lifetime a provider may state (366 days). simple-oauth2 turns a
- * provider's `expires_at` into `new Date(n * 1000)`, so a millisecond value
- * arrives as a Date thousands of years ahead; an `expires_in` of 1e10 or an
- * ISO '9999-12-31' likewise. Anything beyond this is a unit error, never a
- * real lifetime, and would make a token that never expires.
+ * The longest lifetime a provider may state (366 days). A millisecond
+ * `expires_at`, an `expires_in` of 1e10 or 1e21, or an ISO '9999-12-31' is a
+ * unit error, never a real lifetime, and would make a token that never expires.
  */
 export const MAX_TOKEN_LIFETIME = 366 * 24 * 3600
+
+/** Clock difference tolerated between the instance that stored a token and the one reading it. */
+const READ_CLOCK_SKEW = 60
 
 export interface NormalizeOptions {
   /** epoch ms; default Date.now() */
@@ -61,7 +91,7 @@ export interface NormalizeOptions {
 
 /**
  * Validate and normalize a token. Throws FSS_TOKEN_INVALID naming the field
- * and the rule, never the value.
+ * and the rule, never the value. Whatever it returns passes `isStoredToken`.
  *
  * Expiry policy: the earlier of `expires_at` (Date, ISO string, or epoch
  * seconds) and `now + expires_in` when both are stated (a stored token keeps
@@ -75,20 +105,13 @@ export function normalizeToken (raw: unknown, opts: NormalizeOptions): StoredTok
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new errors.FSS_TOKEN_INVALID(raw === null ? 'the token is null' : `the token is ${Array.isArray(raw) ? 'an array' : typeof raw}, not an object`)
   }
-  // Strip unknown fields; treat null/undefined optional fields as absent
-  // (simple-oauth2 sets `refresh_token: undefined` after a refresh).
+  // Strip unknown fields; treat null/undefined optional fields as absent.
   const picked: Record<string, unknown> = {}
   for (const field of TOKEN_FIELDS) {
     const value = (raw as Record<string, unknown>)[field]
     if (value !== undefined && value !== null) picked[field] = value
   }
-  if (!inputCheck.Check(picked)) {
-    const first = inputCheck.Errors(picked).First()
-    /* c8 ignore next -- Check() failed, so Errors() has an entry */
-    if (first === undefined) throw new errors.FSS_TOKEN_INVALID('invalid')
-    // The path names the field (`/expires_in`); the message is TypeBox's rule, never the value.
-    throw new errors.FSS_TOKEN_INVALID(`${first.path.slice(1).split('/')[0]}: ${first.message}`)
-  }
+  if (!inputCheck.Check(picked)) throw firstError(inputCheck.Errors(picked).First())
   const input = picked as Static<typeof TokenInput>
   // RFC 6749 §7.1: the type is case-insensitive; only Bearer (RFC 6750) is usable here.
   if (input.token_type.toLowerCase() !== 'bearer') {
@@ -104,11 +127,24 @@ export function normalizeToken (raw: unknown, opts: NormalizeOptions): StoredTok
     throw new errors.FSS_TOKEN_INVALID(`${input.expires_at !== undefined ? 'expires_at' : 'expires_in'}: more than ${MAX_TOKEN_LIFETIME} s ahead (a unit error?)`)
   }
   const token: StoredToken = { access_token: input.access_token, token_type: 'Bearer', expires_at: expiresAt }
+  // A provider that states only `expires_at` has stated a lifetime too: the time left when it arrived.
   if (input.expires_in !== undefined) token.expires_in = input.expires_in
+  else if (input.expires_at !== undefined) token.expires_in = Math.max(0, expiresAt - nowSeconds)
   if (input.refresh_token !== undefined) token.refresh_token = input.refresh_token
   if (input.scope !== undefined) token.scope = Array.isArray(input.scope) ? input.scope.join(' ') : input.scope
   if (input.id_token !== undefined) token.id_token = input.id_token
+  // What is returned here must read back: a joined scope array can outgrow the stored limit.
+  if (!storedCheck.Check(token)) throw firstError(storedCheck.Errors(token).First())
+  const bytes = Buffer.byteLength(JSON.stringify(token))
+  if (bytes > MAX_TOKEN_BYTES) throw new errors.FSS_TOKEN_INVALID(`the token is ${bytes} bytes, over the limit of ${MAX_TOKEN_BYTES}`)
   return token
+}
+
+function firstError (first: { path: string, message: string } | undefined): Error {
+  /* c8 ignore next -- Check() failed, so Errors() has an entry */
+  if (first === undefined) return new errors.FSS_TOKEN_INVALID('invalid')
+  // The path names the field (`/expires_in`); the message is TypeBox's rule, never the value.
+  return new errors.FSS_TOKEN_INVALID(`${first.path.slice(1).split('/')[0]}: ${first.message}`)
 }
 
 function toEpochSeconds (value: number | string | Date): number {
@@ -122,9 +158,14 @@ function toEpochSeconds (value: number | string | Date): number {
   return Math.floor(ms / 1000)
 }
 
-/** True when a stored value already has the exact stored shape (cheap check on the read path). */
-export function isStoredToken (value: unknown): value is StoredToken {
-  return storedCheck.Check(value)
+/**
+ * True when a value read back from any store (a cookie, Redis, the
+ * application's own store, another instance's hand-off) is exactly a token
+ * `normalizeToken` could have produced: the stored shape, its character sets
+ * and sizes, and an expiry no further ahead than a provider may state.
+ */
+export function isStoredToken (value: unknown, nowMs = Date.now()): value is StoredToken {
+  return storedCheck.Check(value) && value.expires_at <= Math.floor(nowMs / 1000) + MAX_TOKEN_LIFETIME + READ_CLOCK_SKEW
 }
 
 export interface TokenMetadata {

@@ -24,7 +24,16 @@ export interface RedisTokenStoreOptions {
   ttl: number
   /** ms before a command counts as an outage. */
   commandTimeout: number
+  /** The shape a record must have once decrypted and parsed; anything else reads as no token. */
+  check: (value: unknown) => value is StoredToken
+  /** Counts records read back that could not be used; default a counter of its own. */
+  counters?: RecordCounters
   log?: FastifyBaseLogger
+}
+
+export interface RecordCounters {
+  /** records read back (token records and refresh hand-offs) that did not open, were not JSON, or had the wrong shape */
+  rejectedRecords: number
 }
 
 /** The reference in the cookie is hashed into the Redis key, so a Redis dump or MONITOR shows no cookie-bound value. */
@@ -33,7 +42,7 @@ export function recordKey (prefix: string, ref: string): string {
 }
 
 export function createRedisTokenStore (opts: RedisTokenStoreOptions): TokenStore {
-  const { client, prefix, commandTimeout, log } = opts
+  const { client, prefix, commandTimeout, check, counters = { rejectedRecords: 0 }, log } = opts
   const keys: StoreKey[] = deriveStoreKeys(opts.keys)
   const ttlMs = opts.ttl * 1000
   const run = <R>(command: () => Promise<R>): Promise<R> => guard(client, commandTimeout, command)
@@ -48,10 +57,17 @@ export function createRedisTokenStore (opts: RedisTokenStoreOptions): TokenStore
       const opened = open(keys, sealed, key)
       if (opened === null) {
         // Sealed by a key that has left the ring, or tampered with: the user logs in again.
+        counters.rejectedRecords++
         log?.warn({ event: 'token-record-unreadable' }, 'Redis token record cannot be opened with the current keyring')
         return null
       }
-      return JSON.parse(opened.plaintext) as StoredToken
+      // It opened, so the keyring sealed it; it is checked all the same (an
+      // older release's record, or a writer with the key and a bug).
+      const value = parseJson(opened.plaintext)
+      if (check(value)) return value
+      counters.rejectedRecords++
+      log?.warn({ event: 'token-record-invalid' }, 'Redis token record is not a valid token: read as none')
+      return null
     },
 
     async set (request, token) {
@@ -76,5 +92,14 @@ export function createRedisTokenStore (opts: RedisTokenStoreOptions): TokenStore
       setSuiteField(request.session, SESSION_REF_FIELD, undefined)
       await run(() => client.del(recordKey(prefix, ref)))
     }
+  }
+}
+
+/** The parsed JSON, or undefined when it is not JSON (never a throw on the read path). */
+export function parseJson (text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
   }
 }

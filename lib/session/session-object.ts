@@ -13,6 +13,7 @@ export const kData = Symbol('fss.session.data')
 export const kCreated = Symbol('fss.session.createdAt')
 export const kIssued = Symbol('fss.session.issuedAt')
 export const kOptions = Symbol('fss.session.options')
+export const kRegenerated = Symbol('fss.session.regenerated')
 
 // Per-response cookie options a caller may change with session.options().
 // Name, Path, Domain, Secure and HttpOnly stay as the policy says: changing
@@ -40,7 +41,9 @@ export class SessionObject {
   [kCreated]: number;
   /** seconds; when the cookie we read was issued, undefined for a new session */
   [kIssued]: number | undefined;
-  [kOptions]: AdjustableOptions | null = null
+  [kOptions]: AdjustableOptions | null = null;
+  /** true once regenerate() ran in this request: the session no longer is the one its cookie held */
+  [kRegenerated] = false
 
   constructor (payload?: Payload) {
     this[kData] = storage(payload?.data)
@@ -92,6 +95,7 @@ export class SessionObject {
     }
     this[kData] = kept
     this[kCreated] = nowSeconds()
+    this[kRegenerated] = true
     this.deleted = false
     this.changed = true
   }
