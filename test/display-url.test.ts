@@ -8,23 +8,26 @@ import { displayUrl, displayPath, requestForLog } from '../lib/display-url.ts'
 import { startOidcServer } from './fixtures/oidc-server.ts'
 import { build, captureLogs, tempDir } from './helper.ts'
 
-t.test('an issuer with user:password@ and a query is shown without them, on /health, the debug routes and in the log', async (t) => {
+t.test('provider URLs with user:password@ and a query are shown without them, on /health, the debug routes and in the log', async (t) => {
   const oidc = await startOidcServer()
   t.teardown(() => oidc.stop())
-  const issuer = new URL(oidc.issuer)
-  issuer.username = 'operator'
-  issuer.password = 'hunter2-pass'
-  issuer.search = '?api_key=query-secret'
+  const withSecrets = (path: string): string => {
+    const url = new URL(path, oidc.issuer)
+    url.username = 'operator'
+    url.password = 'hunter2-pass'
+    url.search = '?api_key=query-secret'
+    return url.href
+  }
   const cap = captureLogs()
   const app = await build(t, { logger: { level: 'trace', stream: cap.stream } })
   await app.register(sessionSuite, {
     secret: { keyFile: join(await tempDir(t), 'secret.key'), env: {} },
-    oauth: { provider: { issuer: issuer.href }, clientId: 'c', clientSecret: 's', callbackUri: 'http://127.0.0.1/callback' },
+    oauth: { provider: { authorizeUrl: withSecrets('/authorize'), tokenUrl: withSecrets('/token') }, clientId: 'c', clientSecret: 's', callbackUri: 'http://127.0.0.1/callback' },
     debug: true
   })
   await app.ready()
-  const shown = oidc.issuer
-  t.equal(app.oauthInfo.provider, shown, 'oauthInfo.provider is scheme, host, port and path')
+  const shown = new URL(oidc.issuer).origin
+  t.equal(app.oauthInfo.provider, shown, 'oauthInfo.provider is scheme, host and port')
   const health = await app.inject('/health')
   t.match(health.json().checks.find((c: { name: string }) => c.name === 'oauth').detail, `${shown}: configured`)
   const flow = await app.inject('/api/oauth/test-flow')
@@ -32,6 +35,24 @@ t.test('an issuer with user:password@ and a query is shown without them, on /hea
   for (const text of [health.body, flow.body, (await app.inject('/api/session/debug')).body, cap.lines.join('\n')]) {
     t.notMatch(text, /hunter2-pass|operator|query-secret|api_key/)
   }
+})
+
+t.test('an OpenID Connect issuer with user:password@ is refused at start-up, without echoing it', async (t) => {
+  const oidc = await startOidcServer()
+  t.teardown(() => oidc.stop())
+  const issuer = new URL(oidc.issuer)
+  issuer.username = 'operator'
+  issuer.password = 'hunter2-pass'
+  const app = await build(t)
+  const err = await (async () => {
+    await app.register(sessionSuite, {
+      secret: { keyFile: join(await tempDir(t), 'secret.key'), env: {} },
+      oauth: { provider: { issuer: issuer.href }, clientId: 'c', clientSecret: 's', callbackUri: 'http://127.0.0.1/callback' }
+    })
+    await app.ready()
+  })().then(() => null, (e: Error & { code?: string }) => e)
+  t.equal(err?.code, 'FSS_OPTIONS_INVALID')
+  t.notMatch(`${err?.message ?? ''}${err?.stack ?? ''}`, /hunter2-pass|operator/, 'the credentials are not echoed')
 })
 
 t.test('the request log of the health and debug routes shows paths, never the query', async (t) => {

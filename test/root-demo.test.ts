@@ -123,7 +123,12 @@ t.test('with a provider that has no usable userinfo the page still shows the log
   await once(bare, 'listening')
   t.teardown(() => new Promise((resolve) => bare.close(resolve)))
   t.equal(await discoverUserinfo(`http://127.0.0.1:${(bare.address() as AddressInfo).port}`), undefined, 'no userinfo_endpoint in the document')
+  // A UserInfo endpoint that names the user.
+  const named = createServer((_req, res) => { res.setHeader('content-type', 'application/json'); res.end('{"sub":"ann","name":"Ann Named"}') }).listen(0, '127.0.0.1')
+  await once(named, 'listening')
+  t.teardown(() => new Promise((resolve) => named.close(resolve)))
   const cases = [
+    [`http://127.0.0.1:${(named.address() as AddressInfo).port}/userinfo`, /<strong id="user">Ann Named <small>\(ann\)/],
     [`${oidc.issuer}/no-such-endpoint`, /Could not load the user: USERINFO_404/],
     // Nothing listens on port 1: fetch fails without an HTTP status.
     ['http://127.0.0.1:1/userinfo', /Could not load the user: error/],

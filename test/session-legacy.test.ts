@@ -99,8 +99,13 @@ t.test('a 0.1.0 cookie keeps its Redis token reference', async (t) => {
   // The store writes the record under the reference it finds in the session: the cookie's own.
   const stored = await app.inject({ method: 'POST', url: '/store', cookies })
   t.equal(stored.statusCode, 200)
-  t.equal(cookieOf(stored), undefined, 'the reference was already in the session: no new cookie')
+  // Opened with the keyring's own key, the cookie is re-sealed under this application's derived key, as after a rotation.
+  const resealed = cookieOf(stored)
+  t.type(resealed, 'string', 're-sealed under the derived key')
   const read = await app.inject({ url: '/read', cookies })
   t.equal(read.statusCode, 200, 'the unchanged 0.1.0 cookie finds the record')
   t.equal(read.json().sameAccessToken, true)
+  const again = await app.inject({ url: '/read', cookies: { [LEGACY.cookieName]: resealed as string } })
+  t.equal(again.statusCode, 200, 'the re-sealed cookie keeps the same reference and finds the record')
+  t.equal(again.json().sameAccessToken, true)
 })
