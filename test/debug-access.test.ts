@@ -36,11 +36,11 @@ async function filterApp (t: Test, server: FastifyServerOptions = {}) {
 
 // ── Host: DNS rebinding ────────────────────────────────────────────────────
 
-const LOOPBACK_HOSTS = ['localhost', 'localhost:3000', 'LOCALHOST:80', 'app.localhost', 'a.b.localhost:8080', '127.0.0.1', '127.8.9.10:1', '[::1]', '[::1]:3000', '[::ffff:127.0.0.1]:80']
+const LOOPBACK_HOSTS = ['localhost', 'localhost:3000', 'LOCALHOST:80', 'app.localhost', 'a.b.localhost:8080', 'my-app_1.localhost', '127.0.0.1', '127.8.9.10:1', '[::1]', '[::1]:3000', '[::ffff:127.0.0.1]:80']
 const FOREIGN_HOSTS = [
   'rebind.attacker.example', 'rebind.attacker.example:80', 'localhost.attacker.example', '127.0.0.1.nip.io', 'localhost.', 'localhostx',
   '10.0.0.1', '[2001:db8::1]', '[::2]', 'localhost:80@evil.example', 'user@localhost', 'localhost/x', 'localhost:abc', 'localhost:123456',
-  'localhost:', '[::1', '::1', ' localhost', 'local host', '0x7f.0.0.1', '2130706433', '127.1'
+  'localhost:', '[::1', '::1', '[127.0.0.1]', '[localhost]', ' localhost', 'local host', '0x7f.0.0.1', '2130706433', '127.1'
 ]
 
 t.test('DNS rebinding: a loopback client asking for another host name is refused', async (t) => {

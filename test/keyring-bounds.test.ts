@@ -6,11 +6,11 @@ import fc from 'fast-check'
 import { randomBytes } from 'node:crypto'
 import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { chmod, mkdir, symlink, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readdir, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import Fastify from 'fastify'
 import { loadKeyring } from '../lib/keyring/load.ts'
-import { readKeyFile, errorCode, ioError, MAX_FILE_BYTES } from '../lib/keyring/key-file.ts'
+import { readKeyFile, readKeyText, errorCode, ioError, MAX_FILE_BYTES } from '../lib/keyring/key-file.ts'
 import { rotateKeyFile } from '../lib/keyring/rotate.ts'
 import { main } from '../lib/keyring/cli.ts'
 import { MAX_KEYS, encodeKey } from '../lib/keyring/format.ts'
@@ -86,6 +86,23 @@ t.test('a file whose size lies (procfs reports 0) is still read no further than 
   const err = await failure(loadKeyring({ env: { SESSION_SECRET_KEY_FILE: environ } }))
   t.equal(err.code, 'FSS_KEY_FILE_CORRUPT')
   t.match(err.message, /65537 bytes, more than a keyring/)
+})
+
+t.test('readKeyText follows a symlink only when asked, and leaves no descriptor open', async (t) => {
+  const dir = await tempDir(t)
+  const target = join(dir, 'target')
+  await writeFile(target, 'abc\n')
+  const link = join(dir, 'link')
+  await symlink(target, link)
+  t.equal((await readKeyText(link, 'shown', true, 'fix')).text, 'abc\n', 'followed')
+  t.equal((await failure(readKeyText(link, 'shown', false, 'fix'))).code, 'ELOOP', 'not followed: the raw fs error for the caller to name')
+  const fds = async () => (await readdir('/proc/self/fd')).length
+  const before = await fds()
+  for (let i = 0; i < 20; i++) {
+    await readKeyText(target, 'shown', false, 'fix')
+    await failure(readKeyText('/dev/null', 'shown', true, 'fix'))
+  }
+  t.equal(await fds(), before, 'every descriptor closed, read or refused')
 })
 
 t.test('a key file swapped for a FIFO is refused, not waited on', async (t) => {

@@ -1,0 +1,93 @@
+// Mutation testing of the modules that hold the suite's security rules:
+// `npm run mutation` runs all seven, `MUTATE=codec npm run mutation` one
+// (a comma-separated list works too). Not part of `npm test` or CI: a full
+// run takes about half an hour on two cores. StrykerJS 9.6 (10.x needs Node 22),
+// tap runner (each test file runs under `node --import tsx`), TypeScript checker
+// (mutants that do not type-check are dropped before any test runs).
+//
+// Each module lists the test files that exercise it: with per-test-file
+// coverage, a mutant runs only the listed files that reach its code.
+//
+// Surviving mutants judged equivalent (no input can tell them apart from the
+// original) are named under their module below; any other survivor is a rule
+// no test pins, and a test should be added.
+const modules = {
+  // Equivalent (readCookies' scan of the Cookie header):
+  // - `start < length` → `start <= length`: at start === length no '=' lies at or
+  //   after start, so that extra turn breaks without collecting a pair.
+  // - `if (eq < start)` → `true` / `eq <= start`: searching '=' again from start
+  //   finds the same one (only slower; the guard exists for speed).
+  // - `if (eq < end)` → `true` / `eq <= end`: with eq past the pair's end the
+  //   name would span a ';', and none of our names contains one; eq === end
+  //   cannot happen (one character is not both '=' and ';').
+  codec: {
+    mutate: 'lib/session/codec.ts',
+    tests: ['test/session-codec.test.ts', 'test/session-stray-cookies.test.ts', 'test/session-bad-input.test.ts', 'test/session.test.ts']
+  },
+  // Equivalent: none known.
+  payload: {
+    mutate: 'lib/session/payload.ts',
+    tests: ['test/session-payload.test.ts', 'test/session-bad-input.test.ts', 'test/session-timeouts.test.ts']
+  },
+  token: {
+    mutate: 'lib/oauth/token.ts',
+    tests: ['test/oauth-token.test.ts', 'test/oauth-plugin.test.ts', 'test/oauth-flow.test.ts']
+  },
+  refresh: {
+    mutate: 'lib/oauth/refresh.ts',
+    tests: ['test/oauth-refresh.test.ts', 'test/oauth-flow.test.ts']
+  },
+  // Equivalent:
+  // - decodeMaterial's `if (body.length % 4 === 1) return undefined` → removed
+  //   (`false`, `body.length * 4`): one dangling base64 character encodes no
+  //   byte, so the canonical re-encoding check below refuses the text anyway;
+  //   the early return only saves the decode.
+  format: {
+    mutate: 'lib/keyring/format.ts',
+    tests: ['test/keyring-format.test.ts', 'test/keyring-bounds.test.ts', 'test/keyring-file.test.ts', 'test/keyring-load.test.ts', 'test/app-keys.test.ts']
+  },
+  // Equivalent: none known.
+  'key-file': {
+    mutate: 'lib/keyring/key-file.ts',
+    tests: ['test/keyring-file.test.ts', 'test/keyring-bounds.test.ts', 'test/keyring-rotate.test.ts', 'test/keyring-load.test.ts']
+  },
+  // Equivalent: none known.
+  'client-filter': {
+    mutate: 'routes/client-filter.ts',
+    tests: ['test/debug-access.test.ts', 'test/debug.test.ts']
+  }
+}
+
+// Test files run as plain `node` processes, where tap's per-file timeout is
+// 30 s unless TAP_TIMEOUT says otherwise (.taprc is read by the tap CLI only);
+// the test processes inherit this. Stryker's own timeout still catches a mutant
+// that loops.
+process.env.TAP_TIMEOUT ??= '180'
+
+const names = process.env.MUTATE === undefined || process.env.MUTATE === '' ? Object.keys(modules) : process.env.MUTATE.split(',')
+for (const name of names) {
+  if (!(name in modules)) throw new Error(`MUTATE: unknown module ${name}; one of ${Object.keys(modules).join(', ')}`)
+}
+const selected = names.map((name) => modules[name])
+
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+export default {
+  testRunner: 'tap',
+  checkers: ['typescript'],
+  tsconfigFile: 'tsconfig.json',
+  coverageAnalysis: 'perTest',
+  mutate: selected.map((m) => m.mutate),
+  tap: {
+    testFiles: [...new Set(selected.flatMap((m) => m.tests))],
+    nodeArgs: ['--import', 'tsx', '-r', '{{hookFile}}', '{{testFile}}']
+  },
+  // The machine is shared: one test process at a time. Raise it on a quiet machine.
+  concurrency: Number(process.env.MUTATION_CONCURRENCY ?? 1),
+  timeoutMS: 60_000,
+  reporters: ['clear-text', 'progress', 'html', 'json'],
+  htmlReporter: { fileName: 'reports/mutation/index.html' },
+  jsonReporter: { fileName: 'reports/mutation/mutation.json' },
+  tempDirName: '.stryker-tmp',
+  ignorePatterns: ['dist', 'coverage', '.tap', 'reports', 'bench/out', '.fss-demo'],
+  cleanTempDir: 'always'
+}
