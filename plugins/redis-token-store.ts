@@ -6,7 +6,11 @@ import fp from 'fastify-plugin'
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { validateOptions } from '../lib/options.ts'
-import { createRedisClient, redisHealth, waitReady, type OwnedRedisClient, type RedisClient, type RedisHealth } from '../lib/redis/client.ts'
+import { errors } from '../lib/errors.ts'
+import { waitReady, type OwnedRedisClient, type RedisClient } from '../lib/redis/client.ts'
+import { connectRedis, RedisConnectionProperties } from '../lib/redis/connection.ts'
+import { defaultReplicaAcks, ReplicaAckProperties, withReplicaAcks, type ReplicaAckCounters } from '../lib/redis/replica-acks.ts'
+import { topologyHealth, type TopologyHealth } from '../lib/redis/topology.ts'
 import { createRedisTokenStore, type RecordCounters } from '../lib/redis/store.ts'
 import { createRedisLock, type RedisLock } from '../lib/redis/lock.ts'
 import { createRedisRefreshLock } from '../lib/redis/fleet-refresh.ts'
@@ -25,7 +29,10 @@ export interface RedisTokenStoreDecorator {
   lock: RedisLock
   /** Pass to the OAuth plugin as `refreshLock`: one refresh across every instance. */
   refreshLock: RefreshLock
-  health: () => Promise<RedisHealth>
+  /** The whole topology: every Cluster primary, or the sentinels' primary, or the one server. */
+  health: () => Promise<TopologyHealth>
+  /** Token writes confirmed by a replica (WAIT), reported short, or made without waiting. */
+  replicaAcks: ReplicaAckCounters
   /** Records read back from Redis that could not be used (each read as no token); for health and debug output. */
   counters: RecordCounters
 }
@@ -46,9 +53,9 @@ const REDIS_DEFAULTS = {
 const Ms = (description: string, extra: { default?: number } = {}) => Type.Integer({ minimum: 1, maximum: 600_000, description, ...extra })
 
 export const RedisTokenStoreOptionsSchema = Type.Object({
-  url: Type.Optional(Type.String({ pattern: '^rediss?://', description: '`redis://[:password@]host:port/db` (`rediss://` for TLS). Default: `REDIS_URL`, else `redis://127.0.0.1:6379`. Ignored with `client`.' })),
-  client: Type.Optional(Type.Unsafe<RedisClient>(Type.Any({ tsType: 'ioredis Redis', description: 'A connected ioredis client to share (e.g. `fastify.redis` from @fastify/redis), used as is and not closed by this plugin. Without it, the plugin loads the optional peer dependency `ioredis` and connects itself.' }))),
-  keyPrefix: Type.Optional(Type.String({ maxLength: 100, description: 'Prefix of every key this plugin writes. (Not `prefix`: Fastify reserves that for routes.)', default: REDIS_DEFAULTS.keyPrefix })),
+  ...RedisConnectionProperties,
+  ...ReplicaAckProperties,
+  keyPrefix: Type.Optional(Type.String({ maxLength: 100, pattern: '^[^{}]*$', description: 'Prefix of every key this plugin writes; no `{` or `}`: the keys carry their own Cluster hash tags. (Not `prefix`: Fastify reserves that for routes.)', default: REDIS_DEFAULTS.keyPrefix })),
   /** seconds; default the session's absoluteTimeout, else 30 days */
   ttl: Type.Optional(Type.Integer({ minimum: 1, description: 'Seconds a token record lives from its first write (updates keep the rest). Default: the session\'s `absoluteTimeout`, else 30 days.' })),
   /** ms @default 1000 */
@@ -83,10 +90,22 @@ const redisTokenStore: FastifyPluginAsync<RedisTokenStorePluginOptions> = async 
   const keys = [...getDerivedKeys(fastify, 'redis-token-store') as Buffer[], ...ring]
   const commandTimeout = options.commandTimeout ?? REDIS_DEFAULTS.commandTimeout
   const prefix = options.keyPrefix ?? REDIS_DEFAULTS.keyPrefix
-  const owned = options.client === undefined
-  const client: RedisClient = options.client ??
-    await createRedisClient({ url: options.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', commandTimeout })
+  // A write may wait for a running WAIT round and then its own: both must end
+  // before the command timeout turns a stored token into an outage.
+  if (options.replicaAckTimeout !== undefined && options.replicaAckTimeout * 2 >= commandTimeout) {
+    throw new errors.FSS_OPTIONS_INVALID('redis.replicaAckTimeout', `must be under half of commandTimeout (${commandTimeout} ms)`)
+  }
+  const replicaAckTimeout = options.replicaAckTimeout ?? Math.max(1, Math.min(100, Math.floor(commandTimeout / 4)))
+  const connection = await connectRedis(options, commandTimeout)
+  const { owned, client } = connection
   const log = fastify.log.child({ plugin: 'redis-token-store' })
+  // Token records and refresh hand-offs wait for a replica; the lock does not need to.
+  const acks = withReplicaAcks(client, {
+    replicas: options.replicaAcks ?? defaultReplicaAcks(connection.topology),
+    timeoutMs: replicaAckTimeout,
+    // `replicas`: the fewest confirmations a primary gave; -1 when WAIT itself failed.
+    onShortfall: (replicas) => log.warn({ event: 'redis-write-unreplicated', replicas }, 'token writes were not confirmed by a replica in time: a failover now could undo them')
+  })
   if (owned) {
     // ioredis emits 'error' on failed reconnects; unhandled, it would crash the process.
     const emitter = client as OwnedRedisClient
@@ -104,7 +123,7 @@ const redisTokenStore: FastifyPluginAsync<RedisTokenStorePluginOptions> = async 
     })
     fastify.addHook('onClose', async () => {
       closing = true
-      await client.quit().catch(() => emitter.disconnect())
+      await connection.close()
     })
   }
   if (!await waitReady(client, options.startupWait ?? REDIS_DEFAULTS.startupWait)) {
@@ -116,7 +135,7 @@ const redisTokenStore: FastifyPluginAsync<RedisTokenStorePluginOptions> = async 
   const decorator: RedisTokenStoreDecorator = {
     client,
     store: createRedisTokenStore({
-      client,
+      client: acks.client,
       keys,
       prefix,
       ttl: options.ttl ?? sessionAbsoluteTimeout(fastify) ?? 30 * DAY,
@@ -128,17 +147,18 @@ const redisTokenStore: FastifyPluginAsync<RedisTokenStorePluginOptions> = async 
     }),
     lock,
     refreshLock: createRedisRefreshLock({
-      client, lock, keys, prefix, commandTimeout, log, counters, graceMs: options.handoffTtl ?? REDIS_DEFAULTS.handoffTtl, backoffMs: options.failureTtl ?? REDIS_DEFAULTS.failureTtl
+      client: acks.client, lock, keys, prefix, commandTimeout, log, counters, graceMs: options.handoffTtl ?? REDIS_DEFAULTS.handoffTtl, backoffMs: options.failureTtl ?? REDIS_DEFAULTS.failureTtl
     }),
-    health: () => redisHealth(client, commandTimeout),
+    health: () => topologyHealth(client, commandTimeout),
+    replicaAcks: acks.counters,
     counters
   }
   fastify.decorate('redisTokenStore', decorator)
   healthRegistry(fastify).add('redis', async () => {
     const h = await decorator.health()
     return h.healthy
-      ? { status: 'pass', detail: 'token store reachable' }
-      : { status: 'fail', detail: `token store unreachable (${h.status}): token routes answer 503` }
+      ? { status: 'pass', detail: `token store ${h.detail}` }
+      : { status: 'fail', detail: `token store ${h.detail}: token routes answer 503` }
   })
 }
 

@@ -1,7 +1,6 @@
 // The Redis connection as the token store sees it: fail fast during an outage
 // (a request waiting on a dead Redis is worse than a 503), reconnect by itself
 // when Redis returns, and report health without throwing.
-import type { RedisOptions } from 'ioredis'
 import { errors } from '../errors.ts'
 
 /**
@@ -45,27 +44,47 @@ export function reconnectDelay (attempt: number): number {
 /**
  * Loads ioredis on first use, so a service without the Redis store never
  * needs it installed. `specifier` is the module to load (the package name).
+ * Missing, it is FSS_REDIS_CLIENT_MISSING naming the package and the command.
+ * Typed `unknown` so that no published declaration names ioredis: callers
+ * cast to `typeof import('ioredis')` inside their bodies.
  */
-export async function createRedisClient (opts: RedisConnectionOptions, specifier = 'ioredis'): Promise<OwnedRedisClient> {
-  let Redis: typeof import('ioredis').Redis
+export async function loadIoredis (specifier = 'ioredis'): Promise<unknown> {
   try {
-    ({ Redis } = await import(specifier) as typeof import('ioredis'))
+    return await import(specifier)
   } catch (err) {
     const missing = new errors.FSS_REDIS_CLIENT_MISSING(specifier, specifier)
     missing.cause = err
     throw missing
   }
-  const options: RedisOptions = {
-    // Without these, ioredis queues commands while disconnected and retries
-    // each up to 20 times: requests would hang for the whole outage.
+}
+
+export interface FailFastOptions {
+  enableOfflineQueue: false
+  maxRetriesPerRequest: number
+  commandTimeout: number
+  connectTimeout: number
+  retryStrategy: (attempt: number) => number | null
+}
+
+/**
+ * The fail-fast policy of every connection to a data server: without it,
+ * ioredis queues commands while disconnected and retries each up to 20 times,
+ * so requests would hang for the whole outage.
+ */
+export function failFastOptions (commandTimeout: number): FailFastOptions {
+  return {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
-    commandTimeout: opts.commandTimeout,
-    connectTimeout: Math.max(opts.commandTimeout, 1000),
-    retryStrategy: reconnectDelay,
-    lazyConnect: false
+    commandTimeout,
+    connectTimeout: Math.max(commandTimeout, 1000),
+    retryStrategy: reconnectDelay
   }
-  return new Redis(opts.url, options)
+}
+
+/** One server by URL, with the outage policy; ioredis is loaded here. */
+export async function createRedisClient (opts: RedisConnectionOptions, specifier = 'ioredis'): Promise<OwnedRedisClient> {
+  const { Redis } = await loadIoredis(specifier) as typeof import('ioredis')
+  return new Redis(opts.url, { ...failFastOptions(opts.commandTimeout), lazyConnect: false })
 }
 
 /**

@@ -36,8 +36,9 @@ export interface RedisRefreshLockOptions {
 // 2xx answer that failed validation); no instance may send it again.
 type Handoff<T> = { ok: T } | { failed: string, spent?: true }
 
+/** Same hash tag as the refresh lock's key: on a Cluster both live in one slot. */
 export function handoffKey (prefix: string, refreshToken: string): string {
-  return `${prefix}handoff:${sha256Base64url(refreshToken)}`
+  return `${prefix}handoff:{${sha256Base64url(refreshToken)}}`
 }
 
 /**

@@ -56,8 +56,9 @@ export interface RedisLock {
 }
 
 export function lockKey (prefix: string, name: string): string {
-  // The name is a refresh token: only its hash may reach Redis.
-  return `${prefix}lock:${sha256Base64url(name)}`
+  // The name is a refresh token: only its hash may reach Redis. The hash is the Cluster
+  // hash tag, shared with the refresh's hand-off record: one slot for both.
+  return `${prefix}lock:{${sha256Base64url(name)}}`
 }
 
 const FIRST_POLL_MS = 20

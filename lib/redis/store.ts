@@ -18,7 +18,7 @@ export interface RedisTokenStoreOptions {
   client: RedisClient
   /** Keyring bytes, newest first (getSecretKeyBytes). */
   keys: Buffer[]
-  /** Key prefix for every record, e.g. `myapp:`; records are `<prefix>tok:<hash>`. */
+  /** Key prefix for every record, e.g. `myapp:`; records are `<prefix>tok:{<hash>}`. */
   prefix: string
   /** Record lifetime in seconds from its first write: the session's absolute timeout. */
   ttl: number
@@ -36,8 +36,16 @@ export interface RecordCounters {
   rejectedRecords: number
 }
 
-/** The reference in the cookie is hashed into the Redis key, so a Redis dump or MONITOR shows no cookie-bound value. */
+/**
+ * The reference in the cookie is hashed into the Redis key, so a Redis dump or MONITOR shows no cookie-bound value.
+ * The hash is the key's Cluster hash tag (`{...}`): each record has its own slot, spread over the shards.
+ */
 export function recordKey (prefix: string, ref: string): string {
+  return `${prefix}tok:{${sha256Base64url(ref)}}`
+}
+
+/** Where releases before the Cluster hash tags kept the record: read while such records live, never written. */
+export function legacyRecordKey (prefix: string, ref: string): string {
   return `${prefix}tok:${sha256Base64url(ref)}`
 }
 
@@ -51,8 +59,14 @@ export function createRedisTokenStore (opts: RedisTokenStoreOptions): TokenStore
     async get (request) {
       const ref = getSuiteField(request.session, SESSION_REF_FIELD)
       if (typeof ref !== 'string') return null
-      const key = recordKey(prefix, ref)
-      const sealed = await run(() => client.get(key))
+      let key = recordKey(prefix, ref)
+      let sealed = await run(() => client.get(key))
+      if (sealed === null) {
+        // Written before keys carried hash tags: opened under its own name,
+        // then rewritten under the new one by the next set().
+        key = legacyRecordKey(prefix, ref)
+        sealed = await run(() => client.get(key))
+      }
       if (sealed === null) return null
       const opened = open(keys, sealed, key)
       if (opened === null) {
@@ -90,7 +104,9 @@ export function createRedisTokenStore (opts: RedisTokenStoreOptions): TokenStore
       if (typeof ref !== 'string') return
       // Drop the reference first: even if Redis is down, this response logs the user out.
       setSuiteField(request.session, SESSION_REF_FIELD, undefined)
+      // Two commands, not one DEL of two keys: on a Cluster they live in different slots.
       await run(() => client.del(recordKey(prefix, ref)))
+      await run(() => client.del(legacyRecordKey(prefix, ref)))
     }
   }
 }
