@@ -2,10 +2,11 @@
 // under one Cluster hash tag, a bucket of the user's hash, so that revoking a
 // session (delete the record, drop it from the user's index, announce it) is
 // one script on one slot. The bucket, rather than the whole hash, is the tag so
-// that a later move to Redis 7 sharded pub/sub can give each bucket a channel
-// in the same slot (`<prefix>sess:{<bucket>}:revoked`): SPUBLISH inside that
-// script stays atomic with the delete, and every instance SSUBSCRIBEs to the
-// 4096 bucket channels once. Standalone Redis uses one channel and PUBLISH.
+// that on a Cluster each bucket has a channel in the same slot
+// (`<prefix>sess:{<bucket>}:revoked`): SPUBLISH (Redis 7 sharded pub/sub)
+// inside that script stays atomic with the delete, and every instance
+// SSUBSCRIBEs to the 4096 bucket channels on the primaries that own them.
+// One server uses one channel and PUBLISH.
 import { createHash, hkdfSync } from 'node:crypto'
 import type { StoreKey } from '../redis/seal.ts'
 
@@ -27,8 +28,15 @@ export interface RegistryKeys {
   locator: (id: string) => string
   /** Set of the session ids logged in through one provider session (back-channel logout). */
   sid: (provider: string, sid: string) => string
-  /** Where revocations are announced: message = space-separated ids. */
+  /** Where revocations are announced on one server: message = space-separated ids. */
   channel: string
+  /** Where a bucket's revocations are announced on a Cluster (SPUBLISH): in the bucket's slot. */
+  bucketChannel: (bucket: string) => string
+}
+
+/** Every bucket, in order: the channels a Cluster subscriber listens to. */
+export function allBuckets (): string[] {
+  return Array.from({ length: 16 ** BUCKET_HEX }, (_, n) => n.toString(16).padStart(BUCKET_HEX, '0'))
 }
 
 function sha256 (text: string): Buffer {
@@ -49,7 +57,8 @@ export function registryKeys (prefix: string): RegistryKeys {
     record: (bucket, id) => `${prefix}sess:{${bucket}}:r:${id}`,
     locator: (id) => `${prefix}sess:id:${id}`,
     sid: (provider, sid) => `${prefix}sess:sid:${sha256(`${provider}\n${sid}`).toString('base64url')}`,
-    channel: `${prefix}sess:revoked`
+    channel: `${prefix}sess:revoked`,
+    bucketChannel: (bucket) => `${prefix}sess:{${bucket}}:revoked`
   }
 }
 

@@ -17,7 +17,7 @@ import {
 import { deviceLabel } from './device.ts'
 import { isSessionId } from './id.ts'
 import { LruMap } from './lru.ts'
-import { BUCKET_SHAPE, deriveRegistryKeys, registryKeys } from './redis-keys.ts'
+import { allBuckets, BUCKET_SHAPE, deriveRegistryKeys, registryKeys } from './redis-keys.ts'
 
 /** The commands the store sends: an ioredis client, e.g. the token store's connection. */
 export type SessionRedisClient = RedisClient & Pick<Redis, 'mget' | 'zrange' | 'zrevrangebyscore' | 'zrem' | 'smembers' | 'srem'>
@@ -34,14 +34,23 @@ export interface RedisSessionStoreOptions {
   touchInterval: number
   /** ms before a command counts as an outage. */
   commandTimeout: number
+  /**
+   * Announce revocations with SPUBLISH on each bucket's channel (Redis 7 sharded pub/sub), as a
+   * Cluster needs; else PUBLISH on one channel. Default: whether `client` is an ioredis Cluster.
+   */
+  sharded?: boolean
   clock?: Pick<Clock, 'now'>
   log?: FastifyBaseLogger
 }
 
 export interface RedisSessionStore extends SessionRegistryStore {
   readonly kind: 'redis'
-  /** The channel revocations are published on (for the revocation feed). */
+  /** The channel revocations are published on (for the revocation feed); unused when sharded. */
   readonly channel: string
+  /** Revocations go out per bucket with SPUBLISH (see redis-keys.ts). */
+  readonly sharded: boolean
+  /** What the revocation feed listens to: the one channel, or (sharded) every bucket's. */
+  readonly channels: string[]
 }
 
 // The user's index learns the id in the same step as the record is written,
@@ -58,17 +67,19 @@ redis.call('sadd', KEYS[1], ARGV[1])
 if redis.call('pttl', KEYS[1]) < tonumber(ARGV[2]) then redis.call('pexpire', KEYS[1], ARGV[2]) end
 return 1`
 
-// KEYS[1] the user's index, KEYS[2..] records; ARGV[1] the channel, ARGV[2..]
-// the ids of those records. Deleting and announcing in one script means no
-// instance can miss a revocation that Redis has committed, short of losing
-// its subscription (the feed then flushes its view).
+// KEYS[1] the user's index, KEYS[2..] records; ARGV[1] the channel, ARGV[2]
+// publish or spublish, ARGV[3..] the ids of those records. Deleting and
+// announcing in one script means no instance can miss a revocation that Redis
+// has committed, short of losing its subscription (the feed then flushes its
+// view). On a Cluster the channel is in the keys' slot, so SPUBLISH runs on
+// the shard that deleted them.
 const REVOKE = `
 local gone = {}
 for i = 2, #KEYS do
-  redis.call('zrem', KEYS[1], ARGV[i])
-  if redis.call('del', KEYS[i]) == 1 then gone[#gone + 1] = ARGV[i] end
+  redis.call('zrem', KEYS[1], ARGV[i + 1])
+  if redis.call('del', KEYS[i]) == 1 then gone[#gone + 1] = ARGV[i + 1] end
 end
-if #gone > 0 then redis.call('publish', ARGV[1], table.concat(gone, ' ')) end
+if #gone > 0 then redis.call(ARGV[2], ARGV[1], table.concat(gone, ' ')) end
 return gone`
 
 // revokeAll reads the index in batches and repeats while sessions registered
@@ -95,6 +106,7 @@ export function createRedisSessionStore (opts: RedisSessionStoreOptions): RedisS
   const counters = emptyCounters()
   const touched = new LruMap<string, number>(TOUCH_MEMORY)
   const run = <R>(command: () => Promise<R>): Promise<R> => guard(client, commandTimeout, command)
+  const sharded = opts.sharded ?? (client as { isCluster?: boolean }).isCluster === true
 
   function unreadable (what: string, count = 1): null {
     counters.undecodable += count
@@ -131,7 +143,8 @@ export function createRedisSessionStore (opts: RedisSessionStoreOptions): RedisS
     const { bucket, index } = keys.user(sub)
     const ids = records.map((r) => r.id)
     const gone = await run(() => client.eval(
-      REVOKE, 1 + ids.length, index, ...ids.map((id) => keys.record(bucket, id)), keys.channel, ...ids
+      REVOKE, 1 + ids.length, index, ...ids.map((id) => keys.record(bucket, id)),
+      ...(sharded ? [keys.bucketChannel(bucket), 'spublish'] : [keys.channel, 'publish']), ...ids
     )) as string[]
     counters.revoked[reason] += gone.length
     const ended = new Set(gone)
@@ -157,6 +170,8 @@ export function createRedisSessionStore (opts: RedisSessionStoreOptions): RedisS
   return {
     kind: 'redis',
     channel: keys.channel,
+    sharded,
+    channels: sharded ? allBuckets().map(keys.bucketChannel) : [keys.channel],
 
     async register (input) {
       const checked = checkRegisterInput(input)

@@ -14,6 +14,7 @@ import {
   type StoreCounters
 } from './contract.ts'
 import { createRevocationFeed, type FeedCounters, type RevocationFeed, type SubscriberClient } from './feed.ts'
+import { clusterSubscriberFor } from './cluster-subscriber.ts'
 import { createMemorySessionStore } from './memory-store.ts'
 import { createRedisSessionStore, type SessionRedisClient } from './redis-store.ts'
 import { createRevocationView, type ViewCounters } from './view.ts'
@@ -117,7 +118,13 @@ export function createSessionRegistry (options: SessionRegistryOptions = {}, dep
       client, keys: deps.keys, prefix: o.keyPrefix ?? 'fss:', absoluteTimeout, touchInterval, commandTimeout, clock, log
     })
     const redisFeed = createRevocationFeed({
-      subscriber: deps.subscriber ?? client.duplicate(), channel: redisStore.channel, heartbeatInterval, clock, log
+      subscriber: deps.subscriber ?? (redisStore.sharded
+        ? clusterSubscriberFor(client, redisStore.channels, commandTimeout) as unknown as SubscriberClient
+        : client.duplicate()),
+      channel: redisStore.channel,
+      heartbeatInterval,
+      clock,
+      log
     })
     health = async () => {
       const redis = await redisHealth(client, commandTimeout)
