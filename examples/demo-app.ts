@@ -4,7 +4,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
-import sessionSuite, { type OAuthOptions } from '../index.ts'
+import sessionSuite, { type OAuthOptions, type RedisConnectOptions } from '../index.ts'
 import { renderPage } from './demo-page.ts'
 
 // Typing the session: a consumer declares its fields once, and
@@ -24,8 +24,8 @@ export interface DemoAppOptions {
   callbackUrl?: string
   userinfoUrl?: string
   logger: FastifyServerOptions['logger']
-  /** with it, OAuth tokens live in this Redis and the cookie holds a reference only */
-  redisUrl?: string
+  /** with it, OAuth tokens live in this Redis (one server, Cluster or Sentinel) and the cookie holds a reference only */
+  redis?: RedisConnectOptions
 }
 
 async function fetchUser (url: string, accessToken: string): Promise<{ sub: string, name?: string }> {
@@ -49,7 +49,7 @@ export async function buildDemoApp (opts: DemoAppOptions): Promise<FastifyInstan
     oauth: { ...opts.oauth, callbackUri: opts.callbackUrl ?? `${opts.origin}/callback`, redirectAfterLogout: '/' },
     // Log out needs the session's CSRF token; POST /logout parses the form's urlencoded body in its own scope.
     csrf: true,
-    ...(opts.redisUrl !== undefined && { redis: { url: opts.redisUrl } }),
+    ...(opts.redis !== undefined && { redis: opts.redis }),
     // The demo lists its debug routes in /docs too; a service's document leaves them out by default.
     debug: { openapi: true }
   })

@@ -2,15 +2,15 @@
 // With no OAUTH_* variables the demo runs its own identity provider on
 // loopback; with them it logs in against that provider instead.
 import { resolve } from 'node:path'
-import type { OAuthOptions } from '../index.ts'
+import { redisConnectionFromEnv, type OAuthOptions, type RedisConnectOptions } from '../index.ts'
 
 export interface DemoConfig {
   /** 0: pick a free port before start (the OAuth callback URL needs it) */
   port: number
   keyFile: string
   callbackUrl?: string
-  /** REDIS_URL: OAuth tokens in Redis instead of the session cookie */
-  redisUrl?: string
+  /** REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS + REDIS_SENTINEL_NAME: OAuth tokens in Redis instead of the session cookie */
+  redis?: RedisConnectOptions
   provider:
     | { kind: 'embedded', port: number, user: { sub: string, name: string } }
     | { kind: 'external', oauth: Pick<OAuthOptions, 'provider' | 'clientId' | 'clientSecret' | 'scope'>, userinfoUrl?: string }
@@ -28,11 +28,12 @@ function port (env: NodeJS.ProcessEnv, name: string, fallback: number): number {
 
 export function demoConfig (env: NodeJS.ProcessEnv = process.env): DemoConfig {
   const dir = resolve(env.FSS_DEMO_DIR ?? '.fss-demo')
+  const redis = redisConnectionFromEnv(env)
   const base = {
     port: port(env, 'PORT', 3000),
     keyFile: env.FSS_DEMO_KEY_FILE ?? resolve(dir, 'secret.key'),
     ...(env.OAUTH_CALLBACK_URL !== undefined && { callbackUrl: env.OAUTH_CALLBACK_URL }),
-    ...(env.REDIS_URL !== undefined && env.REDIS_URL !== '' && { redisUrl: env.REDIS_URL })
+    ...(redis !== undefined && { redis })
   }
   const issuer = env.OAUTH_ISSUER
   const explicit = env.OAUTH_AUTHORIZE_URL !== undefined || env.OAUTH_TOKEN_URL !== undefined

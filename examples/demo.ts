@@ -9,9 +9,12 @@
 //   OAUTH_ISSUER | OAUTH_AUTHORIZE_URL + OAUTH_TOKEN_URL [+ OAUTH_REVOKE_URL]
 //   OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, OAUTH_SCOPE, OAUTH_CALLBACK_URL, OAUTH_USERINFO_URL
 //   REDIS_URL             keep OAuth tokens in this Redis (redis://host:port); else in the cookie
+//   REDIS_CLUSTER_NODES   ... or in this Redis Cluster (host:port,host:port,...)
+//   REDIS_SENTINELS, REDIS_SENTINEL_NAME   ... or behind these sentinels (host:port,...) and master name
 import { createServer } from 'node:net'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
+import { describeRedisConnection } from '../index.ts'
 import { demoConfig, DemoConfigError } from './demo-config.ts'
 import { startDevProvider, type DevProvider } from './dev-provider.ts'
 import { buildDemoApp, discoverUserinfo } from './demo-app.ts'
@@ -46,7 +49,7 @@ async function main (): Promise<void> {
       ('issuer' in oauth.provider ? await discoverUserinfo(oauth.provider.issuer).catch(() => undefined) : undefined)
   }
 
-  const app = await buildDemoApp({ origin, keyFile: config.keyFile, oauth, userinfoUrl, callbackUrl: config.callbackUrl, redisUrl: config.redisUrl, logger: { level: 'info' } })
+  const app = await buildDemoApp({ origin, keyFile: config.keyFile, oauth, userinfoUrl, callbackUrl: config.callbackUrl, redis: config.redis, logger: { level: 'info' } })
 
   let closing = false
   const shutdown = async (signal: string) => {
@@ -83,10 +86,10 @@ async function main (): Promise<void> {
     provider === undefined
       ? `  provider      ${app.oauthInfo.provider ?? '?'}`
       : `  provider      development provider at ${provider.issuer} (no account needed; FSS_DEMO_IDP_PORT moves it)`,
-    // The host only: a Redis URL may carry a password.
-    config.redisUrl === undefined
+    // Hosts only: a Redis URL may carry a password.
+    config.redis === undefined
       ? '  tokens        in the session cookie (set REDIS_URL=redis://host:port to keep them in Redis)'
-      : `  tokens        in Redis at ${new URL(config.redisUrl).host} (the cookie holds a reference; see /health)`,
+      : `  tokens        in ${describeRedisConnection(config.redis)} (the cookie holds a reference; see /health)`,
     '  CSRF          on: log out needs the page\'s token',
     '  stop          Ctrl+C',
     ''

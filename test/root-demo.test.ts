@@ -23,8 +23,11 @@ t.test('with no OAuth variables the demo runs its own provider on 3001 and liste
   t.match(demoConfig({ PORT: '0', FSS_DEMO_IDP_PORT: '0', FSS_DEMO_DIR: '/tmp/x', FSS_DEMO_USER: 'bob', FSS_DEMO_USER_NAME: 'Bob' }),
     { port: 0, keyFile: '/tmp/x/secret.key', provider: { port: 0, user: { sub: 'bob', name: 'Bob' } } })
   t.equal(demoConfig({ FSS_DEMO_KEY_FILE: '/k/secret.key' }).keyFile, '/k/secret.key')
-  t.equal(demoConfig({ REDIS_URL: 'redis://127.0.0.1:6390/2' }).redisUrl, 'redis://127.0.0.1:6390/2', 'REDIS_URL puts the tokens in Redis')
-  t.notOk('redisUrl' in demoConfig({ REDIS_URL: '' }), 'an empty REDIS_URL is unset')
+  t.same(demoConfig({ REDIS_URL: 'redis://127.0.0.1:6390/2' }).redis, { url: 'redis://127.0.0.1:6390/2' }, 'REDIS_URL puts the tokens in Redis')
+  t.notOk('redis' in demoConfig({ REDIS_URL: '' }), 'an empty REDIS_URL is unset')
+  t.same(demoConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000,10.0.0.2:7001' }).redis, { cluster: [{ host: '10.0.0.1', port: 7000 }, { host: '10.0.0.2', port: 7001 }] }, 'REDIS_CLUSTER_NODES: a Redis Cluster')
+  t.same(demoConfig({ REDIS_SENTINELS: '10.0.0.3:26379', REDIS_SENTINEL_NAME: 'main' }).redis, { sentinels: [{ host: '10.0.0.3', port: 26379 }], name: 'main' }, 'REDIS_SENTINELS + REDIS_SENTINEL_NAME: Sentinel')
+  t.throws(() => demoConfig({ REDIS_URL: 'redis://a:1', REDIS_CLUSTER_NODES: 'b:2' }), { code: 'FSS_OPTIONS_INVALID' }, 'two topologies at once stop the demo')
 })
 
 t.test('OAUTH_* variables select a real provider', async (t) => {
@@ -181,7 +184,7 @@ t.test('with REDIS_URL the demo keeps tokens in Redis and /health reports it', a
     origin: 'http://127.0.0.1:1',
     keyFile: join(await tempDir(t), 'secret.key'),
     oauth: { provider: { issuer: provider.issuer }, clientId: 'demo', clientSecret: '' },
-    redisUrl: redis.url,
+    redis: { url: redis.url },
     logger: false
   })
   t.teardown(() => app.close())

@@ -20,9 +20,9 @@ import type { RedisTopology } from './connection.ts'
 
 export const ReplicaAckProperties = {
   /** Replicas that must confirm a token write (WAIT). Default 1 for Cluster and Sentinel, 0 (no WAIT) for one server. */
-  replicaAcks: Type.Optional(Type.Integer({ minimum: 0, maximum: 10, description: 'replicas' })),
+  replicaAcks: Type.Optional(Type.Integer({ minimum: 0, maximum: 10, description: 'How many replicas must confirm a token write (`WAIT`) before it is answered. Default: 1 for Cluster and Sentinel, 0 (no WAIT) for one server.' })),
   /** ms a token write waits for those confirmations; under half of commandTimeout. Default 100 (at most a quarter of commandTimeout). */
-  replicaAckTimeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 60_000, description: 'ms' }))
+  replicaAckTimeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 60_000, description: 'Milliseconds a token write waits for those confirmations; under half of `commandTimeout`. Default: 100 (at most a quarter of `commandTimeout`).' }))
 }
 
 export interface ReplicaAckCounters {
