@@ -77,7 +77,7 @@ const session: FastifyPluginAsync<SessionOptions> = async (fastify, opts) => {
   const { policy, warnings } = resolvePolicy(opts)
   const keys = resolveKeys(fastify, opts)
   if (!fastify.hasPlugin('@fastify/cookie')) await fastify.register(fastifyCookie)
-  const sealer = await createSealer(fastify, keys, policy.idleTimeout, policy.absoluteTimeout)
+  const sealer = createSealer(keys, policy.idleTimeout, policy.absoluteTimeout)
   // Made with the sealer, from the same keys: every entry opened under this
   // keyring, and a keyring loaded anew comes with a new, empty cache.
   const cache = policy.decodedCache === false ? null : createDecodedCache(policy.decodedCache)

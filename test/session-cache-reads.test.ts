@@ -165,8 +165,7 @@ t.test('decodedCache: false decrypts every request', async (t) => {
 t.test('bad decodedCache options are refused at registration, naming the option', async (t) => {
   for (const decodedCache of [{ maxEntries: 0 }, { maxBytes: 10 }, { size: 1 }, true]) {
     const fastify = await build(t)
-    fastify.register(session, { key: key(), decodedCache } as never)
-    await t.rejects(fastify.ready(), { code: 'FSS_OPTIONS_INVALID', message: /session\.decodedCache/ }, JSON.stringify(decodedCache))
+    await t.rejects(async () => { await fastify.register(session, { key: key(), decodedCache } as never) }, { code: 'FSS_OPTIONS_INVALID', message: /session\.decodedCache/ }, JSON.stringify(decodedCache))
   }
 })
 

@@ -4,7 +4,7 @@
 import type { FastifyRequest } from 'fastify'
 import type { Session } from '@fastify/secure-session'
 import type { SessionPolicy } from './policy.ts'
-import { readCookies, toSealed, type ReceivedCookies } from './codec.ts'
+import { readCookies, type ReceivedCookies } from './codec.ts'
 import { checkTimes, type Payload, type RejectReason } from './payload.ts'
 import type { DecodedCache, DecodedCacheKey } from './decoded-cache.ts'
 import { createSession, type SessionObject } from './session-object.ts'
@@ -79,7 +79,7 @@ interface Decoded { payload: Payload, rotated: boolean, key?: DecodedCacheKey }
  * with an older key is not: this response re-seals it anyway.
  */
 function decode (value: string, policy: SessionPolicy, sealer: Sealer, cache: DecodedCache | null): Decoded | RejectReason {
-  if (cache === null) return open(value, sealer)
+  if (cache === null) return sealer.open(value)
   const key = cache.key(value)
   const hit = cache.get(key)
   if (hit !== undefined) {
@@ -88,13 +88,8 @@ function decode (value: string, policy: SessionPolicy, sealer: Sealer, cache: De
     cache.delete(key)
     return expired
   }
-  const opened = open(value, sealer)
+  const opened = sealer.open(value)
   if (typeof opened === 'string' || opened.rotated) return opened
   // set() keeps its own copy: this request's writes never reach it
   return cache.set(key, opened.payload) ? { ...opened, key } : opened
-}
-
-function open (value: string, sealer: Sealer): Decoded | RejectReason {
-  const sealed = toSealed(value)
-  return sealed === null ? 'format' : sealer.open(sealed)
 }

@@ -6,7 +6,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { SerializeOptions } from '@fastify/cookie'
 import { errors } from '../errors.ts'
 import { cookieAttributes, type SessionPolicy } from './policy.ts'
-import { toCookieValue, planCookies, requestBytes, MAX_REQUEST_COOKIE_BYTES } from './codec.ts'
+import { planCookies, requestBytes, MAX_REQUEST_COOKIE_BYTES } from './codec.ts'
 import { buildPayload, nowSeconds, RESERVED } from './payload.ts'
 import type { DecodedCache } from './decoded-cache.ts'
 import { kData, kCreated, kIssued, kOptions } from './session-object.ts'
@@ -34,12 +34,16 @@ export function createSessionWriter ({ policy, sealer, counters, cache, serializ
   // session.options() only Max-Age varies (it is the idle timeout but near the
   // absolute limit): one cached entry serves nearly every write.
   let cachedMaxAge = -1
-  let cachedOptions = attrs
-  let cachedAttributeBytes = 0
+  let cachedAttributes = ''
 
-  function attributeBytes (options: typeof attrs): number {
-    // `name=` + value + attributes: measure with an empty value, once.
-    return Buffer.byteLength(serializeCookie(policy.cookieName, '', options)) - policy.cookieName.length - 1
+  /**
+   * `; Max-Age=…; Path=/; …` as @fastify/cookie's serializer writes it (and
+   * checks it), taken from a line with an empty value. Our names and
+   * base64url values pass that serializer unchanged, so every session line
+   * is name + '=' + value + this: built here once instead of per line.
+   */
+  function attributesOf (options: typeof attrs): string {
+    return serializeCookie(policy.cookieName, '', options).slice(policy.cookieName.length + 1)
   }
 
   function expire (reply: FastifyReply, names: string[]): void {
@@ -61,29 +65,27 @@ export function createSessionWriter ({ policy, sealer, counters, cache, serializ
     // before the creation time (the read side tolerates CLOCK_SKEW ahead).
     const issuedAt = Math.max(now, created)
     const payload = buildPayload(target[kData], created, issuedAt)
-    const value = toCookieValue(sealer.seal(payload))
-    let options: typeof attrs
-    let suffix: number
+    const value = sealer.seal(payload)
+    let attributes: string
     if (target[kOptions] !== null) {
-      options = { ...attrs, ...target[kOptions], maxAge }
-      suffix = attributeBytes(options)
+      attributes = attributesOf({ ...attrs, ...target[kOptions], maxAge })
     } else {
       if (maxAge !== cachedMaxAge) {
-        cachedOptions = { ...attrs, maxAge }
-        cachedAttributeBytes = attributeBytes(cachedOptions)
+        cachedAttributes = attributesOf({ ...attrs, maxAge })
         cachedMaxAge = maxAge
       }
-      options = cachedOptions
-      suffix = cachedAttributeBytes
+      attributes = cachedAttributes
     }
-    const lines = planCookies(policy.cookieName, value, suffix)
+    const lines = planCookies(policy.cookieName, value, Buffer.byteLength(attributes))
     const bytes = requestBytes(lines)
     if (bytes > MAX_REQUEST_COOKIE_BYTES) {
       counters.tooLarge++
       request.log.error({ bytes, limit: MAX_REQUEST_COOKIE_BYTES, fields: Object.keys(target[kData]).length }, 'session too large for cookies: not written')
       throw new errors.FSS_SESSION_TOO_LARGE(bytes, MAX_REQUEST_COOKIE_BYTES)
     }
-    for (const line of lines) reply.setCookie(line.name, line.value, options)
+    // Fastify appends every Set-Cookie header to the ones already set (by
+    // @fastify/cookie's own onSend or anyone else), so none is lost.
+    for (const line of lines) reply.header('set-cookie', line.name + '=' + line.value + attributes)
     expire(reply, received.names.filter((n) => !lines.some((l) => l.name === n)))
     if (cache !== null) {
       forget(state)
