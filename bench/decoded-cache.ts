@@ -6,14 +6,12 @@
 // heap an entry takes. A micro-benchmark of internal modules, so unlike the
 // rest of bench/ it imports lib/ directly: the hit path has no public entry.
 // `--quick` is the CI smoke (numbers are printed, never asserted).
-import Fastify from 'fastify'
 import { createHmac, randomBytes } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { createSealer, type Sealer } from '../lib/session/sealer.ts'
 import { buildPayload, nowSeconds } from '../lib/session/payload.ts'
-import { toCookieValue, toSealed } from '../lib/session/codec.ts'
 import { createDecodedCache, type DecodedCacheKey, type DecodedSession } from '../lib/session/decoded-cache.ts'
 import { normalizeToken } from '../lib/oauth/token.ts'
 import { tokenSet } from './lib/tokens.ts'
@@ -59,10 +57,10 @@ function fmt (ns: number): string {
 async function sizeCase (sealer: Sealer, label: string, idTokenPadding: number): Promise<string[]> {
   const now = nowSeconds()
   const data = { oauth: normalizeToken(tokenSet({ idTokenPadding }), { assumedLifetime: 3600 }) }
-  const value = toCookieValue(sealer.seal(buildPayload(data, now, now)))
+  const value = sealer.seal(buildPayload(data, now, now))
   const json = JSON.stringify(data)
   const decode = (): DecodedSession => {
-    const opened = sealer.open(toSealed(value) as string)
+    const opened = sealer.open(value)
     if (typeof opened === 'string') throw new Error(`the bench cookie did not decode: ${opened}`)
     return opened.payload
   }
@@ -141,8 +139,7 @@ function memoryCase (): string[] {
 }
 
 async function main (): Promise<void> {
-  const app = Fastify({ logger: false })
-  const sealer = await createSealer(app, [randomBytes(32)], IDLE, ABSOLUTE)
+  const sealer = createSealer([randomBytes(32)], IDLE, ABSOLUTE)
   const m = machine()
   const out = [
     `# Decoded-session cache micro-benchmark (${m.cpu}, ${m.cores} cores, Node ${m.node})`,
@@ -150,7 +147,6 @@ async function main (): Promise<void> {
     ...await sizeCase(sealer, 'Chunked session (#5)', 2500),
     ...memoryCase()
   ]
-  await app.close()
   console.log(out.join('\n'))
 }
 

@@ -21,7 +21,7 @@ Options:
   --quick              one short round per row: a smoke run whose speeds mean nothing
   --only ROWS          comma-separated rows, e.g. 1,4,7 (7 = 7a–7d, 8 = refresh storm, 9 = start-up)
   --out FILE           where the markdown goes (default: bench/results.md)
-  --profile            also CPU-profile rows 4 and 7a (node --cpu-prof, into bench/out/)
+  --profile            also CPU-profile rows 4, 5 and 7a (node --cpu-prof, into bench/out/)
   --rounds N           rounds per throughput row (default 5, --quick 1)
   --duration S         seconds per row and round (default 4, --quick 1)
   --warmup S           warm-up seconds per row (default 3, --quick 1)
@@ -131,7 +131,11 @@ async function main (): Promise<void> {
   }
   if (wanted('9')) rows.push(...await startupTimes({ iterations: quick ? 2 : 10, log: settings.log }))
   if (values.profile === true) {
-    for (const row of [{ id: '4', mode: 'tokens', path: '/me', what: 'suite token read' }, { id: '7a', mode: 'counter', path: '/counter', what: 'suite counter, writes every request' }]) {
+    for (const row of [
+      { id: '4', mode: 'tokens', path: '/me', what: 'suite token read' },
+      { id: '5', mode: 'chunked', path: '/me', what: 'suite token read, session in two cookies' },
+      { id: '7a', mode: 'counter', path: '/counter', what: 'suite counter, writes every request' }
+    ]) {
       extra.push(...await profileRow({ ...row, duration: Math.max(5, settings.duration), connections: settings.connections, log: settings.log }))
     }
   }

@@ -18,6 +18,7 @@ import { sha256 } from '../lib/digest.ts'
 import { createSealer } from '../lib/session/sealer.ts'
 import { newCounters, readSession, type RequestState, type SessionCounters } from '../lib/session/reader.ts'
 import { createSessionWriter } from '../lib/session/writer.ts'
+import { createDecodedCache, type DecodedCacheStats } from '../lib/session/decoded-cache.ts'
 import { SUITE_FIELD, suiteFieldNames } from '../lib/session/suite-fields.ts'
 import { MAX_KEYS } from '../lib/keyring/format.ts'
 
@@ -25,7 +26,20 @@ export type { SessionOptions }
 
 export type { SessionCounters }
 
-export interface SessionInfo { policy: SessionPolicy, counters: SessionCounters, warnings: string[] }
+/** The cache of decoded sessions, as the instance shows it: its figures, and a way to empty it. */
+export interface DecodedCacheInfo {
+  stats (): DecodedCacheStats
+  /** Forgets every decoded session; the next request with each cookie decrypts it again. */
+  flush (): void
+}
+
+export interface SessionInfo {
+  policy: SessionPolicy
+  counters: SessionCounters
+  warnings: string[]
+  /** null when `decodedCache: false` */
+  decodedCache: DecodedCacheInfo | null
+}
 
 export interface SessionDetails {
   fields: string[]
@@ -63,11 +77,15 @@ const session: FastifyPluginAsync<SessionOptions> = async (fastify, opts) => {
   const { policy, warnings } = resolvePolicy(opts)
   const keys = resolveKeys(fastify, opts)
   if (!fastify.hasPlugin('@fastify/cookie')) await fastify.register(fastifyCookie)
-  const sealer = await createSealer(fastify, keys, policy.idleTimeout, policy.absoluteTimeout)
+  const sealer = createSealer(keys, policy.idleTimeout, policy.absoluteTimeout)
+  // Made with the sealer, from the same keys: every entry opened under this
+  // keyring, and a keyring loaded anew comes with a new, empty cache.
+  const cache = policy.decodedCache === false ? null : createDecodedCache(policy.decodedCache)
 
   const counters = newCounters()
-  fastify.decorate('sessionInfo', { policy, counters, warnings })
-  const write = createSessionWriter({ policy, sealer, counters, serializeCookie: fastify.serializeCookie })
+  const decodedCache = cache === null ? null : { stats: () => cache.stats(), flush: () => cache.flush() }
+  fastify.decorate('sessionInfo', { policy, counters, warnings, decodedCache })
+  const write = createSessionWriter({ policy, sealer, counters, cache, serializeCookie: fastify.serializeCookie })
 
   fastify.decorateRequest(kState, null)
   fastify.decorateRequest('session', {
@@ -75,7 +93,7 @@ const session: FastifyPluginAsync<SessionOptions> = async (fastify, opts) => {
       const req = this as WithState
       let state = req[kState]
       if (state === null) {
-        state = readSession(req, policy, sealer, counters)
+        state = readSession(req, policy, sealer, counters, cache)
         req[kState] = state
       }
       return state.proxy

@@ -22,10 +22,10 @@ t.test('every option is described, and every duration names its unit', async (t)
   const rows = [...optionRows('', [SessionSuiteOptionsSchema]), ...SECTIONS.flatMap((s) => optionRows(s.name, s.schemas))]
   t.ok(rows.length > 60, `${rows.length} options`)
   t.same(rows.filter((r) => typeof r.schema.description !== 'string' || r.schema.description.length < 10).map((r) => r.path), [], 'all described')
-  // Every integer option is a duration, which says which unit it counts in, or a count, which says "How many".
+  // Every integer option is a duration or a bound, which says which unit it counts in, or a count, which says "How many".
   const durations = rows.filter((r) => r.schema[Kind] === 'Integer' && !/^How many /.test(r.schema.description as string))
   t.ok(durations.length >= 15, `${durations.length} durations`)
-  t.same(durations.filter((r) => !/^(Seconds|Milliseconds) /.test(r.schema.description as string)).map((r) => r.path), [], 'each says Seconds or Milliseconds')
+  t.same(durations.filter((r) => !/^(Seconds|Milliseconds|Entries|Bytes)\b/.test(r.schema.description as string)).map((r) => r.path), [], 'each says Seconds, Milliseconds, Entries or Bytes')
 })
 
 t.test('the defaults the reference shows are the ones the plugins apply', async (t) => {

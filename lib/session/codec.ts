@@ -4,9 +4,10 @@
 // `;`, `+`, `/` and `=` are outside the characters a cookie value may carry
 // unescaped, so @fastify/cookie percent-escapes them (3 bytes each): about 5 %
 // larger cookies. We store `base64url(cipher).base64url(nonce)` instead, which
-// needs no escaping, and turn it back into secure-session's form before
-// decoding (Buffer.from(x, 'base64') reads base64url too, so only the
-// separator changes). Anything else is refused before any crypto runs:
+// needs no escaping; the sealer (sealer.ts) writes and reads this form
+// directly, and toCookieValue/toSealed convert between it and secure-session's
+// (the same bytes: only the alphabet, the padding and the separator differ).
+// Anything else is refused before any crypto runs:
 // Buffer.from() would silently skip invalid characters. Cookies written by raw
 // secure-session are not read: they carry no creation time (see payload.ts).
 //
@@ -47,11 +48,17 @@ export function toCookieValue (sealed: string): string {
     Buffer.from(sealed.slice(i + 1), 'base64').toString('base64url')
 }
 
-/** Our cookie value → secure-session's form, or null when malformed (percent-escapes included). */
-export function toSealed (value: string): string | null {
+/** Our cookie value's base64url ciphertext and nonce, or null when malformed (percent-escapes included). */
+export function splitSealed (value: string): [string, string] | null {
   if (!SEALED.test(value)) return null
   const dot = value.indexOf('.')
-  return value.slice(0, dot) + ';' + value.slice(dot + 1)
+  return [value.slice(0, dot), value.slice(dot + 1)]
+}
+
+/** Our cookie value → secure-session's form, or null when malformed (percent-escapes included). */
+export function toSealed (value: string): string | null {
+  const parts = splitSealed(value)
+  return parts === null ? null : parts[0] + ';' + parts[1]
 }
 
 export interface ReceivedCookies {

@@ -29,11 +29,23 @@ import { createHash, hash } from 'node:crypto'
 import { Type, type Static } from '@sinclair/typebox'
 import { validateOptions } from '../options.ts'
 
+export const DECODED_CACHE_DEFAULTS = { maxEntries: 10_000, maxBytes: 32 * 1024 * 1024 } as const
+
 export const decodedCacheOptionsSchema = Type.Object({
   /** Most sessions kept. @default 10000 */
-  maxEntries: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000, default: 10_000 })),
+  maxEntries: Type.Optional(Type.Integer({
+    minimum: 1,
+    maximum: 10_000_000,
+    description: 'Entries: the most decoded sessions kept; the least recently used goes first.',
+    default: DECODED_CACHE_DEFAULTS.maxEntries
+  })),
   /** Most bytes kept, as estimated per entry (see `entryBytes`). @default 33554432 (32 MiB) */
-  maxBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 2 ** 40, default: 32 * 1024 * 1024 }))
+  maxBytes: Type.Optional(Type.Integer({
+    minimum: 1024,
+    maximum: 2 ** 40,
+    description: 'Bytes of heap the kept sessions may take, as estimated per entry from V8\'s layout (32 MiB by default).',
+    default: DECODED_CACHE_DEFAULTS.maxBytes
+  }))
 }, { additionalProperties: false })
 
 export type DecodedCacheOptions = Static<typeof decodedCacheOptionsSchema>
@@ -228,8 +240,8 @@ interface Entry { data: Record<string, unknown>, issuedAt: number, createdAt: nu
 
 export function createDecodedCache (options: DecodedCacheOptions = {}): DecodedCache {
   const opts = validateOptions(decodedCacheOptionsSchema, options, 'decodedCache')
-  const maxEntries = opts.maxEntries ?? 10_000
-  const maxBytes = opts.maxBytes ?? 32 * 1024 * 1024
+  const maxEntries = opts.maxEntries ?? DECODED_CACHE_DEFAULTS.maxEntries
+  const maxBytes = opts.maxBytes ?? DECODED_CACHE_DEFAULTS.maxBytes
   // A Map iterates in insertion order: deleting and re-adding on every hit
   // keeps the least recently used entry first.
   const entries = new Map<DecodedCacheKey, Entry>()

@@ -69,6 +69,21 @@ export function checkPayload (data: Record<string, unknown>, legacyIssuedAt: unk
   const own = data[OWN_ISSUED]
   const issuedAt = own === undefined ? legacyIssuedAt : own
   const createdAt = data[CREATED]
+  const problem = checkTimes(issuedAt, createdAt, idleTimeout, absoluteTimeout)
+  if (problem !== undefined) return problem
+  delete data[CREATED]
+  delete data[OWN_ISSUED]
+  if (!Object.hasOwn(data, SUITE_FIELD)) adoptLegacyFields(data)
+  // checkTimes() accepted both: whole seconds
+  return { data, createdAt: createdAt as number, issuedAt: issuedAt as number }
+}
+
+/**
+ * Whether a session issued and created at these times is usable now: run on
+ * every read, including a session served from the cache of decoded sessions,
+ * since the idle and absolute limits move with the clock.
+ */
+export function checkTimes (issuedAt: unknown, createdAt: unknown, idleTimeout: number, absoluteTimeout: number): RejectReason | undefined {
   if (!isTime(issuedAt) || !isTime(createdAt)) return 'timestamp'
   const now = nowSeconds()
   if (issuedAt > now + CLOCK_SKEW || createdAt > now + CLOCK_SKEW) return 'future'
@@ -77,10 +92,7 @@ export function checkPayload (data: Record<string, unknown>, legacyIssuedAt: unk
   // now ≥ issuedAt + idleTimeout.
   if (issuedAt + idleTimeout <= now) return 'idle'
   if (createdAt + absoluteTimeout <= now) return 'absolute'
-  delete data[CREATED]
-  delete data[OWN_ISSUED]
-  if (!Object.hasOwn(data, SUITE_FIELD)) adoptLegacyFields(data)
-  return { data, createdAt, issuedAt }
+  return undefined
 }
 
 function adoptLegacyFields (data: Record<string, unknown>): void {

@@ -5,6 +5,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import type { SerializeOptions } from '@fastify/cookie'
 import { errors } from '../errors.ts'
 import { validateOptions } from '../options.ts'
+import { DECODED_CACHE_DEFAULTS, decodedCacheOptionsSchema, type DecodedCacheOptions } from './decoded-cache.ts'
 
 const DAY = 24 * 60 * 60
 // Chrome and the cookie spec draft (RFC 6265bis §5.5) cap Max-Age at 400 days.
@@ -57,6 +58,11 @@ export const SessionOptionsSchema = Type.Object({
     minimum: 0,
     description: 'Seconds after which an unchanged session read by a request is re-issued with a fresh Max-Age; below `idleTimeout`. Default 3600, or half of `idleTimeout` when that is shorter.'
   })),
+  /** @default { maxEntries: 10000, maxBytes: 33554432 } */
+  decodedCache: Type.Optional(Type.Union([Type.Literal(false), decodedCacheOptionsSchema], {
+    description: 'The cache of decoded sessions, keyed by a SHA-256 digest of the cookie value: a request carrying a cookie seen before skips decryption (the timeouts are still checked on every request; see docs/sessions.md). `false` turns it off.',
+    default: DECODED_CACHE_DEFAULTS
+  })),
   // Checked by hand in the plugin (Buffer is not a JSON type).
   key: Type.Optional(Type.Unsafe<Buffer | Buffer[]>(Type.Unknown({
     tsType: 'Buffer | Buffer[]',
@@ -81,6 +87,8 @@ export interface SessionPolicy {
   absoluteTimeout: number
   /** seconds: an unchanged session is re-issued at most this often */
   rollingInterval: number
+  /** the cache of decoded sessions' bounds, or false when it is off */
+  decodedCache: Required<DecodedCacheOptions> | false
   /** the serialized Set-Cookie line, name and attributes included */
   maxCookieBytes: 4096
 }
@@ -106,6 +114,7 @@ export function resolvePolicy (raw: unknown): ResolvedPolicy {
     idleTimeout,
     absoluteTimeout: opts.absoluteTimeout ?? SESSION_DEFAULTS.absoluteTimeout,
     rollingInterval: opts.rollingInterval ?? Math.min(60 * 60, Math.floor(idleTimeout / 2)),
+    decodedCache: opts.decodedCache === false ? false : { ...DECODED_CACHE_DEFAULTS, ...opts.decodedCache },
     maxCookieBytes: 4096
   }
   if (opts.domain !== undefined) policy.domain = opts.domain

@@ -4,8 +4,9 @@
 import type { FastifyRequest } from 'fastify'
 import type { Session } from '@fastify/secure-session'
 import type { SessionPolicy } from './policy.ts'
-import { readCookies, toSealed, type ReceivedCookies } from './codec.ts'
-import type { Payload, RejectReason } from './payload.ts'
+import { readCookies, type ReceivedCookies } from './codec.ts'
+import { checkTimes, type Payload, type RejectReason } from './payload.ts'
+import type { DecodedCache, DecodedCacheKey } from './decoded-cache.ts'
 import { createSession, type SessionObject } from './session-object.ts'
 import type { Sealer } from './sealer.ts'
 
@@ -31,6 +32,8 @@ export interface RequestState {
   rejected?: RejectReason
   written: boolean
   policy: SessionPolicy
+  /** the received cookie's key in the cache of decoded sessions, when it is in there */
+  cacheKey?: DecodedCacheKey
 }
 
 export function newCounters (): SessionCounters {
@@ -38,27 +41,55 @@ export function newCounters (): SessionCounters {
 }
 
 /** Decodes the request's session cookies (called on the first read of request.session). */
-export function readSession (request: FastifyRequest, policy: SessionPolicy, sealer: Sealer, counters: SessionCounters): RequestState {
+export function readSession (request: FastifyRequest, policy: SessionPolicy, sealer: Sealer, counters: SessionCounters, cache: DecodedCache | null): RequestState {
   const received = readCookies(request.headers.cookie, policy.cookieName)
   let reason: RejectReason | undefined = received.problem
   let payload: Payload | undefined
   let rotated = false
+  let cacheKey: DecodedCacheKey | undefined
   if (reason === undefined && received.value !== null) {
     counters.decoded++
-    const sealed = toSealed(received.value)
-    const opened = sealed === null ? 'format' : sealer.open(sealed)
+    const opened = decode(received.value, policy, sealer, cache)
     if (typeof opened === 'string') {
       reason = opened
     } else {
       payload = opened.payload
       rotated = opened.rotated
+      cacheKey = opened.key
     }
   }
+  // A check of the decoded session against server-side state belongs here,
+  // after decode(): it then runs on cached and freshly opened reads alike.
   if (reason !== undefined) {
     counters.rejected[reason] = (counters.rejected[reason] ?? 0) + 1
     // Sizes and the reason only: never the cookie value.
     request.log.debug({ reason, bytes: received.bytes, chunks: received.chunks }, 'session cookie rejected: empty session')
   }
   const { target, proxy } = createSession(payload)
-  return { target, proxy, received, rotated, rejected: reason, written: false, policy }
+  return { target, proxy, received, rotated, rejected: reason, written: false, policy, cacheKey }
+}
+
+interface Decoded { payload: Payload, rotated: boolean, key?: DecodedCacheKey }
+
+/**
+ * The decode step. A value decoded before comes from the cache of decoded
+ * sessions, as this request's own copy, with its times checked again now (the
+ * idle and absolute limits move with the clock); any other value is opened by
+ * the sealer and, when it opened with the newest key, remembered. One opened
+ * with an older key is not: this response re-seals it anyway.
+ */
+function decode (value: string, policy: SessionPolicy, sealer: Sealer, cache: DecodedCache | null): Decoded | RejectReason {
+  if (cache === null) return sealer.open(value)
+  const key = cache.key(value)
+  const hit = cache.get(key)
+  if (hit !== undefined) {
+    const expired = checkTimes(hit.issuedAt, hit.createdAt, policy.idleTimeout, policy.absoluteTimeout)
+    if (expired === undefined) return { payload: hit, rotated: false, key }
+    cache.delete(key)
+    return expired
+  }
+  const opened = sealer.open(value)
+  if (typeof opened === 'string' || opened.rotated) return opened
+  // set() keeps its own copy: this request's writes never reach it
+  return cache.set(key, opened.payload) ? { ...opened, key } : opened
 }

@@ -6,8 +6,9 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { SerializeOptions } from '@fastify/cookie'
 import { errors } from '../errors.ts'
 import { cookieAttributes, type SessionPolicy } from './policy.ts'
-import { toCookieValue, planCookies, requestBytes, MAX_REQUEST_COOKIE_BYTES } from './codec.ts'
-import { buildPayload, nowSeconds } from './payload.ts'
+import { planCookies, requestBytes, MAX_REQUEST_COOKIE_BYTES } from './codec.ts'
+import { buildPayload, nowSeconds, RESERVED } from './payload.ts'
+import type { DecodedCache } from './decoded-cache.ts'
 import { kData, kCreated, kIssued, kOptions } from './session-object.ts'
 import type { Sealer } from './sealer.ts'
 import type { RequestState, SessionCounters } from './reader.ts'
@@ -16,6 +17,8 @@ export interface SessionWriterOptions {
   policy: SessionPolicy
   sealer: Sealer
   counters: SessionCounters
+  /** the cache of decoded sessions the reader uses, or null */
+  cache: DecodedCache | null
   /** @fastify/cookie's serializer (fastify.serializeCookie): what Set-Cookie lines are measured with */
   serializeCookie: (name: string, value: string, options: SerializeOptions) => string
 }
@@ -23,7 +26,7 @@ export interface SessionWriterOptions {
 /** Writes a request's session into its reply; throws FSS_SESSION_TOO_LARGE instead of writing what a browser could not send back. */
 export type SessionWriter = (request: FastifyRequest, reply: FastifyReply, state: RequestState) => void
 
-export function createSessionWriter ({ policy, sealer, counters, serializeCookie }: SessionWriterOptions): SessionWriter {
+export function createSessionWriter ({ policy, sealer, counters, cache, serializeCookie }: SessionWriterOptions): SessionWriter {
   const attrs = cookieAttributes(policy)
   // Built once: @fastify/cookie copies the options it is given, never changes them.
   const expireOptions = { ...attrs, maxAge: 0, expires: new Date(0) }
@@ -31,12 +34,16 @@ export function createSessionWriter ({ policy, sealer, counters, serializeCookie
   // session.options() only Max-Age varies (it is the idle timeout but near the
   // absolute limit): one cached entry serves nearly every write.
   let cachedMaxAge = -1
-  let cachedOptions = attrs
-  let cachedAttributeBytes = 0
+  let cachedAttributes = ''
 
-  function attributeBytes (options: typeof attrs): number {
-    // `name=` + value + attributes: measure with an empty value, once.
-    return Buffer.byteLength(serializeCookie(policy.cookieName, '', options)) - policy.cookieName.length - 1
+  /**
+   * `; Max-Age=…; Path=/; …` as @fastify/cookie's serializer writes it (and
+   * checks it), taken from a line with an empty value. Our names and
+   * base64url values pass that serializer unchanged, so every session line
+   * is name + '=' + value + this: built here once instead of per line.
+   */
+  function attributesOf (options: typeof attrs): string {
+    return serializeCookie(policy.cookieName, '', options).slice(policy.cookieName.length + 1)
   }
 
   function expire (reply: FastifyReply, names: string[]): void {
@@ -56,30 +63,39 @@ export function createSessionWriter ({ policy, sealer, counters, serializeCookie
     // An instance whose clock is behind the one that created the session would
     // write createdAt > issuedAt, which the next read rejects: never issue
     // before the creation time (the read side tolerates CLOCK_SKEW ahead).
-    const value = toCookieValue(sealer.seal(buildPayload(target[kData], created, Math.max(now, created))))
-    let options: typeof attrs
-    let suffix: number
+    const issuedAt = Math.max(now, created)
+    const payload = buildPayload(target[kData], created, issuedAt)
+    const value = sealer.seal(payload)
+    let attributes: string
     if (target[kOptions] !== null) {
-      options = { ...attrs, ...target[kOptions], maxAge }
-      suffix = attributeBytes(options)
+      attributes = attributesOf({ ...attrs, ...target[kOptions], maxAge })
     } else {
       if (maxAge !== cachedMaxAge) {
-        cachedOptions = { ...attrs, maxAge }
-        cachedAttributeBytes = attributeBytes(cachedOptions)
+        cachedAttributes = attributesOf({ ...attrs, maxAge })
         cachedMaxAge = maxAge
       }
-      options = cachedOptions
-      suffix = cachedAttributeBytes
+      attributes = cachedAttributes
     }
-    const lines = planCookies(policy.cookieName, value, suffix)
+    const lines = planCookies(policy.cookieName, value, Buffer.byteLength(attributes))
     const bytes = requestBytes(lines)
     if (bytes > MAX_REQUEST_COOKIE_BYTES) {
       counters.tooLarge++
       request.log.error({ bytes, limit: MAX_REQUEST_COOKIE_BYTES, fields: Object.keys(target[kData]).length }, 'session too large for cookies: not written')
       throw new errors.FSS_SESSION_TOO_LARGE(bytes, MAX_REQUEST_COOKIE_BYTES)
     }
-    for (const line of lines) reply.setCookie(line.name, line.value, options)
+    // Fastify appends every Set-Cookie header to the ones already set (by
+    // @fastify/cookie's own onSend or anyone else), so none is lost.
+    for (const line of lines) reply.header('set-cookie', line.name + '=' + line.value + attributes)
     expire(reply, received.names.filter((n) => !lines.some((l) => l.name === n)))
+    if (cache !== null) {
+      forget(state)
+      // What the browser sends next is this value: kept as what it decodes to
+      // (the payload without the three times, which the entry holds apart), so
+      // that request skips decryption. set() refuses data a JSON round trip
+      // would change, which then decodes as usual.
+      for (const name of RESERVED) delete payload[name]
+      cache.set(cache.key(value), { data: payload, issuedAt, createdAt: created })
+    }
     counters.issued++
     if (lines.length > 1) {
       counters.chunked++
@@ -87,9 +103,15 @@ export function createSessionWriter ({ policy, sealer, counters, serializeCookie
     }
   }
 
+  /** The received cookie is superseded or ended: its entry would only take room. */
+  function forget (state: RequestState): void {
+    if (state.cacheKey !== undefined) (cache as DecodedCache).delete(state.cacheKey)
+  }
+
   return function writeSession (request, reply, state) {
     const { target, received } = state
     if (target.deleted) {
+      forget(state)
       counters.deleted++
       expire(reply, received.names)
     } else if (target.changed || state.rotated) {
