@@ -70,6 +70,8 @@ t.test('the request log of the health and debug routes shows paths, never the qu
 t.test('displayUrl and displayPath keep exactly the scheme, host, port and path (fast-check)', async (t) => {
   const userinfo = fc.option(fc.tuple(fc.webSegment(), fc.webSegment()).map(([u, p]) => `${u}:${p}@`), { nil: '' })
   const url = fc.tuple(fc.webUrl({ withQueryParameters: true, withFragments: true }), userinfo).map(([u, info]) => u.replace('://', `://${info}`))
+    // An empty user or password can join the generated authority into text no URL parser accepts (`http://://:@a.aa`).
+    .filter((raw) => URL.canParse(raw))
   fc.assert(fc.property(url, (raw) => {
     const shown = displayUrl(raw)
     const a = new URL(raw)

@@ -99,6 +99,15 @@ t.test('an https issuer may not point at plain-http endpoints', async (t) => {
   t.match(err.message, 'https://login.example.org/tenant/.well-known/openid-configuration')
 })
 
+t.test('an endpoint that matches the URL pattern but does not parse is refused at discovery, not at first use', async (t) => {
+  const issuer = 'https://login.example.org/tenant'
+  const good = { issuer, authorization_endpoint: `${issuer}/authorize`, token_endpoint: `${issuer}/token`, jwks_uri: `${issuer}/jwks` }
+  for (const name of ['authorization_endpoint', 'token_endpoint', 'jwks_uri', 'userinfo_endpoint', 'end_session_endpoint', 'revocation_endpoint']) {
+    const err = await assertRefused(t, () => parseProviderMetadata({ ...good, [name]: 'https://://:@a.aa' }, issuer), 'FSS_OIDC_DISCOVERY_FAILED', 'invalid')
+    t.match(err.message, `${name} is not a URL`, name)
+  }
+})
+
 t.test('the id_token algorithms: advertised, narrowed, asymmetric only', async (t) => {
   serveDocument({ id_token_signing_alg_values_supported: ['none', 'HS256', 'ES256', 'RS256', 'XX999'] })
   t.same((await relyingParty(oidc)).algorithms, ['ES256', 'RS256'], 'none, HMAC and unknown names are dropped')

@@ -73,6 +73,11 @@ export function parseProviderMetadata (doc: unknown, issuer: string, url = disco
     // The path names the field, the message TypeBox's rule; never the value.
     throw failed(shown, 'invalid', first.path === '' ? '' : `: ${first.path.slice(1)} ${first.message}`)
   }
+  // The pattern keeps userinfo, spaces and fragments out; WHATWG URL parsing
+  // is stricter still (`http://://x` matches the pattern and parses as
+  // nothing), and every endpoint is later handed to `new URL`.
+  const unparsable = ENDPOINTS.find((name) => doc[name] !== undefined && !URL.canParse(doc[name]))
+  if (unparsable !== undefined) throw failed(shown, 'invalid', `: ${unparsable} is not a URL`)
   // Discovery §4.3: exact string comparison, no normalisation.
   if (doc.issuer !== issuer) {
     const found = /^https?:\/\//.test(doc.issuer) ? displayUrl(doc.issuer) : '(not a URL)'
