@@ -211,7 +211,7 @@ t.test('npm: a sessions-only service runs with no Redis client installed; redis 
 
   await run(npm, ['install', 'ioredis@6', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: consumer, ...big })
   const withIt = JSON.parse((await run(process.execPath, ['with-redis.mjs', key.toString('base64'), redis.url], { cwd: consumer })).stdout)
-  t.same(withIt, { name: 'redis', healthy: true, status: 'ready' }, 'after npm install ioredis, the store connects')
+  t.same(withIt, { name: 'redis', healthy: true, status: 'ready', topology: 'standalone', detail: 'reachable' }, 'after npm install ioredis, the store connects')
 })
 
 t.test('pnpm: the service type-checks and runs, augmenting the suite\'s SessionData (a transitive package cannot be named)', async (t) => {

@@ -2,8 +2,9 @@
 // sentinels) and three app instances built with the root plugin: login, one
 // provider refresh for 3 × 50 concurrent expired requests, a health check that
 // asks the sentinels, and the primary killed under load.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { once } from 'node:events'
+import { setTimeout as delay } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import { startRedisSentinel, type RedisSentinel } from './fixtures/redis-sentinel.ts'
 import { ask } from './fixtures/redis-cluster.ts'
@@ -14,6 +15,8 @@ import { connectRedis } from '../lib/redis/connection.ts'
 import { waitReady } from '../lib/redis/client.ts'
 import { topologyHealth } from '../lib/redis/topology.ts'
 import { freePort } from './fixtures/redis-server.ts'
+import { createSessionRegistry, type SessionRegistry, type SessionRegistryDeps } from '../lib/sessions/registry.ts'
+import { flushedOn, revokedOn, session } from './sessions-helper.ts'
 
 let sentinel: RedisSentinel
 let oidc: OidcServer
@@ -94,8 +97,26 @@ t.test('an owned Sentinel client that ends without close() starts again; close()
   t.equal(await waitReady(client, 500), false, 'closed stays closed')
 })
 
+/** A session registry on its own Sentinel connection, as an app instance holds it; resolves once its feed is subscribed. */
+async function registryOn (t: Test): Promise<SessionRegistry> {
+  const connection = await connectRedis({ sentinels: sentinel.sentinels, name: sentinel.name }, 1000)
+  const client = connection.client as Redis
+  client.on('error', () => {})
+  t.teardown(() => connection.close())
+  t.ok(await waitReady(connection.client, 10_000))
+  const registry = createSessionRegistry({ store: 'redis', keyPrefix: 'sn:' }, { client: connection.client as unknown as SessionRegistryDeps['client'], keys: [KEY] })
+  t.teardown(() => registry.close())
+  await flushedOn(registry)
+  return registry
+}
+
 t.test('the primary killed under load: coded 503s only, the replica takes over, service and health return without a restart', async (t) => {
   const [primary, replica] = sentinel.servers
+  // Two session registries ride the same failover: the feed must subscribe again and hear revocations.
+  const [ra, rb] = [await registryOn(t), await registryOn(t)]
+  const gone = await ra.register(session('sentinel-user'))
+  t.equal(await rb.isRevoked(gone.id), false)
+  const resubscribed = flushedOn(rb, 30_000)
   const figures = await failoverWalk({
     fleet,
     sessions: 30,
@@ -114,6 +135,22 @@ t.test('the primary killed under load: coded 503s only, the replica takes over, 
   t.ok(figures.healthyAfterMs > 0, '/health passes again on every instance')
   const unsure = acks.reduce((n, a) => n + a.unconfirmed + a.unwaited, 0)
   t.ok(figures.lost <= unsure, `records lost (${figures.lost}) are at most the writes no replica confirmed (${unsure})`)
+
+  await resubscribed
+  // The registries' own connections may still be finding the new primary: bounded retries.
+  let revoked = false
+  for (let i = 0; i < 100 && !revoked; i++) {
+    const heard = revokedOn(rb, gone.id, 1000)
+    try {
+      revoked = await ra.revoke(gone.id, 'user')
+      t.same(await heard, [gone.id], 'after the failover, the other registry hears a revocation within one second')
+    } catch (err) {
+      heard.catch(() => {})
+      t.equal((err as { code?: string }).code, 'FSS_STORE_UNAVAILABLE')
+      await delay(100)
+    }
+  }
+  t.ok(revoked, 'revoked on the new primary')
 
   await sentinel.restart(primary.port)
   await sentinel.waitStable()

@@ -177,33 +177,59 @@ export async function connectRedis (opts: RedisConnectOptions, commandTimeout: n
     : target.topology === 'standalone'
       ? new ioredis.Redis(target.url, target.options as RedisOptions)
       : new ioredis.Redis(target.options as RedisOptions)
-  let closing = false
-  let revive: NodeJS.Timeout | undefined
-  if (target.topology === 'sentinel') {
-    // When Sentinel announces the new primary while the client is between
-    // reconnect attempts, ioredis's failover detector aborts the attempt under
-    // way and the client ends for good (status "end", no more retries). Only
-    // close() may end it: anything else starts it again, after the usual backoff.
-    let attempt = 0
-    client.on('ready', () => { attempt = 0 })
-    client.on('end', () => {
-      if (closing) return
-      revive = setTimeout(() => { if (!closing) client.connect().catch(() => {}) }, sentinelReconnectDelay(attempt++))
-    })
-  }
+  const stopReviving = target.topology === 'sentinel' ? reviveSentinelClient(client as Redis) : () => {}
   return {
     client: client as OwnedRedisClient,
     topology: target.topology,
     owned: true,
     async close () {
-      closing = true
-      clearTimeout(revive)
+      stopReviving()
       await client.quit().catch(() => {})
       // Also after a clean QUIT: quit() leaves Sentinel's failover-detector
       // subscriptions open, which keeps the process alive (redis/ioredis#1362).
       client.disconnect()
     }
   }
+}
+
+/**
+ * When Sentinel announces the new primary while a client is between
+ * reconnect attempts, ioredis's failover detector aborts the attempt under
+ * way and the client ends for good (status "end", no more retries). Until the
+ * returned function is called, anything that ends `client` starts it again,
+ * after the usual backoff.
+ */
+export function reviveSentinelClient (client: RedisClient): () => void {
+  const io = client as unknown as Redis
+  let closing = false
+  let revive: NodeJS.Timeout | undefined
+  let attempt = 0
+  io.on('ready', () => { attempt = 0 })
+  io.on('end', () => {
+    if (closing) return
+    revive = setTimeout(() => { if (!closing) io.connect().catch(() => {}) }, sentinelReconnectDelay(attempt++))
+  })
+  return () => {
+    closing = true
+    clearTimeout(revive)
+  }
+}
+
+/**
+ * A second connection like `client` (for a subscriber), which the caller
+ * ends with disconnect(): behind Sentinel it is revived like the first.
+ */
+export function duplicateClient (client: RedisClient): RedisClient & { disconnect: () => void } {
+  const io = client as unknown as Redis
+  const copy = io.duplicate()
+  if (topologyOf(client) !== 'sentinel') return copy as unknown as RedisClient & { disconnect: () => void }
+  const stopReviving = reviveSentinelClient(copy as unknown as RedisClient)
+  const disconnect = copy.disconnect.bind(copy)
+  copy.disconnect = (reconnect?: boolean) => {
+    stopReviving()
+    disconnect(reconnect)
+  }
+  return copy as unknown as RedisClient & { disconnect: () => void }
 }
 
 const NODE = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/

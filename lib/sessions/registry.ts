@@ -8,6 +8,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { errors } from '../errors.ts'
 import { validateOptions } from '../options.ts'
 import { redisHealth } from '../redis/client.ts'
+import { duplicateClient } from '../redis/connection.ts'
 import {
   copyCounters, systemClock,
   type Clock, type RegisterInput, type RevocationReason, type RevokeAllOptions, type SessionRecord, type SessionRegistryStore,
@@ -120,7 +121,7 @@ export function createSessionRegistry (options: SessionRegistryOptions = {}, dep
     const redisFeed = createRevocationFeed({
       subscriber: deps.subscriber ?? (redisStore.sharded
         ? clusterSubscriberFor(client, redisStore.channels, commandTimeout) as unknown as SubscriberClient
-        : client.duplicate()),
+        : duplicateClient(client) as unknown as SubscriberClient),
       channel: redisStore.channel,
       heartbeatInterval,
       clock,
