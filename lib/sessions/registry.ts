@@ -3,7 +3,6 @@
 // keeps every instance's view in step. Options are checked once, here.
 import { EventEmitter } from 'node:events'
 import { Type, type Static } from '@sinclair/typebox'
-import type { Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import { errors } from '../errors.ts'
 import { validateOptions } from '../options.ts'
@@ -47,7 +46,7 @@ export type SessionRegistryOptions = Static<typeof SessionRegistryOptionsSchema>
 
 export interface SessionRegistryDeps {
   /** Redis: the command connection (the token store's is fine). Not closed by the registry. */
-  client?: SessionRedisClient & Pick<Redis, 'duplicate'>
+  client?: SessionRedisClient & { duplicate: (override?: { commandTimeout?: number }) => SubscriberClient }
   /** Redis: a dedicated connection for the feed; default `client.duplicate()`. Closed by the registry. */
   subscriber?: SubscriberClient
   /** Redis: keyring bytes, newest first (records are sealed). */
