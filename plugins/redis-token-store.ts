@@ -4,10 +4,11 @@
 // and `refreshLock` options (the root plugin wires them when `redis` is set).
 import fp from 'fastify-plugin'
 import { Type, type Static } from '@sinclair/typebox'
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import { validateOptions } from '../lib/options.ts'
 import { createRedisClient, redisHealth, waitReady, type OwnedRedisClient, type RedisClient, type RedisHealth } from '../lib/redis/client.ts'
-import { createRedisTokenStore, type RecordCounters } from '../lib/redis/store.ts'
+import { createRedisTokenStore, recordKey, SESSION_REF_FIELD, type RecordCounters } from '../lib/redis/store.ts'
+import { getSuiteField } from '../lib/session/suite-fields.ts'
 import { createRedisLock, type RedisLock } from '../lib/redis/lock.ts'
 import { createRedisRefreshLock } from '../lib/redis/fleet-refresh.ts'
 import { healthRegistry } from '../lib/health.ts'
@@ -28,6 +29,12 @@ export interface RedisTokenStoreDecorator {
   health: () => Promise<RedisHealth>
   /** Records read back from Redis that could not be used (each read as no token); for health and debug output. */
   counters: RecordCounters
+  /** Prefix of every key this plugin writes (`keyPrefix`). */
+  keyPrefix: string
+  /** ms before a command counts as an outage. */
+  commandTimeout: number
+  /** The Redis key of this request's token record (a digest of the session's reference), or null when it has none. */
+  recordKeyOf: (request: FastifyRequest) => string | null
 }
 
 declare module 'fastify' {
@@ -131,7 +138,13 @@ const redisTokenStore: FastifyPluginAsync<RedisTokenStorePluginOptions> = async 
       client, lock, keys, prefix, commandTimeout, log, counters, graceMs: options.handoffTtl ?? REDIS_DEFAULTS.handoffTtl, backoffMs: options.failureTtl ?? REDIS_DEFAULTS.failureTtl
     }),
     health: () => redisHealth(client, commandTimeout),
-    counters
+    counters,
+    keyPrefix: prefix,
+    commandTimeout,
+    recordKeyOf (request) {
+      const ref = getSuiteField(request.session, SESSION_REF_FIELD)
+      return typeof ref === 'string' ? recordKey(prefix, ref) : null
+    }
   }
   fastify.decorate('redisTokenStore', decorator)
   healthRegistry(fastify).add('redis', async () => {

@@ -9,21 +9,21 @@
 /// <reference types="@fastify/secure-session" preserve="true" />
 import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import { getDerivedKeys, getSecretKeyBytes } from './secret-keys.ts'
 import { errors } from '../lib/errors.ts'
 import { resolvePolicy, type SessionOptions, type SessionPolicy } from '../lib/session/policy.ts'
 import { kCreated, kIssued, kRegenerated } from '../lib/session/session-object.ts'
 import { sha256 } from '../lib/digest.ts'
 import { createSealer } from '../lib/session/sealer.ts'
-import { newCounters, readSession, type RequestState, type SessionCounters } from '../lib/session/reader.ts'
+import { checkRevocation, newCounters, readSession, type RequestState, type RevocationCheck, type SessionCounters } from '../lib/session/reader.ts'
 import { createSessionWriter } from '../lib/session/writer.ts'
 import { SUITE_FIELD, suiteFieldNames } from '../lib/session/suite-fields.ts'
 import { MAX_KEYS } from '../lib/keyring/format.ts'
 
 export type { SessionOptions }
 
-export type { SessionCounters }
+export type { SessionCounters, RevocationCheck }
 
 export interface SessionInfo { policy: SessionPolicy, counters: SessionCounters, warnings: string[] }
 
@@ -59,6 +59,9 @@ declare module 'fastify' {
 const kState = Symbol('fss.session.state')
 type WithState = FastifyRequest & { [kState]: RequestState | null }
 
+const kRevocationCheck = Symbol('fss.session.revocationCheck')
+type WithCheck = SessionInfo & { [kRevocationCheck]?: RevocationCheck }
+
 const session: FastifyPluginAsync<SessionOptions> = async (fastify, opts) => {
   const { policy, warnings } = resolvePolicy(opts)
   const keys = resolveKeys(fastify, opts)
@@ -70,6 +73,17 @@ const session: FastifyPluginAsync<SessionOptions> = async (fastify, opts) => {
   const write = createSessionWriter({ policy, sealer, counters, serializeCookie: fastify.serializeCookie })
 
   fastify.decorateRequest(kState, null)
+  // The hook point for the session registry (setRevocationCheck). The getter
+  // below is synchronous and the check is not, so with a check set a request
+  // carrying cookies has its session decoded and checked before any handler.
+  const info = fastify.sessionInfo as WithCheck
+  fastify.addHook('onRequest', (request, _reply, done) => {
+    const check = info[kRevocationCheck]
+    if (check === undefined || request.headers.cookie === undefined) return done()
+    const req = request as WithState
+    const state = req[kState] ??= readSession(req, policy, sealer, counters)
+    checkRevocation(req, state, check, counters).then(() => done(), done)
+  })
   fastify.decorateRequest('session', {
     getter (this: FastifyRequest) {
       const req = this as WithState
@@ -119,6 +133,13 @@ function resolveKeys (fastify: Parameters<FastifyPluginAsync>[0], opts: SessionO
   // cookies sealed before keys were derived per application (such a cookie is
   // re-sealed with the newest derived key on first use, as after a rotation).
   return [...getDerivedKeys(fastify, 'session') as Buffer[], ...keys]
+}
+
+/** Set once, by the session registry plugin: see the onRequest hook above. */
+export function setRevocationCheck (fastify: FastifyInstance, check: RevocationCheck): void {
+  const info = fastify.sessionInfo as WithCheck
+  if (info[kRevocationCheck] !== undefined) throw new errors.FSS_OPTIONS_INVALID('sessions', 'a session registry is already registered on this session')
+  info[kRevocationCheck] = check
 }
 
 /** What the debug route may show: field names, times and sizes, never values. */

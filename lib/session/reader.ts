@@ -8,6 +8,7 @@ import { readCookies, toSealed, type ReceivedCookies } from './codec.ts'
 import type { Payload, RejectReason } from './payload.ts'
 import { createSession, type SessionObject } from './session-object.ts'
 import type { Sealer } from './sealer.ts'
+import { getSuiteField, SESSION_ID_FIELD } from './suite-fields.ts'
 
 export interface SessionCounters {
   /** requests that read a session cookie (lazy: routes that never touch request.session add nothing) */
@@ -61,4 +62,26 @@ export function readSession (request: FastifyRequest, policy: SessionPolicy, sea
   }
   const { target, proxy } = createSession(payload)
   return { target, proxy, received, rotated, rejected: reason, written: false, policy }
+}
+
+/** True when the session with this registry id was ended and must read as empty; may reject (FSS_STORE_UNAVAILABLE). */
+export type RevocationCheck = (id: string) => Promise<boolean>
+
+/**
+ * After the decode: a session the registry tracks is checked once per
+ * request. A revoked one becomes an empty session with the reason `revoked`,
+ * so its cookies are expired on this response. A check that cannot answer
+ * rejects, and the request fails (503) rather than serve a session that may
+ * have been ended, or overwrite one that was not.
+ */
+export async function checkRevocation (request: FastifyRequest, state: RequestState, check: RevocationCheck, counters: SessionCounters): Promise<void> {
+  const id = getSuiteField(state.proxy, SESSION_ID_FIELD)
+  if (id === undefined || !await check(String(id))) return
+  const { target, proxy } = createSession()
+  state.target = target
+  state.proxy = proxy
+  state.rotated = false
+  state.rejected = 'revoked'
+  counters.rejected.revoked = (counters.rejected.revoked ?? 0) + 1
+  request.log.debug({ reason: 'revoked' }, 'session revoked: empty session')
 }
