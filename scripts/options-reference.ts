@@ -73,7 +73,7 @@ export function optionRows (prefix: string, schemas: Schema[], inForm = false): 
 function typeOf (schema: Schema): string {
   if (schema.tsType !== undefined) return schema.tsType
   switch (schema[Kind]) {
-    // Every integer option is a duration with a lower bound.
+    // Integer options are durations (and a few counts), each with a lower bound.
     case 'Integer': return `integer, ${schema.minimum}${schema.maximum === undefined ? '+' : `–${schema.maximum}`}`
     case 'Literal': return JSON.stringify(schema.const).replace(/"/g, '\'')
     case 'Union': return (schema.anyOf as Schema[]).map(typeOf).join(' | ')
