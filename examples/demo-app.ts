@@ -83,9 +83,9 @@ export async function buildDemoApp (opts: DemoAppOptions): Promise<FastifyInstan
     // Only the logged-in page has a form; a visitor gets no session from merely looking.
     const csrfToken = token === null ? null : reply.generateCsrf()
     const current = app.sessions.currentId(request)
-    const sessions = user === null || current === undefined
+    const sessions = user === null || current === undefined || csrfToken === null
       ? null
-      : (await app.sessions.list(user.sub)).map((s) => ({ id: s.id, device: s.device, lastSeenAt: s.lastSeenAt, current: s.id === current }))
+      : { csrfToken, list: (await app.sessions.list(user.sub)).map((s) => ({ id: s.id, device: s.device, lastSeenAt: s.lastSeenAt, current: s.id === current })) }
     reply.header('cache-control', 'no-store').type('text/html; charset=utf-8')
     return renderPage({ user, verified: verified !== null, token, problem, provider: app.oauthInfo.provider, csrfToken, sessions })
   })

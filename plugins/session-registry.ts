@@ -127,13 +127,6 @@ const sessionRegistry: FastifyPluginAsync<SessionRegistryPluginOptions> = async 
     return ids
   }
 
-  setRevocationCheck(fastify, async (id) => {
-    if (await registry.isRevoked(id)) return true
-    // lastSeenAt: written at most once per touchInterval, and never delays the request.
-    registry.touch(id).catch((err: { code?: string }) => log.warn({ code: err.code }, 'lastSeenAt not written'))
-    return false
-  })
-
   const control: SessionControl = {
     kind: registry.kind,
     list: registry.list,
@@ -170,7 +163,14 @@ const sessionRegistry: FastifyPluginAsync<SessionRegistryPluginOptions> = async 
     events: registry.events,
     counters: registry.counters
   }
+  // Decorated first: a second registry on this instance stops here, before its check replaces this one's.
   fastify.decorate('sessions', control)
+  setRevocationCheck(fastify, async (id) => {
+    if (await registry.isRevoked(id)) return true
+    // lastSeenAt: written at most once per touchInterval, and never delays the request.
+    registry.touch(id).catch((err: { code?: string }) => log.warn({ code: err.code }, 'lastSeenAt not written'))
+    return false
+  })
 
   healthRegistry(fastify).add('sessions', async () => {
     const h = await registry.health()

@@ -135,11 +135,9 @@ function resolveKeys (fastify: Parameters<FastifyPluginAsync>[0], opts: SessionO
   return [...getDerivedKeys(fastify, 'session') as Buffer[], ...keys]
 }
 
-/** Set once, by the session registry plugin: see the onRequest hook above. */
+/** Set once, by the session registry plugin (after it decorated `sessions`, which is unique): see the onRequest hook above. */
 export function setRevocationCheck (fastify: FastifyInstance, check: RevocationCheck): void {
-  const info = fastify.sessionInfo as WithCheck
-  if (info[kRevocationCheck] !== undefined) throw new errors.FSS_OPTIONS_INVALID('sessions', 'a session registry is already registered on this session')
-  info[kRevocationCheck] = check
+  (fastify.sessionInfo as WithCheck)[kRevocationCheck] = check
 }
 
 /** What the debug route may show: field names, times and sizes, never values. */

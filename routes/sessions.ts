@@ -85,9 +85,8 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const { id } = request.params
     if (!isSessionId(id)) throw new errors.FSS_SESSION_ID_INVALID()
     const record = await sessions.get(id)
-    if (record === null || record.sub !== me.sub) throw new errors.FSS_SESSION_NOT_FOUND()
-    // Ended meanwhile by another request: not this one's to report.
-    if (!await sessions.revoke(id, 'user')) throw new errors.FSS_SESSION_NOT_FOUND()
+    // Another user's session reads as not found, and so does one ended meanwhile by another request.
+    if (record?.sub !== me.sub || !await sessions.revoke(id, 'user')) throw new errors.FSS_SESSION_NOT_FOUND()
     const self = id === me.id
     if (self) request.session.delete()
     return { revoked: true as const, current: self }

@@ -155,4 +155,26 @@ t.test('back-channel logout is on with an OpenID Connect provider, off on reques
   const { app } = await listeningApp(t, captureLogs())
   app.register(sessionSuite, { secret: { env }, sessions: { store: 'memory', backchannel: true } })
   await t.rejects(async () => { await app.ready() }, { code: 'FSS_OPTIONS_INVALID', message: /sessions\.backchannel/ })
+  const plain = await listeningApp(t, captureLogs())
+  plain.app.register(sessionSuite, {
+    secret: { env },
+    oauth: { provider: { authorizeUrl: oidc.endpoints.authorize, tokenUrl: oidc.endpoints.token }, clientId: CLIENT_ID, clientSecret: 's', callbackUri: `${plain.origin}/callback` },
+    sessions: { store: 'memory', backchannel: true }
+  })
+  await t.rejects(async () => { await plain.app.ready() }, { code: 'FSS_OPTIONS_INVALID', message: /OpenID Connect/ }, 'a plain OAuth 2 provider signs no logout_token')
+})
+
+t.test("the provider's keys out of reach: 502, nothing revoked, and the same token works once they are back", async (t) => {
+  const { app, origin } = await start(t)
+  const token = await signedByProviderKey(oidc, logoutClaims({ sub: 'johndoe' }))
+  const jwksPath = new URL(oidc.endpoints.jwks).pathname
+  oidc.answerPath(jwksPath, { status: 500, body: 'down' })
+  let down
+  try {
+    down = await postLogout(origin, `logout_token=${token}`)
+  } finally {
+    oidc.answerPath(jwksPath, null)
+  }
+  t.same([down.status, down.body.code], [502, 'FSS_JWKS_UNAVAILABLE'])
+  t.equal(app.sessions.counters().revoked.backchannel, 0)
 })

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import sessionSuite, { type SessionSuiteOptions } from '../index.ts'
 import { build, captureLogs, type LogCapture } from './helper.ts'
+import FakeTimers from '@sinonjs/fake-timers'
 import { CHROME, IPHONE } from './sessions-helper.ts'
 
 const env = { SESSION_SECRET_KEY: randomBytes(32).toString('hex') }
@@ -102,6 +103,20 @@ t.test('signing the phone out: its next request is logged out, its cookie expire
   t.equal(app.sessionInfo.counters.rejected.revoked, 1, 'counted as revoked')
   t.equal(app.sessions.counters().revoked.user, 1, 'and why: the user')
   t.equal((await get(app, phone, '/api/sessions')).statusCode, 401, 'the phone can no longer list')
+})
+
+t.test('this session is listed even past the cap on a listing', async (t) => {
+  const { app } = await start(t)
+  // Only Date is faked: this session is seen a second before the 200 others, so a listing
+  // (most recently seen first, at most 200) leaves it out.
+  const clock = FakeTimers.install({ toFake: ['Date'], now: Date.now() })
+  t.teardown(() => clock.uninstall())
+  const first = await login(app, 'many')
+  clock.tick(1000)
+  for (let i = 0; i < 200; i++) await login(app, 'many')
+  const { sessions } = (await get(app, first, '/api/sessions')).json()
+  t.equal(sessions.length, 201)
+  t.same(sessions[0], { id: first.id, device: 'Chrome on Linux', createdAt: sessions[0].createdAt, lastSeenAt: sessions[0].lastSeenAt, current: true }, 'first, marked current')
 })
 
 t.test('a user can sign this session out too', async (t) => {
