@@ -54,6 +54,10 @@ declare module '@fastify/secure-session' {
 
 declare module 'fastify' {
   interface FastifyInstance { sessionInfo: SessionInfo }
+  interface FastifyContextConfig {
+    /** `false`: the route never reads the session, so nothing decodes it (nor checks it for revocation) before the handler */
+    fssSession?: false
+  }
 }
 
 const kState = Symbol('fss.session.state')
@@ -79,7 +83,7 @@ const session: FastifyPluginAsync<SessionOptions> = async (fastify, opts) => {
   const info = fastify.sessionInfo as WithCheck
   fastify.addHook('onRequest', (request, _reply, done) => {
     const check = info[kRevocationCheck]
-    if (check === undefined || request.headers.cookie === undefined) return done()
+    if (check === undefined || request.headers.cookie === undefined || request.routeOptions.config.fssSession === false) return done()
     const req = request as WithState
     const state = req[kState] ??= readSession(req, policy, sealer, counters)
     checkRevocation(req, state, check, counters).then(() => done(), done)

@@ -48,6 +48,8 @@ const health: FastifyPluginAsyncTypebox<HealthOptions> = async (fastify, opts) =
   fastify.get(path, {
     // Paths only in the request log: a probe may add anything to the query.
     logSerializers: { req: requestForLog },
+    // Never opens the session cookie, not even for the session registry's revocation check.
+    config: { fssSession: false },
     schema: {
       summary: 'Session suite health: key, cookie policy, OAuth and plugin checks',
       tags: [TAGS.health],

@@ -185,6 +185,12 @@ t.test('/health says the memory registry is this process only', async (t) => {
   const res = await app.inject({ url: '/health' })
   const check = res.json().checks.find((c: { name: string }) => c.name === 'sessions')
   t.match(check, { status: 'pass', detail: /memory.*this process only/ })
+  // A revoked session's cookie on /health: never opened there, so never expired there either.
+  const phone = await login(app, 'alice')
+  await app.sessions.revokeAll('alice')
+  const probe = await app.inject({ url: '/health', cookies: phone.jar.cookies })
+  t.equal(probe.headers['set-cookie'], undefined, 'no Set-Cookie from /health')
+  t.equal(app.sessionInfo.counters.decoded, 0, '/health opened no cookie')
 })
 
 t.test('a store the registry cannot reach answers 503 and nothing changes; a bad registry option is refused', async (t) => {
