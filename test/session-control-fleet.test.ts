@@ -16,6 +16,7 @@ import { startOidcServer, type OidcServer } from './fixtures/oidc-server.ts'
 import { HttpBrowser, listeningApp } from './fixtures/oauth-app.ts'
 import { CLIENT_ID, foreignKeyToken, providerToken, unsignedToken, type ClaimEdits } from './oidc-helper.ts'
 import { BACKCHANNEL_LOGOUT_EVENT } from '../lib/oidc/logout-token.ts'
+import FakeTimers from '@sinonjs/fake-timers'
 
 const env = { SESSION_SECRET_KEY: randomBytes(32).toString('hex') }
 const PREFIX = 'fl:'
@@ -58,6 +59,7 @@ async function instance (t: Test): Promise<Instance> {
     return { id }
   })
   app.get('/test/me', async (request) => ({ token: await request.tokens.metadata() !== null, id: app.sessions.currentId(request) ?? null }))
+  app.get('/test/id', async (request) => ({ id: app.sessions.currentId(request) ?? null }))
   await app.ready()
   // The feed is subscribed once it has flushed the (empty) view.
   await subscribed(app)
@@ -170,6 +172,47 @@ t.test('Redis down during a revocation: the caller learns it failed and nothing 
   t.equal(at.app.sessions.counters().revoked.admin, 1, 'nothing more counted as revoked')
   t.equal(health?.checks.find((c) => c.name === 'sessions')?.status, 'fail', '/health says the registry cannot reach Redis')
   t.same(await me(phone, at), { token: true, id: phone.id }, 'the phone is still logged in once Redis answers')
+})
+
+t.test('Redis unreachable: the last view is trusted for outageTrust seconds, then the user sees 503 with the cookie kept, and is back when Redis is', async (t) => {
+  const at = await instance(t)
+  const device = await login(at, 'erin', 's-e')
+  t.same(await me(device, at), { token: true, id: device.id })
+  // Only Date is faked (the registry's clock): ioredis and the heartbeat keep their real timers.
+  const clock = FakeTimers.install({ toFake: ['Date'], now: Date.now() })
+  t.teardown(() => clock.uninstall())
+  redis.pause()
+  let trusted, refused
+  try {
+    trusted = await device.browser.request(`${at.origin}/api/sessions`)
+    // Past outageTrust (5 s) since the feed last heard from Redis: the check asks Redis, which cannot answer.
+    clock.tick(6000)
+    refused = await device.browser.request(`${at.origin}/test/me`)
+  } finally {
+    redis.resume()
+  }
+  t.equal(trusted.status, 503, 'listing needs Redis itself')
+  t.same([refused.status, refused.json().code], [503, 'FSS_STORE_UNAVAILABLE'], 'past the trust: 503, never an empty session')
+  t.same(refused.setCookies, [], 'the cookie is left as it was')
+  t.ok(at.app.sessions.counters().view.unavailable >= 1, 'counted')
+  t.same(await me(device, at), { token: true, id: device.id }, 'logged in again as soon as Redis answers')
+})
+
+t.test('Redis unreachable within outageTrust: a session the view knows is served from memory', async (t) => {
+  const at = await instance(t)
+  const device = await login(at, 'finn', 's-f')
+  t.same(await me(device, at), { token: true, id: device.id })
+  const hits = at.app.sessions.counters().view.hits
+  redis.pause()
+  let answer
+  try {
+    // A route that reads the session but nothing in Redis.
+    answer = await device.browser.request(`${at.origin}/test/id`)
+  } finally {
+    redis.resume()
+  }
+  t.same([answer.status, answer.json()], [200, { id: device.id }], 'answered from the view, without Redis')
+  t.equal(at.app.sessions.counters().view.hits, hits + 1)
 })
 
 t.test('sign out everywhere else on B keeps this device; a restarted instance does not bring the others back', async (t) => {
