@@ -54,11 +54,15 @@ declare module '@fastify/secure-session' {
 
 declare module 'fastify' {
   interface FastifyInstance { sessionInfo: SessionInfo }
-  interface FastifyContextConfig {
-    /** `false`: the route never reads the session, so nothing decodes it (nor checks it for revocation) before the handler */
-    fssSession?: false
-  }
 }
+
+/**
+ * Route `config` for a route that never reads the session: nothing decodes
+ * it (nor checks it for revocation) before the handler. Not declared on
+ * FastifyContextConfig: a one-property augmentation there would make every
+ * other route config that shares no property with it a type error.
+ */
+export const SESSION_UNTOUCHED = Object.freeze({ fssSession: false })
 
 const kState = Symbol('fss.session.state')
 type WithState = FastifyRequest & { [kState]: RequestState | null }
@@ -83,7 +87,7 @@ const session: FastifyPluginAsync<SessionOptions> = async (fastify, opts) => {
   const info = fastify.sessionInfo as WithCheck
   fastify.addHook('onRequest', (request, _reply, done) => {
     const check = info[kRevocationCheck]
-    if (check === undefined || request.headers.cookie === undefined || request.routeOptions.config.fssSession === false) return done()
+    if (check === undefined || request.headers.cookie === undefined || (request.routeOptions.config as { fssSession?: unknown }).fssSession === false) return done()
     const req = request as WithState
     const state = req[kState] ??= readSession(req, policy, sealer, counters)
     checkRevocation(req, state, check, counters).then(() => done(), done)

@@ -15,14 +15,12 @@ import type {} from '../plugins/session-registry.ts'
 import { ErrorResponse } from './schemas.ts'
 import { sessionCookieConfig, TAGS } from './openapi.ts'
 
-const Millis = Type.Integer({ minimum: 0, description: 'ms since the epoch' })
-
 /** What a user sees of a session: never the raw user agent, the IP, the sub or the provider's sid. */
-export const SessionView = Type.Object({
+const SessionView = Type.Object({
   id: Type.String({ description: 'the id DELETE /api/sessions/:id takes' }),
   device: Type.String({ description: '"Browser on OS", parsed from the User-Agent at login' }),
-  createdAt: Millis,
-  lastSeenAt: { ...Millis, description: 'ms since the epoch; written at most once per touchInterval, so it lags by up to that long' },
+  createdAt: Type.Integer({ minimum: 0, description: 'ms since the epoch' }),
+  lastSeenAt: Type.Integer({ minimum: 0, description: 'ms since the epoch; written at most once per touchInterval, so it lags by up to that long' }),
   current: Type.Boolean({ description: 'true for exactly one: the session making this request' })
 })
 
