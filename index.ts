@@ -15,6 +15,15 @@ import health, { type HealthOptions } from './routes/health.ts'
 import debug, { type DebugOptions } from './routes/debug.ts'
 import { healthRegistry } from './lib/health.ts'
 import { DEFAULT_APP_NAME } from './lib/keyring/load.ts'
+import sessionRegistry, { type SessionRegistryPluginOptions } from './plugins/session-registry.ts'
+import sessionRoutes from './routes/sessions.ts'
+import backchannelLogout, { type BackchannelLogoutOptions } from './routes/backchannel-logout.ts'
+
+/** The `sessions` section: the registry's options, and the back-channel logout route's. */
+export type SessionControlOptions = SessionRegistryPluginOptions & {
+  /** OpenID Connect Back-Channel Logout at `/backchannel-logout`: on by default with an OpenID Connect provider. */
+  backchannel?: boolean | BackchannelLogoutOptions
+}
 
 // Only the shape of each section is checked here: every plugin checks its own
 // options against its own schema, with the section's name as prefix
@@ -30,6 +39,7 @@ export const SessionSuiteOptionsSchema = Type.Object({
   oauth: Type.Optional(Section<OAuthOptions & OAuthRoutesOptions>('OAuth login and token storage, and the OAuth routes\' `redirectAfterLogout`. Without it: sessions only, no OAuth routes.')),
   csrf: Type.Optional(Toggle<CsrfOptions>('CSRF tokens kept in the session (reply.generateCsrf, fastify.csrfProtection); with it, POST /logout needs a token.', false)),
   redis: Type.Optional(Section<RedisTokenStorePluginOptions>('OAuth tokens in Redis instead of the cookie, and one refresh across the fleet. Needs `oauth`; refused with `oauth.store`.')),
+  sessions: Type.Optional(Section<SessionControlOptions>('Session control: a registry of logged-in sessions (`fastify.sessions`), GET/DELETE /api/sessions, POST /api/sessions/revoke-others and, with an OpenID Connect provider, POST /backchannel-logout. Off without it.')),
   health: Type.Optional(Toggle<HealthOptions>('GET /health; `false` leaves it out.', true)),
   debug: Type.Optional(Toggle<DebugOptions>('The debug routes: development only, loopback clients by default.', false))
 }, { additionalProperties: false })
@@ -85,6 +95,19 @@ const sessionSuite: FastifyPluginAsync<SessionSuiteOptions> = async (fastify, op
     fastify.decorate('oauthInfo', unconfiguredOAuthInfo())
   }
 
+  if (opts.sessions !== undefined) {
+    const { backchannel, ...registryOptions } = opts.sessions
+    await fastify.register(sessionRegistry, registryOptions)
+    await fastify.register(sessionRoutes)
+    // Back-channel logout needs an OpenID Connect provider's keys: on with one, unless turned off.
+    const oidc = fastify.hasDecorator('oauthFlow') && fastify.oauthFlow.logoutTokens !== null
+    const backchannelOptions = section(backchannel ?? oidc)
+    if (backchannelOptions !== undefined) {
+      if (opts.oauth === undefined) throw new errors.FSS_OPTIONS_INVALID('sessions.backchannel', 'needs the oauth option with an OpenID Connect provider')
+      await fastify.register(backchannelLogout, backchannelOptions)
+    }
+  }
+
   const healthOptions = section(opts.health ?? true)
   if (healthOptions !== undefined) await fastify.register(health, healthOptions)
   const debugOptions = section(opts.debug)
@@ -93,7 +116,11 @@ const sessionSuite: FastifyPluginAsync<SessionSuiteOptions> = async (fastify, op
 
 export default fp(sessionSuite, { fastify: '5.x', name: 'fastify-session-suite' })
 
-export { secretKeys, session, oauthTokens, oauthRoutes, csrf, redisTokenStore, health, debug, healthRegistry }
+export { secretKeys, session, oauthTokens, oauthRoutes, csrf, redisTokenStore, health, debug, healthRegistry, sessionRegistry, sessionRoutes, backchannelLogout }
+export { createSessionId, isSessionId } from './lib/sessions/id.ts'
+export type { SessionRegistryPluginOptions, SessionControl, LoginInput } from './plugins/session-registry.ts'
+export type { BackchannelLogoutOptions } from './routes/backchannel-logout.ts'
+export type { SessionRecord, RevocationReason } from './lib/sessions/contract.ts'
 export { CSRF_HEADER, CSRF_FIELD } from './plugins/csrf.ts'
 export { getSessionDetails } from './plugins/session.ts'
 export { getSecretKeyBytes, getDerivedKeys } from './plugins/secret-keys.ts'

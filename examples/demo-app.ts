@@ -50,6 +50,8 @@ export async function buildDemoApp (opts: DemoAppOptions): Promise<FastifyInstan
     // Log out needs the session's CSRF token; POST /logout parses the form's urlencoded body in its own scope.
     csrf: true,
     ...(opts.redis !== undefined && { redis: opts.redis }),
+    // Session control: shared by every instance in Redis when there is one, else this process only.
+    sessions: { store: opts.redis !== undefined ? 'redis' : 'memory' },
     // The demo lists its debug routes in /docs too; a service's document leaves them out by default.
     debug: { openapi: true }
   })
@@ -68,6 +70,11 @@ export async function buildDemoApp (opts: DemoAppOptions): Promise<FastifyInstan
         // accessToken() refreshes the token first when it is about to expire.
         user = await fetchUser(opts.userinfoUrl, await request.tokens.accessToken())
         request.session.set('demoUser', user)
+        // A plain OAuth 2 login has no verified identity for the callback to register: once
+        // the demo knows who logged in, the session gets its record, so it shows in "Your sessions".
+        if (app.sessions.currentId(request) === undefined) {
+          await app.sessions.registerLogin(request, { sub: user.sub, provider: 'default' })
+        }
       } catch (err) {
         problem = (err as { code?: string }).code ?? 'error'
         request.log.warn({ code: problem }, 'demo: could not load the user')
@@ -75,8 +82,12 @@ export async function buildDemoApp (opts: DemoAppOptions): Promise<FastifyInstan
     }
     // Only the logged-in page has a form; a visitor gets no session from merely looking.
     const csrfToken = token === null ? null : reply.generateCsrf()
+    const current = app.sessions.currentId(request)
+    const sessions = user === null || current === undefined || csrfToken === null
+      ? null
+      : { csrfToken, list: (await app.sessions.list(user.sub)).map((s) => ({ id: s.id, device: s.device, lastSeenAt: s.lastSeenAt, current: s.id === current })) }
     reply.header('cache-control', 'no-store').type('text/html; charset=utf-8')
-    return renderPage({ user, verified: verified !== null, token, problem, provider: app.oauthInfo.provider, csrfToken })
+    return renderPage({ user, verified: verified !== null, token, problem, provider: app.oauthInfo.provider, csrfToken, sessions })
   })
   return app
 }

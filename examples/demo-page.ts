@@ -14,6 +14,8 @@ export interface PageModel {
   /** the issuer or token endpoint's origin; null when OAuth is not configured */
   provider: string | null
   csrfToken: string | null
+  /** the user's sessions from the registry (GET /api/sessions has the same) and the CSRF token their buttons send; null when not known */
+  sessions?: { csrfToken: string, list: Array<{ id: string, device: string, lastSeenAt: number, current: boolean }> } | null
 }
 
 const escapeHtml = (s: string) =>
@@ -32,7 +34,28 @@ function loggedIn (m: PageModel, token: TokenMetadata): string {
     <tr><th>fields stored</th><td>${escapeHtml(token.fields.join(', '))}</td></tr>
   </table>
   ${m.problem === null ? '' : `<p class="problem">Could not load the user: ${escapeHtml(m.problem)}</p>`}
-  <form id="logout-form" method="post" action="/logout">${csrf}<button id="logout" type="submit">Log out</button></form>`
+  <form id="logout-form" method="post" action="/logout">${csrf}<button id="logout" type="submit">Log out</button></form>
+  ${yourSessions(m)}`
+}
+
+// "Your sessions": DELETE /api/sessions/:id and POST /api/sessions/revoke-others, with the
+// page's CSRF token in the x-csrf-token header (a form cannot send DELETE).
+function yourSessions (m: PageModel): string {
+  if (m.sessions === null || m.sessions === undefined) return ''
+  const rows = m.sessions.list.map((s) => `<li class="session" data-id="${escapeHtml(s.id)}"${s.current ? ' data-current="true"' : ''}>
+      ${escapeHtml(s.device)}${s.current ? ' <strong>(this device)</strong>' : ''} <small>last seen ${new Date(s.lastSeenAt).toISOString()}</small>
+      ${s.current ? '' : `<button class="sign-out" type="button" data-id="${escapeHtml(s.id)}">Sign out</button>`}</li>`).join('\n    ')
+  return `<h2>Your sessions</h2>
+  <ul id="sessions">
+    ${rows}
+  </ul>
+  <button id="sign-out-others" type="button">Sign out everywhere else</button>
+  <script>
+    const csrf = ${JSON.stringify(m.sessions.csrfToken).replace(/</g, '\\u003c')}
+    const send = (method, url) => fetch(url, { method, headers: { 'x-csrf-token': csrf } }).then(() => location.reload())
+    for (const b of document.querySelectorAll('.sign-out')) b.addEventListener('click', () => send('DELETE', '/api/sessions/' + b.dataset.id))
+    document.getElementById('sign-out-others').addEventListener('click', () => send('POST', '/api/sessions/revoke-others'))
+  </script>`
 }
 
 export function renderPage (m: PageModel): string {

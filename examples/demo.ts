@@ -91,6 +91,11 @@ async function main (): Promise<void> {
       ? '  tokens        in the session cookie (set REDIS_URL=redis://host:port to keep them in Redis)'
       : `  tokens        in ${describeRedisConnection(config.redis)} (the cookie holds a reference; see /health)`,
     '  CSRF          on: log out needs the page\'s token',
+    `  sessions      ${app.sessions.kind === 'redis' ? 'registry in Redis, shared by every instance' : 'registry in memory (this process only; set REDIS_URL to share it)'}`,
+    // Register this at the provider as the client's backchannel_logout_uri.
+    app.oauthFlow.logoutTokens === null
+      ? '  back-channel  off (the provider is not OpenID Connect)'
+      : `  back-channel  ${origin}/backchannel-logout (register it at the provider as the backchannel_logout_uri)`,
     '  stop          Ctrl+C',
     ''
   ]

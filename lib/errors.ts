@@ -100,7 +100,8 @@ export const errors = {
   FSS_SESSION_ID_INVALID: createError('FSS_SESSION_ID_INVALID', 'The session id is malformed', 400),
   // 404, never 403, for another user's id too: ids cannot be probed.
   FSS_SESSION_NOT_FOUND: createError('FSS_SESSION_NOT_FOUND', 'No such session', 404),
-  FSS_SESSION_RECORD_INVALID: createError<[string, string]>('FSS_SESSION_RECORD_INVALID', 'Session record field %s is invalid: %s', 500)
+  FSS_SESSION_RECORD_INVALID: createError<[string, string]>('FSS_SESSION_RECORD_INVALID', 'Session record field %s is invalid: %s', 500),
+  FSS_SESSION_REQUIRED: createError('FSS_SESSION_REQUIRED', 'This needs a logged-in session: log in', 401)
 } as const
 
 export type ErrorCode = keyof typeof errors

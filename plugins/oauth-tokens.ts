@@ -17,6 +17,7 @@ import { assertBackupAllowed, withTokenBackup } from '../lib/oauth/backup.ts'
 import { checkState, generateState, stateCookieNames, UsedStates } from '../lib/oauth/state.ts'
 import { loginIdentity, publicIdentity, readIdentity, writeIdentity, type LoginIdentity, type SessionIdentity } from '../lib/oauth/identity.ts'
 import { createRelyingParty, type RelyingParty } from '../lib/oidc/relying-party.ts'
+import type { LogoutTokenClaims } from '../lib/oidc/logout-token.ts'
 import type { Identity } from '../lib/oidc/identity.ts'
 import type { JwksState } from '../lib/oidc/jwks.ts'
 import type { EndSessionRequest } from '../lib/oidc/flow.ts'
@@ -74,6 +75,13 @@ export interface OAuthFlow {
   endSessionRequest (request: FastifyRequest, postLogoutPath: string): Promise<EndSessionRequest | null>
   /** how the browser is sent to the end-session endpoint */
   readonly providerLogout: 'post' | 'get' | false
+  /**
+   * OpenID Connect Back-Channel Logout 1.0: verifies a logout_token against the provider's keys
+   * (FSS_LOGOUT_TOKEN_INVALID, FSS_JWKS_UNAVAILABLE); `maxAgeSeconds` is how long one stays
+   * acceptable (its age limit plus the clock tolerance), so how long its jti must be remembered.
+   * null for a plain OAuth 2 provider.
+   */
+  readonly logoutTokens: { verify: (token: unknown) => Promise<LogoutTokenClaims>, maxAgeSeconds: number } | null
 }
 
 export interface OAuthInfo {
@@ -263,6 +271,7 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
     },
     verifyIdentity: (request, token) => identity.verify(request, token),
     rememberIdentity: writeIdentity,
+    logoutTokens: rp === null ? null : { verify: rp.verifyLogoutToken, maxAgeSeconds: rp.options.logoutTokenMaxAge + rp.options.clockTolerance },
     async endSessionRequest (request, postLogoutPath) {
       if (rp === null || opts.providerLogout === false) return null
       const token = await store.get(request)

@@ -4,14 +4,15 @@
 // and `refreshLock` options (the root plugin wires them when `redis` is set).
 import fp from 'fastify-plugin'
 import { Type, type Static } from '@sinclair/typebox'
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import { validateOptions } from '../lib/options.ts'
 import { errors } from '../lib/errors.ts'
 import { waitReady, type OwnedRedisClient, type RedisClient } from '../lib/redis/client.ts'
 import { connectRedis, RedisConnectionProperties } from '../lib/redis/connection.ts'
 import { defaultReplicaAcks, ReplicaAckProperties, withReplicaAcks, type ReplicaAckCounters } from '../lib/redis/replica-acks.ts'
 import { topologyHealth, type TopologyHealth } from '../lib/redis/topology.ts'
-import { createRedisTokenStore, type RecordCounters } from '../lib/redis/store.ts'
+import { createRedisTokenStore, recordKey, SESSION_REF_FIELD, type RecordCounters } from '../lib/redis/store.ts'
+import { getSuiteField } from '../lib/session/suite-fields.ts'
 import { createRedisLock, type RedisLock } from '../lib/redis/lock.ts'
 import { createRedisRefreshLock } from '../lib/redis/fleet-refresh.ts'
 import { healthRegistry } from '../lib/health.ts'
@@ -35,6 +36,12 @@ export interface RedisTokenStoreDecorator {
   replicaAcks: ReplicaAckCounters
   /** Records read back from Redis that could not be used (each read as no token); for health and debug output. */
   counters: RecordCounters
+  /** Prefix of every key this plugin writes (`keyPrefix`). */
+  keyPrefix: string
+  /** ms before a command counts as an outage. */
+  commandTimeout: number
+  /** The Redis key of this request's token record (a digest of the session's reference), or null when it has none. */
+  recordKeyOf: (request: FastifyRequest) => string | null
 }
 
 declare module 'fastify' {
@@ -151,7 +158,13 @@ const redisTokenStore: FastifyPluginAsync<RedisTokenStorePluginOptions> = async 
     }),
     health: () => topologyHealth(client, commandTimeout),
     replicaAcks: acks.counters,
-    counters
+    counters,
+    keyPrefix: prefix,
+    commandTimeout,
+    recordKeyOf (request) {
+      const ref = getSuiteField(request.session, SESSION_REF_FIELD)
+      return typeof ref === 'string' ? recordKey(prefix, ref) : null
+    }
   }
   fastify.decorate('redisTokenStore', decorator)
   healthRegistry(fastify).add('redis', async () => {

@@ -9,14 +9,14 @@
 /// <reference types="@fastify/secure-session" preserve="true" />
 import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import { getDerivedKeys, getSecretKeyBytes } from './secret-keys.ts'
 import { errors } from '../lib/errors.ts'
 import { resolvePolicy, type SessionOptions, type SessionPolicy } from '../lib/session/policy.ts'
 import { kCreated, kIssued, kRegenerated } from '../lib/session/session-object.ts'
 import { sha256 } from '../lib/digest.ts'
 import { createSealer } from '../lib/session/sealer.ts'
-import { newCounters, readSession, type RequestState, type SessionCounters } from '../lib/session/reader.ts'
+import { checkRevocation, newCounters, readSession, type RequestState, type RevocationCheck, type SessionCounters } from '../lib/session/reader.ts'
 import { createSessionWriter } from '../lib/session/writer.ts'
 import { createDecodedCache, type DecodedCacheStats } from '../lib/session/decoded-cache.ts'
 import { SUITE_FIELD, suiteFieldNames } from '../lib/session/suite-fields.ts'
@@ -24,7 +24,7 @@ import { MAX_KEYS } from '../lib/keyring/format.ts'
 
 export type { SessionOptions }
 
-export type { SessionCounters }
+export type { SessionCounters, RevocationCheck }
 
 /** The cache of decoded sessions, as the instance shows it: its figures, and a way to empty it. */
 export interface DecodedCacheInfo {
@@ -70,8 +70,19 @@ declare module 'fastify' {
   interface FastifyInstance { sessionInfo: SessionInfo }
 }
 
+/**
+ * Route `config` for a route that never reads the session: nothing decodes
+ * it (nor checks it for revocation) before the handler. Not declared on
+ * FastifyContextConfig: a one-property augmentation there would make every
+ * other route config that shares no property with it a type error.
+ */
+export const SESSION_UNTOUCHED = Object.freeze({ fssSession: false })
+
 const kState = Symbol('fss.session.state')
 type WithState = FastifyRequest & { [kState]: RequestState | null }
+
+const kRevocationCheck = Symbol('fss.session.revocationCheck')
+type WithCheck = SessionInfo & { [kRevocationCheck]?: RevocationCheck }
 
 const session: FastifyPluginAsync<SessionOptions> = async (fastify, opts) => {
   const { policy, warnings } = resolvePolicy(opts)
@@ -88,6 +99,17 @@ const session: FastifyPluginAsync<SessionOptions> = async (fastify, opts) => {
   const write = createSessionWriter({ policy, sealer, counters, cache, serializeCookie: fastify.serializeCookie })
 
   fastify.decorateRequest(kState, null)
+  // The hook point for the session registry (setRevocationCheck). The getter
+  // below is synchronous and the check is not, so with a check set a request
+  // carrying cookies has its session decoded and checked before any handler.
+  const info = fastify.sessionInfo as WithCheck
+  fastify.addHook('onRequest', (request, _reply, done) => {
+    const check = info[kRevocationCheck]
+    if (check === undefined || request.headers.cookie === undefined || (request.routeOptions.config as { fssSession?: unknown }).fssSession === false) return done()
+    const req = request as WithState
+    const state = req[kState] ??= readSession(req, policy, sealer, counters)
+    checkRevocation(req, state, check, counters).then(() => done(), done)
+  })
   fastify.decorateRequest('session', {
     getter (this: FastifyRequest) {
       const req = this as WithState
@@ -137,6 +159,11 @@ function resolveKeys (fastify: Parameters<FastifyPluginAsync>[0], opts: SessionO
   // cookies sealed before keys were derived per application (such a cookie is
   // re-sealed with the newest derived key on first use, as after a rotation).
   return [...getDerivedKeys(fastify, 'session') as Buffer[], ...keys]
+}
+
+/** Set once, by the session registry plugin (after it decorated `sessions`, which is unique): see the onRequest hook above. */
+export function setRevocationCheck (fastify: FastifyInstance, check: RevocationCheck): void {
+  (fastify.sessionInfo as WithCheck)[kRevocationCheck] = check
 }
 
 /** What the debug route may show: field names, times and sizes, never values. */

@@ -13,6 +13,7 @@ import { builtInChecks } from './health-checks.ts'
 import { optionalDecorator } from './decorators.ts'
 import type { OAuthInfo } from '../plugins/oauth-tokens.ts'
 import { TAGS } from './openapi.ts'
+import { SESSION_UNTOUCHED } from '../plugins/session.ts'
 
 const HEALTH_DEFAULTS = { path: '/health', timeout: 2000 } as const
 
@@ -48,6 +49,8 @@ const health: FastifyPluginAsyncTypebox<HealthOptions> = async (fastify, opts) =
   fastify.get(path, {
     // Paths only in the request log: a probe may add anything to the query.
     logSerializers: { req: requestForLog },
+    // Never opens the session cookie, not even for the session registry's revocation check.
+    config: SESSION_UNTOUCHED,
     schema: {
       summary: 'Session suite health: key, cookie policy, OAuth and plugin checks',
       tags: [TAGS.health],

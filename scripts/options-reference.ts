@@ -11,6 +11,9 @@ import { CsrfOptionsSchema } from '../plugins/csrf.ts'
 import { RedisTokenStoreOptionsSchema } from '../plugins/redis-token-store.ts'
 import { HealthOptionsSchema } from '../routes/health.ts'
 import { DebugOptionsSchema } from '../routes/debug.ts'
+import { SessionRegistryPluginOptionsSchema } from '../plugins/session-registry.ts'
+import { BackchannelLogoutOptionsSchema } from '../routes/backchannel-logout.ts'
+import { Type } from '@sinclair/typebox'
 
 type Schema = TSchema & {
   properties?: Record<string, Schema>
@@ -33,6 +36,13 @@ export const SECTIONS: ReadonlyArray<{ name: string, intro: string, schemas: Sch
   { name: 'csrf', intro: 'The `csrf` plugin\'s options.', schemas: [CsrfOptionsSchema] },
   { name: 'redis', intro: 'The `redisTokenStore` plugin\'s options.', schemas: [RedisTokenStoreOptionsSchema] },
   { name: 'oauth', intro: 'The `oauthTokens` plugin\'s options, and `redirectAfterLogout`, the `oauthRoutes` plugin\'s one option.', schemas: [OAuthOptionsSchema, OAuthRoutesOptionsSchema] },
+  {
+    name: 'sessions',
+    intro: 'The `sessionRegistry` plugin\'s options, and `backchannel`, the `backchannelLogout` route\'s. Records expire with `session.absoluteTimeout`.',
+    schemas: [SessionRegistryPluginOptionsSchema, Type.Object({
+      backchannel: Type.Optional(Type.Union([Type.Boolean(), BackchannelLogoutOptionsSchema], { description: 'POST /backchannel-logout (OpenID Connect Back-Channel Logout 1.0): on by default with an OpenID Connect provider; `false` leaves it out.' }))
+    })]
+  },
   { name: 'health', intro: 'The `health` plugin\'s options.', schemas: [HealthOptionsSchema] },
   { name: 'debug', intro: 'The `debug` plugin\'s options.', schemas: [DebugOptionsSchema] }
 ]
@@ -63,7 +73,7 @@ export function optionRows (prefix: string, schemas: Schema[], inForm = false): 
 function typeOf (schema: Schema): string {
   if (schema.tsType !== undefined) return schema.tsType
   switch (schema[Kind]) {
-    // Every integer option is a duration with a lower bound.
+    // Integer options are durations (and a few counts), each with a lower bound.
     case 'Integer': return `integer, ${schema.minimum}${schema.maximum === undefined ? '+' : `–${schema.maximum}`}`
     case 'Literal': return JSON.stringify(schema.const).replace(/"/g, '\'')
     case 'Union': return (schema.anyOf as Schema[]).map(typeOf).join(' | ')

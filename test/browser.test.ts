@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url'
 import { chromium, type BrowserContext } from 'playwright-core'
 import { programPath } from './fixtures/programs.ts'
 import { captureLogs, tempDir } from './helper.ts'
+import { startRedis } from './fixtures/redis-server.ts'
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)))
 const START_TIMEOUT = 30_000
@@ -68,8 +69,11 @@ const state = async (context: BrowserContext, url: string) => {
 t.test('a browser logs in, stays logged in across a reload and a server restart, and logs out', async (t) => {
   const dir = await tempDir(t, 'fss-browser-')
   const [port, idpPort] = [await freePort(), await freePort()]
+  // The session registry outlives a restart only in Redis: with the memory registry a restarted
+  // process knows no session, and every one reads as logged out.
+  const redis = await startRedis(t)
   // The cookie is host-only on 127.0.0.1:<port>'s origin: the restart must reuse the port.
-  const env = { PORT: String(port), FSS_DEMO_DIR: join(dir, 'demo'), FSS_DEMO_IDP_PORT: String(idpPort), FSS_DEMO_USER: 'ada', FSS_DEMO_USER_NAME: 'Ada Lovelace' }
+  const env = { PORT: String(port), FSS_DEMO_DIR: join(dir, 'demo'), FSS_DEMO_IDP_PORT: String(idpPort), FSS_DEMO_USER: 'ada', FSS_DEMO_USER_NAME: 'Ada Lovelace', REDIS_URL: redis.url }
   const demos: Demo[] = []
   t.teardown(async () => { for (const d of demos) await stopDemo(d) })
 
@@ -163,4 +167,44 @@ t.test('a browser logs in, stays logged in across a reload and a server restart,
   const cap = captureLogs()
   for (const d of demos) cap.lines.push(...d.output)
   cap.assertNoSecrets(t, [session?.value])
+})
+
+const CHROMIUM = {
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--disable-quic']
+}
+
+t.test('two devices: the first lists both and signs the second out; the second is then logged out', async (t) => {
+  const dir = await tempDir(t, 'fss-devices-')
+  const [port, idpPort] = [await freePort(), await freePort()]
+  const demo = await startDemo({ PORT: String(port), FSS_DEMO_DIR: join(dir, 'demo'), FSS_DEMO_IDP_PORT: String(idpPort), FSS_DEMO_USER: 'ada' })
+  t.teardown(() => stopDemo(demo))
+  t.match(demo.output.join(''), `back-channel  http://127.0.0.1:${port}/backchannel-logout`, 'the start-up lines name the back-channel URI')
+  const devices: BrowserContext[] = []
+  for (const name of ['laptop', 'phone']) {
+    const context = await chromium.launchPersistentContext(join(dir, name), CHROMIUM)
+    t.teardown(() => context.close())
+    context.setDefaultTimeout(15_000)
+    const page = context.pages()[0] ?? await context.newPage()
+    await page.goto(demo.url)
+    await Promise.all([page.waitForURL(demo.url), page.click('#login')])
+    await page.locator('#who[data-state="logged-in"]').waitFor()
+    devices.push(context)
+  }
+  const laptop = devices[0].pages()[0]
+  await laptop.reload()
+  const rows = laptop.locator('#sessions li.session')
+  t.equal(await rows.count(), 2, 'the laptop lists both sessions')
+  t.equal(await laptop.locator('#sessions li[data-current="true"]').count(), 1, 'one of them marked as this device')
+  const [signedOut] = await Promise.all([
+    laptop.waitForResponse((r) => new URL(r.url()).pathname.startsWith('/api/sessions/') && r.request().method() === 'DELETE'),
+    laptop.click('#sessions li:not([data-current]) button.sign-out')
+  ])
+  t.equal(signedOut.status(), 200, 'Sign out answered 200')
+  await laptop.locator('#sessions li.session').nth(1).waitFor({ state: 'detached' })
+  t.equal(await laptop.locator('#sessions li.session').count(), 1, 'the laptop now lists itself only')
+  t.equal(await state(devices[1], demo.url), 'logged-out', "the phone's next request is logged out")
+  t.equal(await state(devices[0], demo.url), 'logged-in', 'the laptop is still logged in')
 })

@@ -11,6 +11,7 @@ import { listeningApp, HttpBrowser, type Answer } from './fixtures/oauth-app.ts'
 import { captureLogs, type LogCapture } from './helper.ts'
 import { foreignKeyToken, hmacWithPublicKey, providerToken, signedByProviderKey, unsignedToken, CLIENT_ID } from './oidc-helper.ts'
 import session from '../plugins/session.ts'
+import sessionRegistry from '../plugins/session-registry.ts'
 import oauthTokens, { type OAuthOptions } from '../plugins/oauth-tokens.ts'
 import oauthRoutes from '../routes/oauth.ts'
 import health from '../routes/health.ts'
@@ -21,7 +22,7 @@ let oidc: OidcServer
 t.before(async () => { oidc = await startOidcServer() })
 t.teardown(() => oidc.stop())
 
-interface Env { origin: string, logs: LogCapture, browser: () => HttpBrowser, calls: Array<[string, unknown]>, app: Awaited<ReturnType<typeof listeningApp>>['app'] }
+interface Env { origin: string, logs: LogCapture, browser: () => HttpBrowser, app: Awaited<ReturnType<typeof listeningApp>>['app'] }
 
 interface EnvOptions extends Partial<OAuthOptions> {
   explicit?: boolean
@@ -34,15 +35,9 @@ async function startApp (t: Test, opts: EnvOptions = {}): Promise<Env> {
   const logs = captureLogs()
   const { app, origin } = await listeningApp(t, logs)
   const { explicit, redirectAfterLogout, sessions, ...oauth } = opts
-  const calls: Array<[string, unknown]> = []
-  if (sessions === true) {
-    // The session-control contract's two calls, recorded (the registry itself is not this suite's yet).
-    app.decorate('sessions', {
-      registerLogin: async (_request: unknown, login: unknown) => { calls.push(['registerLogin', login]) },
-      endCurrent: async (_request: unknown, reason: unknown) => { calls.push(['endCurrent', reason]) }
-    })
-  }
   await app.register(session, { key: randomBytes(32) })
+  // The session registry, in memory: the routes tell it of every login and logout.
+  if (sessions === true) await app.register(sessionRegistry, { store: 'memory' })
   await app.register(oauthTokens, {
     provider: explicit === true
       ? { authorizeUrl: oidc.endpoints.authorize, tokenUrl: oidc.endpoints.token, revokeUrl: oidc.endpoints.revoke }
@@ -64,7 +59,7 @@ async function startApp (t: Test, opts: EnvOptions = {}): Promise<Env> {
   // A session whose login identity is gone (an older cookie): only what the service can do itself.
   app.post('/api/forget-identity', async (request) => { request.session.set('oauthIdentity', undefined); return { forgotten: true } })
   await app.ready()
-  return { app, origin, logs, calls, browser: () => new HttpBrowser(origin) }
+  return { app, origin, logs, browser: () => new HttpBrowser(origin) }
 }
 
 /** GET /login and the provider's /authorize; the flow's nonce read from the authorization request. */
@@ -107,7 +102,9 @@ t.test('a good login verifies the id_token and keeps the identity', async (t) =>
   const flow = (await b.request('/api/oauth/test-flow')).json()
   t.same(flow.identity, { sub: 'johndoe', iss: oidc.issuer, claims: [] })
   t.equal(flow.idTokenVerified, true)
-  t.same(env.calls, [['registerLogin', { sub: 'johndoe', provider: 'default' }]], 'the session registry hears of the login')
+  const records = await env.app.sessions.list('johndoe')
+  t.match(records, [{ sub: 'johndoe', provider: 'default' }], 'the session registry hears of the login')
+  t.notOk('sid' in records[0], 'no sid from the provider, none kept')
   const healthAnswer = (await b.request('/health')).json()
   t.equal(healthAnswer.jwks.keyCount, 1)
   t.equal(healthAnswer.jwks.uri, oidc.endpoints.jwks)
@@ -125,7 +122,7 @@ t.test('the profile claims of the id_token are kept, allow-listed', async (t) =>
   t.same((await b.request('/api/identity')).json().identity, { sub: 'user-1', iss: oidc.issuer, claims: { name: 'Ada Lovelace', email: 'ada@example.test' } })
   t.same((await b.request('/api/oauth/test-flow')).json().identity.claims, ['name', 'email'], 'names only')
   t.notOk(env.logs.lines.join('\n').includes('Ada Lovelace'), 'no claim value logged')
-  t.same(env.calls, [['registerLogin', { sub: 'user-1', provider: 'default', sid: 'provider-session-1' }]], 'the provider\'s sid reaches the session registry')
+  t.match(await env.app.sessions.list('user-1'), [{ sub: 'user-1', provider: 'default', sid: 'provider-session-1' }], 'the provider\'s sid reaches the session registry')
 })
 
 t.test('every bad id_token is refused through the callback', async (t) => {
@@ -334,8 +331,8 @@ t.test('logout ends the session at the provider too', async (t) => {
     t.match(res.text, /name="state" value="[\w-]{43}"/)
     t.match(res.headers.get('content-security-policy'), /script-src 'sha256-[^']+'; form-action http:\/\/127\.0\.0\.1:\d+$/)
     t.same((await b.request('/api/identity')).json(), { identity: null })
-    t.same(env.calls.map(([name]) => name), ['registerLogin', 'endCurrent'])
-    t.same(env.calls[1], ['endCurrent', 'logout'])
+    t.same(await env.app.sessions.list('johndoe'), [], 'the session registry ended the session')
+    t.equal(env.app.sessions.counters().revoked.logout, 1, 'counted as a logout')
   })
 
   await t.test('providerLogout get: a 303 to the end-session endpoint', async (t) => {

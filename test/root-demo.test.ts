@@ -98,7 +98,16 @@ t.test('the page shows who the development provider logged in, escaped', async (
   t.match(page.body, /data-state="logged-in">Logged in as <strong id="user">&lt;b&gt;Ada&lt;\/b&gt; <small>\(ada\)<\/small><\/strong> <small id="verified">/, 'the verified name, escaped')
   const csrf = /<form id="logout-form" method="post" action="\/logout"><input type="hidden" name="_csrf" value="([\w-]+)"><button/.exec(page.body)?.[1]
   t.ok(csrf, 'the log-out form carries a CSRF token')
-  t.notMatch(page.body, /<script/, 'the form works without script')
+  const [beforeSessions, sessionsSection] = page.body.split('<h2>Your sessions</h2>')
+  t.notMatch(beforeSessions, /<script/, 'the log-out form works without script')
+  t.equal(sessionsSection.match(/<li class="session" data-id="[\w-]{22}" data-current="true">/g)?.length, 1, '"Your sessions" lists this device, marked')
+  t.match(sessionsSection, /id="sign-out-others"/)
+  // A second device: each page lists both, its own marked, the other with a Sign out button.
+  const phone: Jar = new Map()
+  const phonePage = await login(app, phone)
+  const phoneSessions = phonePage.body.split('<h2>Your sessions</h2>')[1]
+  t.equal(phoneSessions.match(/<li class="session"/g)?.length, 2, 'both devices listed')
+  t.equal(phoneSessions.match(/<button class="sign-out" type="button" data-id="[\w-]{22}">Sign out<\/button>/g)?.length, 1, 'the other one can be signed out')
   // The provider's UserInfo names the same user (for services that ask it).
   t.same(await (await fetch(`${provider.issuer}/userinfo`, { headers: { authorization: 'Bearer x' } })).json(), { sub: 'ada', name: '<b>Ada</b>' })
   // The user is kept in the session: the next page needs no provider call.

@@ -153,6 +153,47 @@ t.test('a subscription Redis refuses (ACL): every check asks Redis, and /health 
   await writer.registry.revoke(s.id, 'user')
   t.equal(await b.registry.isRevoked(s.id), true, 'never stale: nothing was believed without Redis')
   t.match(b.registry.counters().view, { hits: 0, misses: 3 })
+  t.ok((b.registry.counters().feed?.subscribeFailures ?? 0) >= 1, 'the refusal is counted')
+  t.equal(b.logs.lines.filter((l) => /could not subscribe/.test(l)).length, 1, 'logged once per run of failures, not once per retry')
+
+  // The channel granted: the next heartbeat's retry subscribes, without a reconnect.
+  const flushed = flushedOn(b.registry)
+  await admin.call('ACL', 'SETUSER', 'nochannels', 'allchannels')
+  await flushed
+  await b.logs.line(/subscribed again/)
+  t.match(await b.registry.health(), { healthy: true })
+  const s2 = await writer.registry.register(session('alice'))
+  t.equal(await b.registry.isRevoked(s2.id), false)
+  t.equal(await b.registry.isRevoked(s2.id), false)
+  t.equal(b.registry.counters().view.hits, 1, 'subscribed: memory answers again')
+})
+
+t.test('a retry never overlaps a SUBSCRIBE still waiting for its answer', async (t) => {
+  const redis = await startRedis(t)
+  const admin = new Redis(redis.url)
+  t.teardown(() => admin.quit())
+  await admin.call('ACL', 'SETUSER', 'nochannels', 'on', '>pw', '~*', '+@all', 'resetchannels')
+  const fc = fakeClock()
+  const client = await createRedisClient({ url: redis.url, commandTimeout: 1000 }) as unknown as Redis
+  t.teardown(() => client.disconnect())
+  await waitReady(client, 5000)
+  // Not connected yet when the registry takes it: the connection opens on a later turn of the event loop.
+  const subscriber = await createRedisClient({ url: `redis://nochannels:pw@127.0.0.1:${redis.port}`, commandTimeout: 1000 }) as unknown as Redis
+  t.equal(subscriber.status, 'connecting')
+  const registry = createSessionRegistry({ store: 'redis', keyPrefix: 'overlap:' }, { client, subscriber, keys: [K], clock: fc.clock })
+  t.teardown(() => registry.close())
+  // The registry's 'ready' listener came first and sent SUBSCRIBE; heartbeats
+  // fire before its answer can arrive.
+  await new Promise<void>((resolve) => subscriber.once('ready', () => {
+    fc.tick(500)
+    fc.tick(500)
+    resolve()
+  }))
+  await subscriber.ping()
+  t.equal(registry.counters().feed?.subscribeFailures, 1, 'one SUBSCRIBE was sent, and refused')
+  fc.tick(500)
+  await subscriber.ping()
+  t.equal(registry.counters().feed?.subscribeFailures, 2, 'the next heartbeat retried it')
 })
 
 t.test('the feed ignores words that are not session ids, and subscribes at once on a ready connection', async (t) => {
@@ -172,7 +213,7 @@ t.test('the feed ignores words that are not session ids, and subscribes at once 
   const heard = revokedOn(registry, s.id)
   await publisher.publish('feed:sess:revoked', `junk ${s.id} ../../etc`)
   t.same(await heard, [s.id])
-  t.same(registry.counters().feed, { messages: 2, invalidations: 1, malformed: 4, subscriptions: 1 })
+  t.same(registry.counters().feed, { messages: 2, invalidations: 1, malformed: 4, subscriptions: 1, subscribeFailures: 0 })
   const ended = once(subscriber, 'end')
   await registry.close()
   await registry.close()

@@ -70,6 +70,15 @@ export function throughputCases ({ rollingIntervalSeconds }: { rollingIntervalSe
       targets: [{ baseline: '3', min: 1.3, text: '≥ 1.3× #3' }]
     },
     {
+      id: '4r',
+      label: 'suite, same read with the session registry on (memory)',
+      server: SUITE,
+      env: { BENCH_MODE: 'registry', BENCH_SUITE_OPTIONS: JSON.stringify({ sessions: { store: 'memory' } }) },
+      path: '/me',
+      login: '/bench/login',
+      targets: [{ baseline: '4', min: 0.9, text: '≥ 0.9× #4' }]
+    },
+    {
       id: '5',
       label: 'suite, same, session chunked over two cookies',
       server: SUITE,

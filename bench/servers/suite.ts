@@ -2,6 +2,7 @@
 //   untouched  (#2, #2c) the suite registered, GET /json never touches the session;
 //                    GET /bench/login stores the token set as a plain field (#2c's cookie)
 //   tokens     (#4)  GET /me reads the stored token through request.tokens.accessToken()
+//   registry   (#4r) the same with the session registry on (memory): every request checks the id
 //   chunked    (#5)  the same with a large id_token, so the session spans two cookies
 //   rolling    (#6)  the same with rollingInterval = BENCH_ROLLING_INTERVAL seconds
 //   counter    (#7a) the authenticated counter route the peers also serve
@@ -18,7 +19,7 @@ import { registerSuite } from './suite-register.ts'
 import './session-data.ts'
 
 const mode = process.env.BENCH_MODE ?? 'tokens'
-const MODES = ['untouched', 'tokens', 'chunked', 'rolling', 'counter', 'storm']
+const MODES = ['untouched', 'tokens', 'registry', 'chunked', 'rolling', 'counter', 'storm']
 if (!MODES.includes(mode)) throw new Error(`BENCH_MODE must be one of ${MODES.join(', ')}`)
 const needsTokens = !['untouched', 'counter'].includes(mode)
 // 2.5 KB of id_token claims: the session no longer fits one 4 KB cookie
@@ -30,6 +31,7 @@ function tokenRoutes (app: FastifyInstance): void {
     const tokens = tokenSet({ idTokenPadding, refreshToken: expired ? `bench-${randomBytes(16).toString('hex')}` : undefined })
     // an expired token (#8): every reader must refresh, all at once
     await request.tokens.store(expired ? { ...tokens, expires_in: undefined, expires_at: Math.floor(Date.now() / 1000) - 10 } : tokens)
+    if (mode === 'registry') await app.sessions.registerLogin(request, { sub: 'bench-user', provider: 'bench' })
     return { ok: true }
   })
   app.get('/me', async (request) => {

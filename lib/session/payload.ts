@@ -49,6 +49,7 @@ export type RejectReason =
   | 'absolute' // absolute timeout passed
   | 'duplicate' // the same cookie name twice
   | 'chunks' // a chunk missing or out of bounds
+  | 'revoked' // the session registry says this session was ended
 
 export interface Payload { data: Record<string, unknown>, createdAt: number, issuedAt: number }
 

@@ -9,6 +9,7 @@ import { checkTimes, type Payload, type RejectReason } from './payload.ts'
 import type { DecodedCache, DecodedCacheKey } from './decoded-cache.ts'
 import { createSession, type SessionObject } from './session-object.ts'
 import type { Sealer } from './sealer.ts'
+import { getSuiteField, SESSION_ID_FIELD } from './suite-fields.ts'
 
 export interface SessionCounters {
   /** requests that read a session cookie (lazy: routes that never touch request.session add nothing) */
@@ -92,4 +93,26 @@ function decode (value: string, policy: SessionPolicy, sealer: Sealer, cache: De
   if (typeof opened === 'string' || opened.rotated) return opened
   // set() keeps its own copy: this request's writes never reach it
   return cache.set(key, opened.payload) ? { ...opened, key } : opened
+}
+
+/** True when the session with this registry id was ended and must read as empty; may reject (FSS_STORE_UNAVAILABLE). */
+export type RevocationCheck = (id: string) => Promise<boolean>
+
+/**
+ * After the decode: a session the registry tracks is checked once per
+ * request. A revoked one becomes an empty session with the reason `revoked`,
+ * so its cookies are expired on this response. A check that cannot answer
+ * rejects, and the request fails (503) rather than serve a session that may
+ * have been ended, or overwrite one that was not.
+ */
+export async function checkRevocation (request: FastifyRequest, state: RequestState, check: RevocationCheck, counters: SessionCounters): Promise<void> {
+  const id = getSuiteField(state.proxy, SESSION_ID_FIELD)
+  if (id === undefined || !await check(String(id))) return
+  const { target, proxy } = createSession()
+  state.target = target
+  state.proxy = proxy
+  state.rotated = false
+  state.rejected = 'revoked'
+  counters.rejected.revoked = (counters.rejected.revoked ?? 0) + 1
+  request.log.debug({ reason: 'revoked' }, 'session revoked: empty session')
 }

@@ -8,6 +8,7 @@ import type { SerializeOptions } from '@fastify/cookie'
 import type { Session } from '@fastify/secure-session'
 import { errors } from '../errors.ts'
 import { RESERVED, nowSeconds, type Payload } from './payload.ts'
+import { SESSION_ID_FIELD, SUITE_FIELD } from './suite-fields.ts'
 
 export const kData = Symbol('fss.session.data')
 export const kCreated = Symbol('fss.session.createdAt')
@@ -92,6 +93,13 @@ export class SessionObject {
     const kept = storage()
     if (Array.isArray(ignoreFields)) {
       for (const k of ignoreFields) if (Object.hasOwn(this[kData], k)) kept[k] = this[kData][k]
+    }
+    // The registry id names the session before this call: a kept suite
+    // namespace never carries it into the new one (it gets its own at login).
+    const own = kept[SUITE_FIELD]
+    if (typeof own === 'object' && own !== null && Object.hasOwn(own, SESSION_ID_FIELD)) {
+      const { [SESSION_ID_FIELD]: _old, ...rest } = own as Record<string, unknown>
+      kept[SUITE_FIELD] = rest
     }
     this[kData] = kept
     this[kCreated] = nowSeconds()

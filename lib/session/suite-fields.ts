@@ -8,11 +8,18 @@ import type { Session } from '@fastify/secure-session'
 /** The one session key the suite keeps its fields under. */
 export const SUITE_FIELD = 'fss'
 
+/**
+ * The suite field holding the session's id in the session registry: 128
+ * random bits, set when a login is registered, and never carried over by
+ * regenerate(). A session with one is checked for revocation on every request.
+ */
+export const SESSION_ID_FIELD = 'sessionId'
+
 export type SuiteFields = Record<string, unknown>
 
 declare module '@fastify/secure-session' {
   interface SessionData {
-    /** the suite's own fields (`oauth`, `tokenRef`, `persistenceTest`); read them through the suite's APIs */
+    /** the suite's own fields (`oauth`, `tokenRef`, `persistenceTest`, `sessionId`); read them through the suite's APIs */
     fss?: SuiteFields
   }
 }

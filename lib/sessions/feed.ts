@@ -10,13 +10,28 @@
 // in order, so every message published before it was processed came first),
 // moves it to the time the command was sent. While Redis is unreachable it
 // stands still, and the view trusts its entries for a bounded time after it.
-import type { Redis } from 'ioredis'
+//
+// A SUBSCRIBE that fails on a connection that is up (an ACL without the
+// channel, a command timeout) is retried on every heartbeat until it succeeds;
+// meanwhile the feed vouches for nothing, so every check asks Redis, /health
+// fails, and the first failure of each run is logged with its reason.
 import type { FastifyBaseLogger } from 'fastify'
 import { isSessionId } from './id.ts'
 import type { Clock } from './contract.ts'
 
-/** What the feed needs of its dedicated connection (an ioredis client it owns and closes). */
-export type SubscriberClient = Pick<Redis, 'subscribe' | 'ping' | 'disconnect' | 'status' | 'on'>
+/**
+ * What the feed needs of its dedicated connection (an ioredis client it owns
+ * and closes). Written out: ioredis is an optional peer dependency.
+ */
+export interface SubscriberClient {
+  readonly status: string
+  subscribe (channel: string): Promise<unknown>
+  ping (): Promise<string>
+  disconnect (): void
+  on (event: 'ready' | 'close', listener: () => void): unknown
+  on (event: 'error', listener: (err: Error) => void): unknown
+  on (event: 'message', listener: (channel: string, message: string) => void): unknown
+}
 
 export interface RevocationFeedOptions {
   subscriber: SubscriberClient
@@ -36,6 +51,8 @@ export interface FeedCounters {
   malformed: number
   /** Successful (re)subscriptions; each one flushes the view. */
   subscriptions: number
+  /** SUBSCRIBE commands that failed (each is retried on the next heartbeat). */
+  subscribeFailures: number
 }
 
 export interface RevocationFeed {
@@ -53,9 +70,11 @@ export function createRevocationFeed (opts: RevocationFeedOptions): RevocationFe
   const { subscriber, channel, clock, log } = opts
   const revokedListeners: Array<(ids: string[]) => void> = []
   const subscribedListeners: Array<() => void> = []
-  const counters: FeedCounters = { messages: 0, invalidations: 0, malformed: 0, subscriptions: 0 }
+  const counters: FeedCounters = { messages: 0, invalidations: 0, malformed: 0, subscriptions: 0, subscribeFailures: 0 }
   let heard = -Infinity
   let subscribed = false
+  let subscribing = false
+  let failing = false
   let pinging = false
   let down = false
   let closed = false
@@ -67,17 +86,26 @@ export function createRevocationFeed (opts: RevocationFeedOptions): RevocationFe
   }
 
   function subscribe (): void {
+    // A retry never overlaps a SUBSCRIBE still on its way.
+    if (subscribing) return
+    subscribing = true
     const sentAt = clock.now()
     subscriber.subscribe(channel).then(() => {
+      subscribing = false
       subscribed = true
       counters.subscriptions++
       for (const listener of subscribedListeners) listener()
       heard = Math.max(heard, sentAt)
-      if (down) log?.info('session revocation feed subscribed again; the view was flushed')
+      if (down || failing) log?.info('session revocation feed subscribed again; the view was flushed')
       down = false
+      failing = false
     }, (err: Error) => {
-      // The next 'ready' tries again; meanwhile every check asks Redis.
-      log?.warn({ reason: err.message }, 'session revocation feed could not subscribe')
+      subscribing = false
+      counters.subscribeFailures++
+      // Retried on every heartbeat; meanwhile every check asks Redis. Logged
+      // once per run of failures, not once per retry.
+      if (!failing && !closed) log?.warn({ reason: err.message }, 'session revocation feed could not subscribe: retrying on every heartbeat, every session check asks Redis')
+      failing = true
     })
   }
 
@@ -97,7 +125,11 @@ export function createRevocationFeed (opts: RevocationFeedOptions): RevocationFe
   if (subscriber.status === 'ready') subscribe()
 
   const heartbeat = clock.setInterval(() => {
-    if (!subscribed || pinging) return
+    if (!subscribed) {
+      if (subscriber.status === 'ready') subscribe()
+      return
+    }
+    if (pinging) return
     pinging = true
     const sentAt = clock.now()
     subscriber.ping().then(() => { heard = Math.max(heard, sentAt) }, () => {})

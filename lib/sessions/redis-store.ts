@@ -5,7 +5,6 @@
 // command goes through guard(): an outage is FSS_STORE_UNAVAILABLE (503), and
 // a revocation is reported only once the script that deletes the record has
 // answered, so nothing is reported as revoked that was not.
-import type { Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import { guard, type RedisClient } from '../redis/client.ts'
 import { open, seal } from '../redis/seal.ts'
@@ -19,8 +18,19 @@ import { isSessionId } from './id.ts'
 import { LruMap } from './lru.ts'
 import { allBuckets, BUCKET_SHAPE, deriveRegistryKeys, registryKeys } from './redis-keys.ts'
 
-/** The commands the store sends: an ioredis client, e.g. the token store's connection. */
-export type SessionRedisClient = RedisClient & Pick<Redis, 'mget' | 'zrange' | 'zrevrangebyscore' | 'zrem' | 'smembers' | 'srem'>
+/**
+ * The commands the store sends: an ioredis client, e.g. the token store's
+ * connection. Written out, as RedisClient is: ioredis is an optional peer
+ * dependency and the published declarations must not need it.
+ */
+export interface SessionRedisClient extends RedisClient {
+  mget (...keys: string[]): Promise<Array<string | null>>
+  zrange (key: string, start: string, stop: string): Promise<string[]>
+  zrevrangebyscore (key: string, max: string, min: string, limit: 'LIMIT', offset: number, count: number): Promise<string[]>
+  zrem (key: string, ...members: string[]): Promise<number>
+  smembers (key: string): Promise<string[]>
+  srem (key: string, ...members: string[]): Promise<number>
+}
 
 export interface RedisSessionStoreOptions {
   client: SessionRedisClient

@@ -3,7 +3,6 @@
 // keeps every instance's view in step. Options are checked once, here.
 import { EventEmitter } from 'node:events'
 import { Type, type Static } from '@sinclair/typebox'
-import type { Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import { errors } from '../errors.ts'
 import { validateOptions } from '../options.ts'
@@ -24,32 +23,32 @@ const DAY = 86_400
 
 export const SessionRegistryOptionsSchema = Type.Object({
   /** Where records live: `memory` (this process only) or `redis` (every instance). @default 'memory' */
-  store: Type.Optional(Type.Union([Type.Literal('memory'), Type.Literal('redis')])),
+  store: Type.Optional(Type.Union([Type.Literal('memory'), Type.Literal('redis')], { description: 'Where session records live: `memory` (this process only; /health warns) or `redis` (shared by every instance, on the `redis` option\'s connection).', default: 'memory' })),
   /** Seconds a session lives from login: the session's absolute timeout. @default 2592000 (30 days) */
-  absoluteTimeout: Type.Optional(Type.Integer({ minimum: 60, maximum: 10 * 365 * DAY, description: 'seconds' })),
+  absoluteTimeout: Type.Optional(Type.Integer({ minimum: 60, maximum: 10 * 365 * DAY, description: 'Seconds a session record lives from login: the session\'s absolute timeout.', default: 30 * DAY })),
   /** Seconds between two writes of a session's lastSeenAt. @default 60 */
-  touchInterval: Type.Optional(Type.Integer({ minimum: 1, maximum: DAY, description: 'seconds' })),
+  touchInterval: Type.Optional(Type.Integer({ minimum: 1, maximum: DAY, description: 'Seconds between two writes of a session\'s lastSeenAt (it lags by up to this).', default: 60 })),
   /** Memory store: most sessions kept; beyond it the least recently used is ended. @default 10000 */
-  maxSessions: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000 })),
+  maxSessions: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000, description: 'How many sessions the memory store keeps at most; past it the least recently used one is ended (counted as `evicted`).', default: 10_000 })),
   /** Session ids the per-request view remembers. @default 10000 */
-  viewSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000 })),
+  viewSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000, description: 'How many session ids the per-request revocation view remembers (live and revoked); a forgotten one costs one Redis read.', default: 10_000 })),
   /**
    * Seconds the view still believes "live" after it last heard from Redis; past this a check asks
    * Redis, and answers 503 (FSS_STORE_UNAVAILABLE) if Redis cannot answer. @default 5
    */
-  outageTrust: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600, description: 'seconds' })),
+  outageTrust: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600, description: 'Seconds the view still believes a session live after it last heard from Redis; past this a check asks Redis, and answers 503 FSS_STORE_UNAVAILABLE while Redis cannot answer.', default: 5 })),
   /** Redis: ms between heartbeats on the subscriber connection; shorter than outageTrust. @default 500 */
-  heartbeatInterval: Type.Optional(Type.Integer({ minimum: 50, maximum: 60_000, description: 'ms' })),
+  heartbeatInterval: Type.Optional(Type.Integer({ minimum: 50, maximum: 60_000, description: 'Milliseconds between PINGs on the subscriber connection (Redis store); shorter than `outageTrust`. A refused SUBSCRIBE is retried at this pace.', default: 500 })),
   /** Redis: prefix of every key; no braces (they would break the Cluster hash tags). @default 'fss:' */
-  keyPrefix: Type.Optional(Type.String({ maxLength: 100, pattern: '^[^{}]*$' })),
+  keyPrefix: Type.Optional(Type.String({ maxLength: 100, pattern: '^[^{}]*$', description: 'Prefix of every registry key in Redis; no braces (they would break the Cluster hash tags).', default: 'fss:' })),
   /** Redis: ms before a command counts as an outage. @default 1000 */
-  commandTimeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 600_000, description: 'ms' }))
+  commandTimeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 600_000, description: 'Milliseconds before a registry command counts as an outage. Default: the `redis` option\'s `commandTimeout`, else 1000.' }))
 }, { additionalProperties: false })
 export type SessionRegistryOptions = Static<typeof SessionRegistryOptionsSchema>
 
 export interface SessionRegistryDeps {
   /** Redis: the command connection (the token store's is fine). Not closed by the registry. */
-  client?: SessionRedisClient & Pick<Redis, 'duplicate'>
+  client?: SessionRedisClient & { duplicate: (override?: { commandTimeout?: number }) => SubscriberClient }
   /** Redis: a dedicated connection for the feed; default `client.duplicate()`. Closed by the registry. */
   subscriber?: SubscriberClient
   /** Redis: keyring bytes, newest first (records are sealed). */
