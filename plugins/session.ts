@@ -107,7 +107,7 @@ const session: FastifyPluginAsync<SessionOptions> = async (fastify, opts) => {
     const check = info[kRevocationCheck]
     if (check === undefined || request.headers.cookie === undefined || (request.routeOptions.config as { fssSession?: unknown }).fssSession === false) return done()
     const req = request as WithState
-    const state = req[kState] ??= readSession(req, policy, sealer, counters)
+    const state = req[kState] ??= readSession(req, policy, sealer, counters, cache)
     checkRevocation(req, state, check, counters).then(() => done(), done)
   })
   fastify.decorateRequest('session', {

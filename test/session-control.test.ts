@@ -105,6 +105,22 @@ t.test('signing the phone out: its next request is logged out, its cookie expire
   t.equal((await get(app, phone, '/api/sessions')).statusCode, 401, 'the phone can no longer list')
 })
 
+t.test('a revoked session is never served from the cache of decoded sessions', async (t) => {
+  const { app } = await start(t)
+  const laptop = await login(app, 'alice')
+  const phone = await login(app, 'alice', IPHONE)
+  const cache = app.sessionInfo.decodedCache
+  if (cache === null) throw new Error('the cache is on by default')
+  const before = cache.stats().hits
+  t.same((await get(app, phone, '/test/me')).json(), { user: 'alice' })
+  t.ok(cache.stats().hits > before, "the phone's cookie is read from the cache")
+  t.equal((await app.inject({ method: 'DELETE', url: `/api/sessions/${phone.id}`, cookies: laptop.jar.cookies })).statusCode, 200)
+  const hits = cache.stats().hits
+  t.same((await get(app, phone, '/test/me')).json(), { user: null }, 'the same cookie, still cached, reads as logged out')
+  t.ok(cache.stats().hits > hits, 'it was a cache hit, and the revocation check still ran')
+  t.equal(app.sessionInfo.counters.rejected.revoked, 1)
+})
+
 t.test('this session is listed even past the cap on a listing', async (t) => {
   const { app } = await start(t)
   // Only Date is faked: this session is seen a second before the 200 others, so a listing
