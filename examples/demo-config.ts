@@ -13,7 +13,7 @@ export interface DemoConfig {
   redisUrl?: string
   provider:
     | { kind: 'embedded', port: number, user: { sub: string, name: string } }
-    | { kind: 'external', oauth: Pick<OAuthOptions, 'provider' | 'clientId' | 'clientSecret' | 'scope'>, userinfoUrl?: string }
+    | { kind: 'external', oauth: Required<Pick<OAuthOptions, 'provider' | 'clientId' | 'clientSecret'>> & Pick<OAuthOptions, 'scope'>, userinfoUrl?: string }
 }
 
 export class DemoConfigError extends Error {}
@@ -42,7 +42,7 @@ export function demoConfig (env: NodeJS.ProcessEnv = process.env): DemoConfig {
   }
   const clientId = env.OAUTH_CLIENT_ID
   if (clientId === undefined || clientId === '') throw new DemoConfigError('OAUTH_CLIENT_ID is required with OAUTH_ISSUER or OAUTH_AUTHORIZE_URL/OAUTH_TOKEN_URL')
-  let provider: OAuthOptions['provider']
+  let provider: NonNullable<OAuthOptions['provider']>
   if (issuer !== undefined) {
     provider = { issuer }
   } else {
