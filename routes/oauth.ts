@@ -234,12 +234,17 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
       schema: {
         summary: 'Disconnect one provider: drop its tokens (optionally revoke them); the login stays',
         tags: [TAGS.oauth],
-        description: 'JSON. The provider the user logged in with is 409 FSS_OAUTH_DISCONNECT_LOGIN (log out instead); an ' +
+        description: 'JSON; with redirectAfterLogout set, an HTML form post is answered 303 to it. The provider the user logged in with is 409 FSS_OAUTH_DISCONNECT_LOGIN (log out instead); an ' +
           'unknown one 404 FSS_OAUTH_PROVIDER_UNKNOWN. With the csrf option, the token is required, else 403 FSS_CSRF_INVALID.',
         params: ProviderParams,
-        response: { 200: DisconnectReply, 403: ErrorResponse, ...errorReplies }
+        response: {
+          200: DisconnectReply,
+          303: Type.Null({ description: 'HTML form post with redirectAfterLogout set: disconnected, go to redirectAfterLogout' }),
+          403: ErrorResponse,
+          ...errorReplies
+        }
       }
-    }, async (request) => {
+    }, async (request, reply) => {
       const name = known((request.params as Static<typeof ProviderParams>).provider)
       if (await flow.loginProvider(request) === name) throw new errors.FSS_OAUTH_DISCONNECT_LOGIN()
       const tokens = request.tokens.for(name)
@@ -247,6 +252,7 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
       // A failed revocation does not block the disconnect: the tokens go regardless.
       const revoked = present && (flow.provider(name) as { revokeOnLogout: boolean }).revokeOnLogout ? await tokens.revoke() : false
       await tokens.clear()
+      if (redirectAfterLogout !== undefined && isPageRequest(request)) return reply.redirect(redirectAfterLogout, 303)
       return { disconnected: present, revoked }
     })
   })
