@@ -84,7 +84,8 @@ export interface OAuthFlow {
   verifyIdentity (request: FastifyRequest, exchanged: ExchangedCode): Promise<SessionIdentity | null>
   /**
    * Stores the flow's outcome. A login (nobody logged in, or the provider the user logged in
-   * with): a new session (session fixation), the token and the identity. A connect (logged in
+   * with): a new session (session fixation), the token and the identity; the same user logging
+   * in again keeps the providers they connected. A connect (logged in
    * with another provider): this provider's token only, the login unchanged. Then awaits
    * `onLogin`; if it throws, what was stored is undone and FSS_OAUTH_LOGIN_HOOK_FAILED thrown.
    */
@@ -293,8 +294,21 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
       const tokens = request.tokens.for(p.name)
       const previous = connect ? await p.tokens.store.get(request) : null
       if (!connect) {
+        // The same user logging in again keeps the providers they connected; anyone else starts empty.
+        const carried: Array<[TokenContext, StoredToken]> = []
+        const before = readIdentity(request)
+        if (before !== null && identity !== null && (before.provider ?? defaultProvider) === p.name && before.sub === identity.sub && before.iss === identity.iss) {
+          for (const other of contexts.values()) {
+            const token = other === p.tokens ? null : await other.store.get(request)
+            if (token === null) continue
+            carried.push([other, token])
+            // Its record goes with the old session; the new session gets a new one.
+            await other.store.delete(request)
+          }
+        }
         // New privilege level, new session (session fixation, OWASP ASVS 3.2.1).
         request.session.regenerate()
+        for (const [other, token] of carried) await other.store.set(request, token)
       }
       await tokens.store(exchanged.token)
       if (!connect) writeIdentity(request, identity)

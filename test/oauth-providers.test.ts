@@ -257,6 +257,23 @@ t.test('connect and disconnect leave the login intact; logout ends everything', 
   env.logs.assertNoSecrets(t, [...main.issued(), ...api.issued(), token])
 })
 
+t.test('the same user logging in again keeps the connected providers; another user starts empty', async (t) => {
+  const env = await startApp(t)
+  const b = env.browser()
+  await b.login('/login')
+  await b.login('/login/api')
+  const connected = await meta(b, 'api')
+  t.ok(connected)
+  await b.login('/login')
+  t.same(await meta(b, 'api'), connected, 'a re-login of the same user keeps the API connection')
+  const other = (token: { payload: Record<string, unknown> }): void => { token.payload.sub = 'someone-else' }
+  main.service.on('beforeTokenSigning', other)
+  await b.login('/login')
+  main.service.off('beforeTokenSigning', other)
+  t.equal((await identity(b))?.sub, 'someone-else')
+  t.equal(await meta(b, 'api'), null, 'another user does not inherit the connection')
+})
+
 t.test('logging in with a provider that is not the default makes it the login provider', async (t) => {
   const env = await startApp(t)
   const b = env.browser()
