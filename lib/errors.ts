@@ -63,7 +63,6 @@ export const errors = {
   FSS_OAUTH_DENIED: createError<[string]>('FSS_OAUTH_DENIED', 'The provider refused the authorization: %s', 400),
   FSS_OAUTH_STATE_INVALID: createError<[string]>('FSS_OAUTH_STATE_INVALID', 'OAuth state check failed: %s', 400),
   FSS_OAUTH_CODE_MISSING: createError('FSS_OAUTH_CODE_MISSING', 'The callback carries no authorization code', 400),
-  FSS_OAUTH_VERIFIER_MISSING: createError('FSS_OAUTH_VERIFIER_MISSING', 'The PKCE verifier cookie is missing: start the login again', 400),
   FSS_TOKEN_BACKUP_IN_PRODUCTION: createError('FSS_TOKEN_BACKUP_IN_PRODUCTION', 'The token backup is for development only and is refused when NODE_ENV=production', 500),
   FSS_TOKEN_EXPIRED: createError('FSS_TOKEN_EXPIRED', 'The access token expired and there is no refresh token: log in again', 401),
   FSS_OAUTH_CODE_REJECTED: createError('FSS_OAUTH_CODE_REJECTED', 'The provider rejected the authorization code (invalid_grant): start the login again', 400),

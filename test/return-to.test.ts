@@ -24,6 +24,7 @@ const BASE = 'https://app.example'
 function staysHome (value: string): boolean {
   let layer = value
   for (let round = 0; round < 5; round++) {
+    // eslint-disable-next-line no-control-regex -- finding control characters is the point
     if (/[\\\u0000-\u001F\u007F-\u009F]/.test(layer) || !layer.startsWith('/') || layer.startsWith('//')) return false
     const url = new URL(layer, BASE)
     if (url.origin !== BASE || url.pathname.startsWith('//')) return false
