@@ -14,7 +14,7 @@ declare module '../index.ts' {
   interface SessionData {
     demoUser?: { sub: string, name?: string }
     /** who the connected API provider says the account is, kept by onLogin */
-    demoApiAccount?: string
+    demoApiAccount?: { sub: string, name?: string }
   }
 }
 
@@ -25,8 +25,8 @@ export interface ApiProvider {
   userinfoUrl: string
 }
 
-/** The embedded providers' names and what the page calls them. */
-const LABELS: Record<string, string> = { login: 'Login provider', api: 'API provider', default: 'Identity provider' }
+/** What the page calls a provider: the embedded ones by their role. */
+const label = (name: string): string => name === 'login' ? 'Login provider' : name === 'api' ? 'API provider' : 'Identity provider'
 
 export interface DemoAppOptions {
   /** e.g. http://127.0.0.1:3000: the callback URL is built on it */
@@ -100,7 +100,7 @@ export async function buildDemoApp (opts: DemoAppOptions): Promise<FastifyInstan
       const account = name === 'api' ? request.session.get('demoApiAccount') : undefined
       connections.push({
         name,
-        label: LABELS[name] ?? name,
+        label: label(name),
         login: name === login,
         token: await request.tokens.for(name).metadata(),
         ...(account !== undefined && { account })
@@ -127,8 +127,7 @@ function twoProviders (login: DemoAppOptions['oauth'], api: ApiProvider): Omit<O
     defaultProvider: 'login',
     async onLogin (request, { provider }) {
       if (provider !== 'api') return
-      const account = await fetchUser(api.userinfoUrl, await request.tokens.for('api').accessToken())
-      request.session.set('demoApiAccount', account.name ?? account.sub)
+      request.session.set('demoApiAccount', await fetchUser(api.userinfoUrl, await request.tokens.for('api').accessToken()))
     }
   }
 }

@@ -28,8 +28,8 @@ export interface Connection {
   /** the provider the user logged in with */
   login: boolean
   token: TokenMetadata | null
-  /** what onLogin kept about the connected account, if anything */
-  account?: string
+  /** who the provider says the connected account is (kept by onLogin), if known */
+  account?: { sub: string, name?: string }
 }
 
 const escapeHtml = (s: string) =>
@@ -55,7 +55,7 @@ function connection (m: PageModel, c: Connection, csrf: string): string {
   const account = c.account === undefined
     ? ''
     : `
-    <tr><th>account</th><td class="account">${escapeHtml(c.account)}</td></tr>`
+    <tr><th>account</th><td class="account">${escapeHtml(c.account.name ?? c.account.sub)}</td></tr>`
   const control = c.login
     ? ''
     : `

@@ -285,7 +285,8 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
     },
     verifyIdentity: async (_request, exchanged) => {
       const identity = await runtime(exchanged.provider).identity.verify(exchanged.token, exchanged.nonce)
-      return identity === null ? null : { ...identity, provider: exchanged.provider }
+      // The default provider's identity is kept as the single-provider suite always kept it.
+      return identity === null || exchanged.provider === defaultProvider ? identity : { ...identity, provider: exchanged.provider }
     },
     async completeLogin (request, exchanged, identity) {
       const p = runtime(exchanged.provider)

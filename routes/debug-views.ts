@@ -6,7 +6,7 @@ import type { SecretKeyInfo } from '../plugins/secret-keys.ts'
 import { getSessionDetails, type SessionInfo } from '../plugins/session.ts'
 import { optionalDecorator, type Decorated } from './decorators.ts'
 import type { OAuthTestFlowResponse, SessionDebugResponse } from './schemas.ts'
-import type { OAuthFlow, OAuthInfo } from '../plugins/oauth-tokens.ts'
+import type { OAuthFlow, OAuthInfo, OAuthProviderInfo } from '../plugins/oauth-tokens.ts'
 import { readIdentity } from '../lib/oauth/identity.ts'
 
 type Instance = Decorated & Pick<FastifyInstance, 'hasRequestDecorator'>
@@ -41,7 +41,8 @@ export async function oauthTestFlow (fastify: Instance, request: FastifyRequest)
     const own = await request.tokens.for(name).metadata()
     providers.push({
       name,
-      provider: info?.providers[name]?.provider ?? null,
+      // oauthFlow and oauthInfo come from the same plugin: every provider the flow names has its info.
+      provider: ((info as OAuthInfo).providers[name] as OAuthProviderInfo).provider,
       login: name === login,
       tokenPresent: own !== null,
       expiresAt: own?.expiresAt ?? null,

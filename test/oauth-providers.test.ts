@@ -18,6 +18,7 @@ import oauthRoutes from '../routes/oauth.ts'
 import debug from '../routes/debug.ts'
 import { fingerprint } from '../lib/digest.ts'
 import { flowCookieName, MAX_FLOWS, MAX_FLOW_BYTES, MAX_FLOW_COOKIE_BYTES } from '../lib/oauth/flow-state.ts'
+import { resolveOAuthProviders } from '../lib/oauth/options.ts'
 
 let main: OidcServer
 let api: OidcServer
@@ -363,4 +364,37 @@ t.test('one refresh per provider under 100 concurrent requests per provider', as
   t.equal(new Set(results.slice(100).map((r) => r.json().fp)).size, 1)
   t.not(results[0]?.json().fp, results[100]?.json().fp, 'each provider its own token')
   env.logs.assertNoSecrets(t, [...main.issued(), ...api.issued(), 'old-main-refresh-token', 'old-api-refresh-token'])
+})
+
+t.test('a providers configuration that cannot work is refused at start-up, naming the option', async (t) => {
+  const explicit = { provider: { authorizeUrl: 'https://id.example/a', tokenUrl: 'https://id.example/t' }, clientId: 'c', clientSecret: '' }
+  const base = { callbackUri: 'https://app.example/callback' }
+  const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+    ['neither provider nor providers', { ...base }, /oauth\.provider/],
+    ['no clientId', { ...base, provider: explicit.provider, clientSecret: '' }, /oauth\.clientId/],
+    ['defaultProvider without providers', { ...base, ...explicit, defaultProvider: 'main' }, /oauth\.defaultProvider/],
+    ['provider beside providers', { ...base, provider: explicit.provider, providers: { main: explicit } }, /oauth\.provider/],
+    ['clientSecret beside providers', { ...base, clientSecret: 'x', providers: { main: explicit } }, /oauth\.clientSecret/],
+    ['a defaultProvider that names none', { ...base, providers: { main: explicit }, defaultProvider: 'other' }, /oauth\.defaultProvider/],
+    ['a provider name out of pattern', { ...base, providers: { 'Main Provider': explicit } }, /oauth\.providers/],
+    ['an onLogin that is not a function', { ...base, ...explicit, onLogin: 'yes' }, /oauth\.onLogin/],
+    ['revokeOnLogout without a provider\'s revokeUrl', { ...base, revokeOnLogout: true, providers: { main: explicit } }, /oauth\.providers\.main\.provider\.revokeUrl/],
+    ['a provider\'s mapIdentity that is not a function', { ...base, providers: { main: { ...explicit, mapIdentity: 1 } } }, /oauth\.providers\.main\.mapIdentity/]
+  ]
+  for (const [name, options, path] of cases) {
+    const err = t.throws(() => resolveOAuthProviders(options), name) as Error & { code: string }
+    t.equal(err.code, 'FSS_OPTIONS_INVALID', name)
+    t.match(err.message, path, `${name}: names ${path.source}`)
+  }
+  t.same(resolveOAuthProviders({ ...base, providers: { main: explicit, api: explicit }, defaultProvider: 'api' }).providers.map((p) => [p.name, p.callbackUri, p.callbackPath]),
+    [['main', 'https://app.example/callback/main', '/callback/main'], ['api', 'https://app.example/callback/api', '/callback/api']], 'one redirect URI and callback path per provider')
+
+  // A store of the service's own without forProvider cannot keep two providers apart.
+  const logs = captureLogs()
+  const { app } = await listeningApp(t, logs)
+  await app.register(session, { key: randomBytes(32) })
+  const store = { async get () { return null }, async set () {}, async delete () {} }
+  const err = await app.register(oauthTokens, { ...base, store, providers: { main: explicit, api: explicit } }).ready().then(() => null, (e: Error & { code: string }) => e)
+  t.equal(err?.code, 'FSS_OPTIONS_INVALID')
+  t.match(err?.message, /oauth\.store/)
 })

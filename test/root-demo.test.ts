@@ -172,6 +172,16 @@ t.test('the page states an expired token without a refresh token, and carries a 
   t.match(named, /<strong id="user">bob <small>\(bob\)<\/small>/, 'a user without a name shows the subject')
   t.match(named, /<form id="logout-form" method="post" action="\/logout"><button/, 'no token, no hidden field')
   t.match(renderPage({ user: null, token: null, problem: null, provider: null, csrfToken: null }), /<small>with the identity provider<\/small>/)
+  const api = renderPage({
+    user: { sub: 'bob' },
+    token: { fields: ['access_token'], tokenType: 'Bearer', expiresAt: 0, expiresIn: 1, expired: false, expiresAssumed: true, hasRefreshToken: true, hasIdToken: false, scopes: [] },
+    problem: null,
+    provider: null,
+    csrfToken: null,
+    connections: [{ name: 'api', label: 'API provider', login: false, token: { fields: ['access_token'], tokenType: 'Bearer', expiresAt: 0, expiresIn: 1, expired: false, expiresAssumed: true, hasRefreshToken: false, hasIdToken: false, scopes: [] }, account: { sub: 'acct-1' } }]
+  })
+  t.match(api, /<td class="account">acct-1<\/td>/, 'an account without a name shows its subject')
+  t.match(api, /<form id="disconnect-api-form" method="post" action="\/disconnect\/api"><button/, 'a connection other than the login can be disconnected')
 })
 
 t.test('with two development providers the page logs in with one and connects the other, each with its button', async (t) => {

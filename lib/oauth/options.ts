@@ -105,6 +105,8 @@ export const OAuthOptionsSchema = Type.Object({
   clientId: Type.Optional(ClientId),
   clientSecret: Type.Optional(ClientSecret),
   providers: Type.Optional(Type.Record(Type.String({ pattern: PROVIDER_NAME_PATTERN }), ProviderOptionsSchema, {
+    // A name out of the pattern is refused, not ignored.
+    additionalProperties: false,
     minProperties: 1,
     maxProperties: 16,
     description: 'Several providers by name (`^[a-z0-9][a-z0-9_-]{0,31}$`), each `{ provider, clientId, clientSecret, scope?, oidc?, userinfo?, providerLogout?, mapIdentity? }`; instead of `provider`, `clientId` and `clientSecret`. Each is started at `<loginPath>/<name>` and answered at `<callbackPath>/<name>` (`<callbackUri>/<name>` at the provider).'
