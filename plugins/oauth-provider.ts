@@ -76,9 +76,8 @@ export async function createProvider (fastify: FastifyInstance, opts: ResolvedPr
 
   const normalize = (raw: unknown): StoredToken => normalizeToken(raw, { assumedLifetime: opts.assumedLifetime })
   let store = name === defaultName ? baseStore : forProvider(baseStore, name)
-  if (opts.tokenBackup !== undefined) {
-    store = withTokenBackup(store, name === defaultName ? opts.tokenBackup.file : `${opts.tokenBackup.file}.${name}`, fastify.log)
-  }
+  // The development backup is one file: the default provider's tokens.
+  if (opts.tokenBackup !== undefined && name === defaultName) store = withTokenBackup(store, opts.tokenBackup.file, fastify.log)
 
   // simple-oauth2 (through @fastify/oauth2) rather than our own POST: the same
   // client, client authentication and Wreck `timeout` as the code exchange, and

@@ -169,7 +169,8 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
     runtimes.set(opts.name, await createProvider(fastify, opts, baseStore, defaultProvider))
   }
   const main = runtimes.get(defaultProvider) as ProviderRuntime
-  const runtime = (name: string | undefined): ProviderRuntime => {
+  // No name: the default provider (or, for endSessionRequest, nobody logged in: the default's end-session endpoint).
+  const runtime = (name: string | null | undefined): ProviderRuntime => {
     const found = runtimes.get(name ?? defaultProvider)
     if (found === undefined) throw new errors.FSS_OAUTH_PROVIDER_UNKNOWN()
     return found
@@ -314,15 +315,15 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
       await tokens.store(exchanged.token)
       if (!connect) writeIdentity(request, identity)
       if (onLogin === undefined) return { connect }
-      const shown = connect ? readIdentity(request) : identity
       try {
         await onLogin(request, {
           provider: p.name,
-          identity: shown === null ? null : publicIdentity(shown),
+          // The login's: the one just stored, or for a connect the one already there.
+          identity: request.identity,
           tokenMetadata: tokenMetadata(exchanged.token),
           connect
         })
-      } catch (err) {
+      } catch {
         // Nothing of this login stays: a login's new session goes, a connect's token is put back.
         if (connect) {
           if (previous === null) await tokens.clear()
@@ -331,8 +332,8 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
           await tokens.clear()
           request.session.delete()
         }
-        // The hook's own error is the service's: its name only, never its message (it may hold anything).
-        request.log.warn({ event: 'on-login-failed', provider: p.name, error: (err as Error | null)?.name ?? typeof err }, 'onLogin failed: the login is refused')
+        // The hook's own error is the service's: never its message (it may hold anything).
+        request.log.warn({ event: 'on-login-failed', provider: p.name }, 'onLogin failed: the login is refused')
         throw new errors.FSS_OAUTH_LOGIN_HOOK_FAILED()
       }
       return { connect }
@@ -340,7 +341,7 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
     rememberIdentity: writeIdentity,
     loginProvider,
     async endSessionRequest (request, postLogoutPath) {
-      const p = runtime((await loginProvider(request)) ?? defaultProvider)
+      const p = runtime(await loginProvider(request))
       if (p.rp === null || p.opts.providerLogout === false) return null
       const token = await p.tokens.store.get(request)
       const built = p.rp.endSessionRequest({

@@ -199,6 +199,10 @@ t.test('an unknown provider is a coded 404; a callback with no flow in progress 
   assertCoded(t, await b.request('/disconnect/nope', { method: 'POST' }), 404, 'FSS_OAUTH_PROVIDER_UNKNOWN')
   assertCoded(t, await b.request(`/callback/api?code=x&state=${'s'.repeat(43)}`), 400, 'FSS_OAUTH_STATE_INVALID')
   t.equal((await b.request('/api/meta/nope')).json().code, 'FSS_OAUTH_PROVIDER_UNKNOWN', 'request.tokens.for refuses a name not configured')
+  t.throws(() => env.app.oauthFlow.recordLogin(undefined, 'nope'), { code: 'FSS_OAUTH_PROVIDER_UNKNOWN' }, 'and so does the flow')
+  const logins = env.app.oauthInfo.providers.main?.counters.logins
+  env.app.oauthFlow.recordLogin()
+  t.equal(env.app.oauthInfo.providers.main?.counters.logins, (logins as number) + 1, 'no name: the default provider')
 })
 
 t.test('every open-redirect form lands on the default page, its reason logged without the value', async (t) => {
