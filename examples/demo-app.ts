@@ -5,7 +5,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import sessionSuite, { type OAuthOptions, type RedisConnectOptions } from '../index.ts'
-import { renderPage } from './demo-page.ts'
+import { renderPage, type Connection } from './demo-page.ts'
 
 // Typing the session: a consumer declares its fields once, and
 // request.session.get('demoUser') is typed everywhere. (A service names the
@@ -13,14 +13,29 @@ import { renderPage } from './demo-page.ts'
 declare module '../index.ts' {
   interface SessionData {
     demoUser?: { sub: string, name?: string }
+    /** who the connected API provider says the account is, kept by onLogin */
+    demoApiAccount?: { sub: string, name?: string }
   }
 }
+
+/** The demo's second provider: connected after the login for API access, as a service connects an accounting provider. */
+export interface ApiProvider {
+  issuer: string
+  /** its UserInfo: onLogin reads the connected account there */
+  userinfoUrl: string
+}
+
+/** What the page calls a provider: the embedded ones by their role. */
+const label = (name: string): string => name === 'login' ? 'Login provider' : name === 'api' ? 'API provider' : 'Identity provider'
 
 export interface DemoAppOptions {
   /** e.g. http://127.0.0.1:3000: the callback URL is built on it */
   origin: string
   keyFile: string
-  oauth: Pick<OAuthOptions, 'provider' | 'clientId' | 'clientSecret' | 'scope' | 'providerLogout'>
+  /** the login provider */
+  oauth: Required<Pick<OAuthOptions, 'provider' | 'clientId' | 'clientSecret'>> & Pick<OAuthOptions, 'scope' | 'providerLogout'>
+  /** with it, two providers: `login` (the one above) and `api`, connected from the page */
+  apiProvider?: ApiProvider
   callbackUrl?: string
   userinfoUrl?: string
   logger: FastifyServerOptions['logger']
@@ -46,7 +61,11 @@ export async function buildDemoApp (opts: DemoAppOptions): Promise<FastifyInstan
     appName: 'fastify-session-suite-demo',
     secret: { keyFile: opts.keyFile },
     // The log-out form posts here without script: the route answers it with a 303 back to the page.
-    oauth: { ...opts.oauth, callbackUri: opts.callbackUrl ?? `${opts.origin}/callback`, redirectAfterLogout: '/' },
+    oauth: {
+      ...(opts.apiProvider === undefined ? opts.oauth : twoProviders(opts.oauth, opts.apiProvider)),
+      callbackUri: opts.callbackUrl ?? `${opts.origin}/callback`,
+      redirectAfterLogout: '/'
+    },
     // Log out needs the session's CSRF token; POST /logout parses the form's urlencoded body in its own scope.
     csrf: true,
     ...(opts.redis !== undefined && { redis: opts.redis }),
@@ -86,10 +105,42 @@ export async function buildDemoApp (opts: DemoAppOptions): Promise<FastifyInstan
     const sessions = user === null || current === undefined || csrfToken === null
       ? null
       : { csrfToken, list: (await app.sessions.list(user.sub)).map((s) => ({ id: s.id, device: s.device, lastSeenAt: s.lastSeenAt, current: s.id === current })) }
+    const connections: Connection[] = []
+    const login = await app.oauthFlow.loginProvider(request)
+    for (const name of app.oauthFlow.providers) {
+      const account = name === 'api' ? request.session.get('demoApiAccount') : undefined
+      connections.push({
+        name,
+        label: label(name),
+        login: name === login,
+        token: await request.tokens.for(name).metadata(),
+        ...(account !== undefined && { account })
+      })
+    }
     reply.header('cache-control', 'no-store').type('text/html; charset=utf-8')
-    return renderPage({ user, verified: verified !== null, token, problem, provider: app.oauthInfo.provider, csrfToken, sessions })
+    // This page's own URL: a login or connect started here comes back here.
+    return renderPage({ user, verified: verified !== null, token, problem, provider: app.oauthInfo.provider, csrfToken, returnTo: request.url, connections, sessions })
   })
   return app
+}
+
+/**
+ * The login provider as `login`, the API provider as `api`, and the hook that runs after each
+ * successful callback: for the API provider it asks who the connected account is (as a service
+ * asks an accounting provider which tenants the user granted) and keeps it in the session.
+ */
+function twoProviders (login: DemoAppOptions['oauth'], api: ApiProvider): Omit<OAuthOptions, 'callbackUri'> {
+  return {
+    providers: {
+      login,
+      api: { provider: { issuer: api.issuer }, clientId: 'fss-demo-api', clientSecret: 'fss-demo-api-secret', scope: ['openid', 'profile'], providerLogout: false }
+    },
+    defaultProvider: 'login',
+    async onLogin (request, { provider }) {
+      if (provider !== 'api') return
+      request.session.set('demoApiAccount', await fetchUser(api.userinfoUrl, await request.tokens.for('api').accessToken()))
+    }
+  }
 }
 
 /** The provider's userinfo endpoint from its discovery document, if it has one. */

@@ -12,8 +12,8 @@ export interface DemoConfig {
   /** REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS + REDIS_SENTINEL_NAME: OAuth tokens in Redis instead of the session cookie */
   redis?: RedisConnectOptions
   provider:
-    | { kind: 'embedded', port: number, user: { sub: string, name: string } }
-    | { kind: 'external', oauth: Pick<OAuthOptions, 'provider' | 'clientId' | 'clientSecret' | 'scope'>, userinfoUrl?: string }
+    | { kind: 'embedded', port: number, user: { sub: string, name: string }, api: { port: number, user: { sub: string, name: string } } }
+    | { kind: 'external', oauth: Required<Pick<OAuthOptions, 'provider' | 'clientId' | 'clientSecret'>> & Pick<OAuthOptions, 'scope'>, userinfoUrl?: string }
 }
 
 export class DemoConfigError extends Error {}
@@ -39,11 +39,20 @@ export function demoConfig (env: NodeJS.ProcessEnv = process.env): DemoConfig {
   const explicit = env.OAUTH_AUTHORIZE_URL !== undefined || env.OAUTH_TOKEN_URL !== undefined
   if (issuer === undefined && !explicit) {
     const sub = env.FSS_DEMO_USER ?? 'ada'
-    return { ...base, provider: { kind: 'embedded', port: port(env, 'FSS_DEMO_IDP_PORT', 3001), user: { sub, name: env.FSS_DEMO_USER_NAME ?? 'Ada Lovelace' } } }
+    return {
+      ...base,
+      provider: {
+        kind: 'embedded',
+        port: port(env, 'FSS_DEMO_IDP_PORT', 3001),
+        user: { sub, name: env.FSS_DEMO_USER_NAME ?? 'Ada Lovelace' },
+        // The API provider knows the user as an account of its own.
+        api: { port: port(env, 'FSS_DEMO_API_IDP_PORT', 3002), user: { sub: `${sub}-books`, name: 'Analytical Engines Ltd' } }
+      }
+    }
   }
   const clientId = env.OAUTH_CLIENT_ID
   if (clientId === undefined || clientId === '') throw new DemoConfigError('OAUTH_CLIENT_ID is required with OAUTH_ISSUER or OAUTH_AUTHORIZE_URL/OAUTH_TOKEN_URL')
-  let provider: OAuthOptions['provider']
+  let provider: NonNullable<OAuthOptions['provider']>
   if (issuer !== undefined) {
     provider = { issuer }
   } else {

@@ -4,7 +4,8 @@
 //   PORT                  demo port (default 3000; 0 picks a free one)
 //   FSS_DEMO_DIR          folder of the key file (default ./.fss-demo)
 //   FSS_DEMO_KEY_FILE     the key file itself (default $FSS_DEMO_DIR/secret.key)
-//   FSS_DEMO_IDP_PORT     embedded provider port (default 3001; 0 picks one)
+//   FSS_DEMO_IDP_PORT     embedded login provider port (default 3001; 0 picks one)
+//   FSS_DEMO_API_IDP_PORT embedded API provider port (default 3002; 0 picks one)
 //   FSS_DEMO_USER, FSS_DEMO_USER_NAME   who the embedded provider logs in
 //   OAUTH_ISSUER | OAUTH_AUTHORIZE_URL + OAUTH_TOKEN_URL [+ OAUTH_REVOKE_URL]
 //   OAUTH_CLIENT_ID, OAUTH_CLIENT_SECRET, OAUTH_SCOPE, OAUTH_CALLBACK_URL, OAUTH_USERINFO_URL
@@ -36,9 +37,11 @@ async function main (): Promise<void> {
   const origin = `http://${HOST}:${port}`
 
   let provider: DevProvider | undefined
+  let apiProvider: DevProvider | undefined
   let oauth, userinfoUrl
   if (config.provider.kind === 'embedded') {
     provider = await startDevProvider(config.provider.port, config.provider.user)
+    apiProvider = await startDevProvider(config.provider.api.port, config.provider.api.user)
     // oauth2-mock-server's end-session endpoint accepts GET only: the id_token hint then rides in
     // the redirect URL (the default, 'post', keeps it in a form body).
     oauth = { provider: { issuer: provider.issuer }, clientId: 'fss-demo', clientSecret: 'fss-demo-secret', scope: ['openid', 'profile'], providerLogout: 'get' as const }
@@ -49,7 +52,16 @@ async function main (): Promise<void> {
       ('issuer' in oauth.provider ? await discoverUserinfo(oauth.provider.issuer).catch(() => undefined) : undefined)
   }
 
-  const app = await buildDemoApp({ origin, keyFile: config.keyFile, oauth, userinfoUrl, callbackUrl: config.callbackUrl, redis: config.redis, logger: { level: 'info' } })
+  const app = await buildDemoApp({
+    origin,
+    keyFile: config.keyFile,
+    oauth,
+    userinfoUrl,
+    ...(apiProvider !== undefined && { apiProvider: { issuer: apiProvider.issuer, userinfoUrl: `${apiProvider.issuer}/userinfo` } }),
+    callbackUrl: config.callbackUrl,
+    redis: config.redis,
+    logger: { level: 'info' }
+  })
 
   let closing = false
   const shutdown = async (signal: string) => {
@@ -62,6 +74,7 @@ async function main (): Promise<void> {
     await app.close()
     clearTimeout(force)
     await provider?.stop()
+    await apiProvider?.stop()
     process.exit(0)
   }
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -85,7 +98,7 @@ async function main (): Promise<void> {
     `  key file      ${config.keyFile} (fingerprint ${app.secretKeys.fingerprint})`,
     provider === undefined
       ? `  provider      ${app.oauthInfo.provider ?? '?'}`
-      : `  provider      development provider at ${provider.issuer} (no account needed; FSS_DEMO_IDP_PORT moves it)`,
+      : `  providers     development login provider at ${provider.issuer}, API provider at ${apiProvider?.issuer ?? '?'} (no account needed; FSS_DEMO_IDP_PORT, FSS_DEMO_API_IDP_PORT move them)`,
     // Hosts only: a Redis URL may carry a password.
     config.redis === undefined
       ? '  tokens        in the session cookie (set REDIS_URL=redis://host:port to keep them in Redis)'

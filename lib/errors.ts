@@ -51,7 +51,7 @@ export const errors = {
 
   // ── session ─────────────────────────────────────────────────────────────
   FSS_SESSION_NO_KEY: createError('FSS_SESSION_NO_KEY', 'The session plugin has no key: register the secret-keys plugin first or pass `key`', 500),
-  FSS_SESSION_TOO_LARGE: createError<[number, number]>('FSS_SESSION_TOO_LARGE', 'The session needs %d bytes of cookies, over the limit of %d', 500),
+  FSS_SESSION_TOO_LARGE: createError<[number, number]>('FSS_SESSION_TOO_LARGE', 'The session needs %d bytes of cookies, over the limit of %d: keep OAuth tokens in Redis (the `redis` option) instead of the cookie', 500),
   FSS_SESSION_KEY_RESERVED: createError<[string]>('FSS_SESSION_KEY_RESERVED', 'Session field %s is reserved: the session plugin\'s own fields and __proto__, constructor, prototype cannot be set', 500),
 
   // ── OAuth tokens ────────────────────────────────────────────────────────
@@ -63,11 +63,15 @@ export const errors = {
   FSS_OAUTH_DENIED: createError<[string]>('FSS_OAUTH_DENIED', 'The provider refused the authorization: %s', 400),
   FSS_OAUTH_STATE_INVALID: createError<[string]>('FSS_OAUTH_STATE_INVALID', 'OAuth state check failed: %s', 400),
   FSS_OAUTH_CODE_MISSING: createError('FSS_OAUTH_CODE_MISSING', 'The callback carries no authorization code', 400),
-  FSS_OAUTH_VERIFIER_MISSING: createError('FSS_OAUTH_VERIFIER_MISSING', 'The PKCE verifier cookie is missing: start the login again', 400),
   FSS_TOKEN_BACKUP_IN_PRODUCTION: createError('FSS_TOKEN_BACKUP_IN_PRODUCTION', 'The token backup is for development only and is refused when NODE_ENV=production', 500),
   FSS_TOKEN_EXPIRED: createError('FSS_TOKEN_EXPIRED', 'The access token expired and there is no refresh token: log in again', 401),
   FSS_OAUTH_CODE_REJECTED: createError('FSS_OAUTH_CODE_REJECTED', 'The provider rejected the authorization code (invalid_grant): start the login again', 400),
   FSS_OAUTH_CALLBACK_INVALID: createError<[string]>('FSS_OAUTH_CALLBACK_INVALID', 'The callback query is malformed: %s', 400),
+  // The name is not echoed: it comes from the URL.
+  FSS_OAUTH_PROVIDER_UNKNOWN: createError('FSS_OAUTH_PROVIDER_UNKNOWN', 'No OAuth provider of that name is configured', 404),
+  FSS_OAUTH_PROVIDER_MISMATCH: createError('FSS_OAUTH_PROVIDER_MISMATCH', 'This login was started for another provider than the one answering it (mix-up): start the login again', 400),
+  FSS_OAUTH_LOGIN_HOOK_FAILED: createError('FSS_OAUTH_LOGIN_HOOK_FAILED', 'The login was refused by the service (onLogin failed): nothing was stored', 500),
+  FSS_OAUTH_DISCONNECT_LOGIN: createError('FSS_OAUTH_DISCONNECT_LOGIN', 'This provider is the one the user logged in with: log out instead of disconnecting it', 409),
 
   // ── OpenID Connect (verified identity) ──────────────────────────────────
   // Every one of these carries a `reason` (a fixed word, see lib/oidc/reasons.ts)

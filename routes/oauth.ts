@@ -1,10 +1,12 @@
-// GET login → provider (PKCE S256, 256-bit state); GET callback → validated
-// token in a regenerated session; POST logout → session and tokens gone.
-// The OAuth plugin (plugins/oauth-tokens.ts) does the protocol: these routes
-// reach it only through `fastify.oauthFlow` (paths, authorization URL, code
-// exchange, login counters) and `request.tokens` (store, clear, revoke). With
-// the suite's csrf plugin registered first, POST logout needs the session's
-// CSRF token.
+// GET login[/:provider] → provider (PKCE S256, 256-bit state, a flow cookie
+// of its own, returnTo kept when it is a local path); GET callback[/<name>] →
+// validated token in a regenerated session, or, for a logged-in user and
+// another provider, that provider's token beside the login; POST logout →
+// session and every provider's tokens gone; POST disconnect/:provider → that
+// provider's tokens gone. The OAuth plugin (plugins/oauth-tokens.ts) does the
+// protocol: these routes reach it only through `fastify.oauthFlow` and
+// `request.tokens`. With the suite's csrf plugin registered first, POST logout
+// and disconnect need the session's CSRF token.
 import fp from 'fastify-plugin'
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
@@ -14,6 +16,8 @@ import type { EndSessionRequest } from '../lib/oidc/flow.ts'
 import { validateOptions } from '../lib/options.ts'
 import type {} from '../plugins/oauth-tokens.ts'
 import { LocalRedirectPath } from '../lib/oauth/options.ts'
+import { errors } from '../lib/errors.ts'
+import { requestForLog } from '../lib/display-url.ts'
 import { addFormParser } from '../plugins/csrf.ts'
 import { ErrorResponse } from './schemas.ts'
 import { sessionCookieConfig, TAGS } from './openapi.ts'
@@ -22,7 +26,8 @@ import { sessionCookieConfig, TAGS } from './openapi.ts'
 const errorReplies = { '4xx': ErrorResponse, '5xx': ErrorResponse }
 
 export const OAuthRoutesOptionsSchema = Type.Object({
-  redirectAfterLogout: Type.Optional(LocalRedirectPath('A local path in visible ASCII: a logout posted by a plain HTML form (urlencoded, or Accept: text/html) is answered 303 to it; API clients still get JSON. Unset: always JSON.'))
+  redirectAfterLogout: Type.Optional(LocalRedirectPath('A local path in visible ASCII: a logout posted by a plain HTML form (urlencoded, or Accept: text/html) is answered 303 to it; API clients still get JSON. Unset: always JSON.')),
+  disconnectPath: Type.Optional(Type.String({ pattern: '^/[^\\s?#:]*$', description: 'Prefix of the per-provider disconnect route (POST `<disconnectPath>/:provider`).', default: '/disconnect' }))
 }, { additionalProperties: false })
 
 export type OAuthRoutesOptions = Static<typeof OAuthRoutesOptionsSchema>
@@ -71,65 +76,99 @@ function endSessionPage (request: EndSessionRequest): string {
     `<script>${SUBMIT_SCRIPT}</script></body></html>`
 }
 
-// The callback URL carries the code and the state: the request log shows its
-// path only. (The default serializer logs `url` with the query string.)
-function requestWithoutQuery (req: FastifyRequest): Record<string, unknown> {
-  return { method: req.method, url: req.url.split('?')[0], host: req.host, remoteAddress: req.ip }
-}
+const LoginQuery = Type.Object({
+  returnTo: Type.Optional(Type.Unknown({ description: 'A local path to land on after the login (at most 2048 characters); anything else lands on the default page.' }))
+})
+const ProviderParams = Type.Object({ provider: Type.String({ description: 'a provider name of `oauth.providers`' }) })
+
+const DisconnectReply = Type.Object({
+  disconnected: Type.Boolean({ description: 'false when this provider had no tokens' }),
+  /** true when revokeOnLogout is set and the provider accepted both revocations */
+  revoked: Type.Boolean()
+})
 
 const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastify, routeOpts) => {
-  const { redirectAfterLogout } = validateOptions(OAuthRoutesOptionsSchema, routeOpts, 'oauth')
+  const { redirectAfterLogout, disconnectPath = '/disconnect' } = validateOptions(OAuthRoutesOptionsSchema, routeOpts, 'oauth')
   const flow = fastify.oauthFlow
+  const known = (name: string): string => {
+    if (flow.provider(name) === undefined) throw new errors.FSS_OAUTH_PROVIDER_UNKNOWN()
+    return name
+  }
 
-  fastify.get(flow.paths.login, {
-    schema: {
-      summary: 'Start the OAuth login: redirect to the provider',
-      tags: [TAGS.oauth],
-      querystring: Type.Object({}),
-      response: { 302: Type.Null(), ...errorReplies }
-    }
-  }, async (request, reply) => {
-    // Sets the state and PKCE verifier cookies (Secure, HttpOnly, Path=/, Max-Age=stateMaxAge).
-    const uri = await flow.authorizationUrl(request, reply)
+  const login = async (request: FastifyRequest, reply: FastifyReply, provider: string, returnTo: unknown): Promise<FastifyReply> => {
+    // Sets the flow's cookie (Secure, HttpOnly, Path=/, Max-Age=stateMaxAge).
+    const uri = await flow.authorizationUrl(request, reply, { provider, returnTo })
     reply.header('cache-control', 'no-store')
     return reply.redirect(uri, 302)
-  })
-
-  fastify.get(flow.paths.callback, {
-    logSerializers: { req: requestWithoutQuery },
-    // No querystring schema: a schema failure would be answered before the
-    // flow cookies are cleared; exchangeCode clears them, then parseCallbackQuery checks it.
+  }
+  const loginSchema = {
+    tags: [TAGS.oauth],
+    querystring: LoginQuery,
+    response: { 302: Type.Null(), ...errorReplies }
+  }
+  // The request log shows paths only: a returnTo, even a hostile one, is never logged.
+  fastify.get(flow.paths.login, {
+    logSerializers: { req: requestForLog },
+    schema: { summary: 'Start the OAuth login with the default provider: redirect to it', ...loginSchema }
+  }, async (request, reply) => await login(request, reply, flow.defaultProvider, request.query.returnTo))
+  fastify.get(`${flow.paths.login.replace(/\/$/, '')}/:provider`, {
+    logSerializers: { req: requestForLog },
     schema: {
-      summary: 'OAuth callback: exchange the code, store the token, redirect',
-      description: 'Reads code, state, error, error_description, error_uri, iss and session_state, each at most once ' +
-        'and within its length (else 400 FSS_OAUTH_CALLBACK_INVALID); other parameters are ignored.',
-      tags: [TAGS.oauth],
-      response: { 302: Type.Null(), ...errorReplies }
+      summary: 'Start the OAuth login (or, logged in, connect) with a provider by name',
+      description: 'An unknown provider is 404 FSS_OAUTH_PROVIDER_UNKNOWN.',
+      params: ProviderParams,
+      ...loginSchema
     }
-  }, async (request, reply) => {
+  }, async (request, reply) => await login(request, reply, known(request.params.provider), request.query.returnTo))
+
+  const callback = async (request: FastifyRequest, reply: FastifyReply, provider: string): Promise<FastifyReply> => {
     reply.header('cache-control', 'no-store')
     // The code and state must not leak to the next page's resources.
     reply.header('referrer-policy', 'no-referrer')
     try {
       // Validated before the session changes: a refused login leaves the old session as it was.
-      const token = await flow.exchangeCode(request, reply)
+      const exchanged = await flow.exchangeCode(request, reply, provider)
       // Verified before anything is stored: a refused id_token logs nobody in.
-      const identity = await flow.verifyIdentity(request, token)
-      // New privilege level, new session (session fixation, OWASP ASVS 3.2.1).
-      request.session.regenerate()
-      await request.tokens.store(token)
-      flow.rememberIdentity(request, identity)
+      const identity = await flow.verifyIdentity(request, exchanged)
+      const { connect } = await flow.completeLogin(request, exchanged, identity)
       const sessions = sessionControl(fastify)
-      if (sessions !== undefined && identity !== null) {
-        await sessions.registerLogin(request, { sub: identity.sub, provider: 'default', ...(identity.sid === undefined ? {} : { sid: identity.sid }) })
+      // The registry records logins: a connect keeps the login (and its registry entry) as it was.
+      if (sessions !== undefined && identity !== null && !connect) {
+        // The registry groups a user's sessions by subject, and a subject is unique only at its own
+        // provider: another login provider's subject is qualified with its name, so a user of one
+        // provider never lists or ends the sessions of another provider's user with the same sub.
+        const sub = provider === flow.defaultProvider ? identity.sub : `${provider}:${identity.sub}`
+        await sessions.registerLogin(request, { sub, provider, ...(identity.sid === undefined ? {} : { sid: identity.sid }) })
       }
-      flow.recordLogin()
-      return reply.redirect(flow.paths.afterLogin, 302)
+      flow.recordLogin(undefined, provider)
+      return reply.redirect(exchanged.returnTo ?? flow.paths.afterLogin, 302)
     } catch (err) {
-      flow.recordLogin(err)
+      flow.recordLogin(err, provider)
       throw err
     }
-  })
+  }
+  const callbackSchema = {
+    tags: [TAGS.oauth],
+    description: 'Reads code, state, error, error_description, error_uri, iss and session_state, each at most once ' +
+      'and within its length (else 400 FSS_OAUTH_CALLBACK_INVALID); other parameters are ignored. A state of ' +
+      'another provider\'s flow is 400 FSS_OAUTH_PROVIDER_MISMATCH; onLogin failing is 500 FSS_OAUTH_LOGIN_HOOK_FAILED.',
+    response: { 302: Type.Null(), ...errorReplies }
+  }
+  // One callback per provider (its own redirect URI): the flow's provider must be this one.
+  for (const name of flow.providers) {
+    fastify.get((flow.provider(name) as { callbackPath: string }).callbackPath, {
+      // The callback URL carries the code and the state: the request log shows its path only.
+      logSerializers: { req: requestForLog },
+      // No querystring schema: a schema failure would be answered before the
+      // flow cookie is cleared; exchangeCode clears it, then parseCallbackQuery checks it.
+      schema: { summary: `OAuth callback of provider ${name}: exchange the code, store the token, redirect`, ...callbackSchema }
+    }, async (request, reply) => await callback(request, reply, name))
+  }
+  // Any other name under the callback path: a provider that is not configured.
+  fastify.get(`${flow.paths.callback.replace(/\/$/, '')}/:provider`, {
+    logSerializers: { req: requestForLog },
+    schema: { summary: 'OAuth callback of a provider that is not configured', tags: [TAGS.oauth], params: ProviderParams, response: errorReplies }
+  }, async () => { throw new errors.FSS_OAUTH_PROVIDER_UNKNOWN() })
 
   // With the csrf plugin registered, logging out needs the session's CSRF token (header
   // x-csrf-token or form field _csrf): a hostile page cannot log a user out. Checked in
@@ -161,17 +200,25 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
       }
     }, async (request, reply) => {
       // Read first: a token store that is down answers 503 here, before anything changes.
-      const present = await request.tokens.metadata() !== null
-      // Before the tokens go: its hint is the stored id_token.
-      const endSession = present ? await flow.endSessionRequest(request, redirectAfterLogout ?? '/') : null
+      const present = new Map<string, boolean>()
+      for (const name of flow.providers) present.set(name, await request.tokens.for(name).metadata() !== null)
+      const loggedIn = await flow.loginProvider(request)
+      // Before the tokens go: its hint is the stored id_token of the provider the user logged in with.
+      const endSession = loggedIn !== null && present.get(loggedIn) === true ? await flow.endSessionRequest(request, redirectAfterLogout ?? '/') : null
       // A failed revocation does not block the logout: the local session ends regardless.
-      const revoked = flow.revokeOnLogout && present ? await request.tokens.revoke() : false
+      // `revoked` is the default provider's answer; every provider's tokens are cleared.
+      let revoked = false
+      for (const name of flow.providers) {
+        if (present.get(name) !== true || (flow.provider(name) as { revokeOnLogout: boolean }).revokeOnLogout !== true) continue
+        const accepted = await request.tokens.for(name).revoke()
+        if (name === flow.defaultProvider) revoked = accepted
+      }
       const sessions = sessionControl(fastify)
       if (sessions !== undefined) await sessions.endCurrent(request, 'logout')
-      await request.tokens.clear()
+      for (const name of flow.providers) await request.tokens.for(name).clear()
       request.session.delete()
       if (endSession !== null && isPageRequest(request)) {
-        if (flow.providerLogout === 'get') return reply.redirect(endSession.redirectUrl, 303)
+        if (endSession.via === 'get') return reply.redirect(endSession.redirectUrl, 303)
         reply.header('content-security-policy', `default-src 'none'; script-src 'sha256-${SUBMIT_SCRIPT_HASH}'; form-action ${new URL(endSession.action).origin}`)
         reply.header('referrer-policy', 'no-referrer')
         return reply.type('text/html; charset=utf-8').send(endSessionPage(endSession))
@@ -182,6 +229,35 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
       const url = new URL(endSession.action)
       for (const [name, value] of Object.entries(fields)) url.searchParams.set(name, value)
       return { loggedOut: true as const, revoked, endSession: { url: url.href } }
+    })
+
+    scope.post(`${disconnectPath.replace(/\/$/, '')}/:provider`, {
+      onRequest: noStore,
+      ...(csrfCheck !== undefined && { preHandler: csrfCheck }),
+      config: sessionCookieConfig(fastify),
+      schema: {
+        summary: 'Disconnect one provider: drop its tokens (optionally revoke them); the login stays',
+        tags: [TAGS.oauth],
+        description: 'JSON; with redirectAfterLogout set, an HTML form post is answered 303 to it. The provider the user logged in with is 409 FSS_OAUTH_DISCONNECT_LOGIN (log out instead); an ' +
+          'unknown one 404 FSS_OAUTH_PROVIDER_UNKNOWN. With the csrf option, the token is required, else 403 FSS_CSRF_INVALID.',
+        params: ProviderParams,
+        response: {
+          200: DisconnectReply,
+          303: Type.Null({ description: 'HTML form post with redirectAfterLogout set: disconnected, go to redirectAfterLogout' }),
+          403: ErrorResponse,
+          ...errorReplies
+        }
+      }
+    }, async (request, reply) => {
+      const name = known((request.params as Static<typeof ProviderParams>).provider)
+      if (await flow.loginProvider(request) === name) throw new errors.FSS_OAUTH_DISCONNECT_LOGIN()
+      const tokens = request.tokens.for(name)
+      const present = await tokens.metadata() !== null
+      // A failed revocation does not block the disconnect: the tokens go regardless.
+      const revoked = present && (flow.provider(name) as { revokeOnLogout: boolean }).revokeOnLogout ? await tokens.revoke() : false
+      await tokens.clear()
+      if (redirectAfterLogout !== undefined && isPageRequest(request)) return reply.redirect(redirectAfterLogout, 303)
+      return { disconnected: present, revoked }
     })
   })
 }

@@ -104,6 +104,17 @@ export const OAuthTestFlowResponseSchema = Type.Object({
     iss: Type.String(),
     claims: Type.Array(Type.String(), { description: 'names of the profile claims kept; never values' })
   }), { description: 'who is logged in; null when nobody is (or a plain OAuth 2 provider without mapIdentity)' }),
-  idTokenVerified: Type.Boolean({ description: 'the identity comes from an id_token verified at login (OpenID Connect)' })
+  idTokenVerified: Type.Boolean({ description: 'the identity comes from an id_token verified at login (OpenID Connect)' }),
+  providers: Type.Array(Type.Object({
+    name: Type.String(),
+    provider: Nullable(Type.String(), { description: 'the issuer or token endpoint origin' }),
+    login: Type.Boolean({ description: 'the provider the user logged in with' }),
+    tokenPresent: Type.Boolean(),
+    expiresAt: Nullable(Type.Number()),
+    expired: Nullable(Type.Boolean()),
+    refreshTokenPresent: Type.Boolean(),
+    scopes: Type.Array(Type.String()),
+    fieldsPresent: Type.Array(Type.String(), { description: 'names only; never values' })
+  }), { description: 'every configured provider, the default first; the fields above are the default\'s' })
 })
 export type OAuthTestFlowResponse = Static<typeof OAuthTestFlowResponseSchema>

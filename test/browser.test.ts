@@ -68,12 +68,12 @@ const state = async (context: BrowserContext, url: string) => {
 
 t.test('a browser logs in, stays logged in across a reload and a server restart, and logs out', async (t) => {
   const dir = await tempDir(t, 'fss-browser-')
-  const [port, idpPort] = [await freePort(), await freePort()]
+  const [port, idpPort, apiPort] = [await freePort(), await freePort(), await freePort()]
   // The session registry outlives a restart only in Redis: with the memory registry a restarted
   // process knows no session, and every one reads as logged out.
   const redis = await startRedis(t)
   // The cookie is host-only on 127.0.0.1:<port>'s origin: the restart must reuse the port.
-  const env = { PORT: String(port), FSS_DEMO_DIR: join(dir, 'demo'), FSS_DEMO_IDP_PORT: String(idpPort), FSS_DEMO_USER: 'ada', FSS_DEMO_USER_NAME: 'Ada Lovelace', REDIS_URL: redis.url }
+  const env = { PORT: String(port), FSS_DEMO_DIR: join(dir, 'demo'), FSS_DEMO_IDP_PORT: String(idpPort), FSS_DEMO_API_IDP_PORT: String(apiPort), FSS_DEMO_USER: 'ada', FSS_DEMO_USER_NAME: 'Ada Lovelace', REDIS_URL: redis.url }
   const demos: Demo[] = []
   t.teardown(async () => { for (const d of demos) await stopDemo(d) })
 
@@ -104,7 +104,7 @@ t.test('a browser logs in, stays logged in across a reload and a server restart,
   const session = cookies.find((c) => c.name === '__Host-session')
   t.ok(session, 'the browser stored the __Host-session cookie')
   t.match(session, { httpOnly: true, secure: true, sameSite: 'Lax', path: '/', domain: '127.0.0.1' })
-  t.notOk(cookies.some((c) => c.name.includes('oauth-state') || c.name.includes('oauth-verifier')), 'the login cookies are gone after the callback')
+  t.notOk(cookies.some((c) => c.name.startsWith('__Host-fss-flow.')), 'the login flow\'s cookie is gone after the callback')
 
   const flow = await (await page.request.get(`${url}api/oauth/test-flow`)).json()
   t.match(flow, { configured: true, tokenPresent: true, expired: false, refreshTokenPresent: true, idTokenVerified: true })
@@ -170,7 +170,7 @@ t.test('a browser logs in, stays logged in across a reload and a server restart,
 })
 
 const CHROMIUM = {
-  executablePath: '/usr/bin/chromium',
+  executablePath: programPath('chromium'),
   headless: true,
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync', '--disable-quic']
@@ -178,8 +178,8 @@ const CHROMIUM = {
 
 t.test('two devices: the first lists both and signs the second out; the second is then logged out', async (t) => {
   const dir = await tempDir(t, 'fss-devices-')
-  const [port, idpPort] = [await freePort(), await freePort()]
-  const demo = await startDemo({ PORT: String(port), FSS_DEMO_DIR: join(dir, 'demo'), FSS_DEMO_IDP_PORT: String(idpPort), FSS_DEMO_USER: 'ada' })
+  const [port, idpPort, apiPort] = [await freePort(), await freePort(), await freePort()]
+  const demo = await startDemo({ PORT: String(port), FSS_DEMO_DIR: join(dir, 'demo'), FSS_DEMO_IDP_PORT: String(idpPort), FSS_DEMO_API_IDP_PORT: String(apiPort), FSS_DEMO_USER: 'ada' })
   t.teardown(() => stopDemo(demo))
   t.match(demo.output.join(''), `back-channel  http://127.0.0.1:${port}/backchannel-logout`, 'the start-up lines name the back-channel URI')
   const devices: BrowserContext[] = []
@@ -207,4 +207,76 @@ t.test('two devices: the first lists both and signs the second out; the second i
   t.equal(await laptop.locator('#sessions li.session').count(), 1, 'the laptop now lists itself only')
   t.equal(await state(devices[1], demo.url), 'logged-out', "the phone's next request is logged out")
   t.equal(await state(devices[0], demo.url), 'logged-in', 'the laptop is still logged in')
+})
+
+t.test('two tabs: one logs in, the other connects the API provider while the first starts its own flow; both land where they started', async (t) => {
+  const dir = await tempDir(t, 'fss-browser-tabs-')
+  const [port, idpPort, apiPort] = [await freePort(), await freePort(), await freePort()]
+  const demo = await startDemo({ PORT: String(port), FSS_DEMO_DIR: join(dir, 'demo'), FSS_DEMO_IDP_PORT: String(idpPort), FSS_DEMO_API_IDP_PORT: String(apiPort), FSS_DEMO_USER: 'ada', FSS_DEMO_USER_NAME: 'Ada Lovelace' })
+  t.teardown(() => stopDemo(demo))
+  const url = demo.url
+  const context = await chromium.launchPersistentContext(join(dir, 'profile'), CHROMIUM)
+  t.teardown(() => context.close())
+  context.setDefaultTimeout(15_000)
+  const first = context.pages()[0] ?? await context.newPage()
+  const one = `${url}?tab=one`
+  const two = `${url}?tab=two`
+
+  // Tab one logs in from its own page and comes back to it.
+  await first.goto(one)
+  await Promise.all([first.waitForURL(one), first.click('#login')])
+  await first.locator('#who[data-state="logged-in"]').waitFor()
+  t.match(await first.locator('#user').textContent(), /Ada Lovelace/)
+
+  // Both flows start before either comes back: each tab's GET /login is answered by the server
+  // (its flow cookie set in the browser's jar) and held until both were, then let go in reverse order.
+  const held: Array<() => Promise<void>> = []
+  let release: () => void = () => {}
+  let stuck: (err: Error) => void = () => {}
+  const bothHeld = new Promise<void>((resolve, reject) => { release = resolve; stuck = reject })
+  const timer = setTimeout(() => stuck(new Error(`only ${held.length} login flows started`)), 15_000)
+  t.teardown(() => clearTimeout(timer))
+  const isLogin = (u: URL): boolean => u.pathname === '/login' || u.pathname.startsWith('/login/')
+  await context.route(isLogin, async (route) => {
+    const response = await route.fetch({ maxRedirects: 0 })
+    held.push(() => route.fulfill({ response }))
+    if (held.length === 2) release()
+  })
+  const second = await context.newPage()
+  await second.goto(two)
+  t.equal(await second.locator('#connection-api').getAttribute('data-connected'), 'false', 'the API provider is not connected yet')
+  const connectHref = await second.locator('#connect-api').getAttribute('href')
+  t.equal(connectHref, `/login/api?returnTo=${encodeURIComponent('/?tab=two')}`, 'the connect button sends its page as returnTo')
+  t.equal(await first.locator('a#login').count(), 0, 'tab one is logged in: no login button')
+  // Tab two connects; tab one starts a new login of its own (as after an expiry) at the same time.
+  const connectClick = second.click('#connect-api')
+  const relogin = first.goto(`${url}login?returnTo=${encodeURIComponent('/?tab=one')}`)
+  await bothHeld
+  clearTimeout(timer)
+  t.equal(held.length, 2, 'two flows in flight at once, in one browser')
+  const flowCookies = (await context.cookies(url)).filter((c) => c.name.startsWith('__Host-fss-flow.'))
+  t.equal(flowCookies.length, 2, 'each flow has its own cookie')
+  // The flow started second goes on first.
+  await (held[1] as () => Promise<void>)()
+  await (held[0] as () => Promise<void>)()
+  await Promise.all([connectClick, relogin, first.waitForURL(one), second.waitForURL(two)])
+  await context.unroute(isLogin)
+  t.equal(first.url(), one, 'tab one is back on its page')
+  t.equal(second.url(), two, 'tab two is back on its page')
+
+  await second.reload()
+  t.match(await second.locator('#user').textContent(), /Ada Lovelace/, 'the login is unchanged by the connect')
+  t.equal(await second.locator('#connection-api').getAttribute('data-connected'), 'true', 'the API provider is connected')
+  t.equal(await second.locator('#connection-api ~ table .account').first().textContent(), 'Analytical Engines Ltd', 'onLogin kept the connected account')
+  const flow = await (await second.request.get(`${url}api/oauth/test-flow`)).json()
+  t.same(flow.providers.map((p: { name: string, login: boolean, tokenPresent: boolean }) => [p.name, p.login, p.tokenPresent]), [['login', true, true], ['api', false, true]])
+  t.notOk((await context.cookies(url)).some((c) => c.name.startsWith('__Host-fss-flow.')), 'both flows\' cookies are gone')
+
+  // Disconnect from the page: the API provider's tokens go, the login stays.
+  await Promise.all([second.waitForURL(url), second.click('#disconnect-api')])
+  t.equal(await second.locator('#connection-api').getAttribute('data-connected'), 'false')
+  t.equal(await second.locator('#who').getAttribute('data-state'), 'logged-in')
+  const cap = captureLogs()
+  cap.lines.push(...demo.output)
+  cap.assertNoSecrets(t, (await context.cookies(url)).map((c) => c.value))
 })

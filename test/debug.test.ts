@@ -175,6 +175,6 @@ t.test('the persisted nonce survives a restart on the same key file, and only on
 t.test('the OAuth test flow without OAuth says so', async (t) => {
   const { app } = await suite(t)
   t.same((await app.inject('/api/oauth/test-flow')).json(), {
-    configured: false, provider: null, tokenPresent: false, expiresAt: null, expired: null, refreshTokenPresent: false, scopes: [], fieldsPresent: [], identity: null, idTokenVerified: false
+    configured: false, provider: null, tokenPresent: false, expiresAt: null, expired: null, refreshTokenPresent: false, scopes: [], fieldsPresent: [], identity: null, idTokenVerified: false, providers: []
   })
 })

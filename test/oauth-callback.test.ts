@@ -4,6 +4,7 @@ import t, { type Test } from 'tap'
 import fc from 'fast-check'
 import { startOidcServer, type OidcServer, type TokenSubstitute } from './fixtures/oidc-server.ts'
 import { startOAuthApp, type OAuthApp, type Answer, type HttpBrowser } from './fixtures/oauth-app.ts'
+import { flowCookieName } from '../lib/oauth/flow-state.ts'
 
 let oidc: OidcServer
 let env: OAuthApp
@@ -28,18 +29,20 @@ function assertCoded (t: Test, res: Answer, status: number, code: string): void 
   t.equal(res.headers.get('cache-control'), 'no-store')
 }
 
-function assertCookiesCleared (t: Test, res: Answer): void {
-  for (const name of ['__Host-fss-oauth-state', '__Host-fss-oauth-verifier']) {
-    t.ok(res.setCookies.some((l) => l.startsWith(`${name}=;`) && /Max-Age=0/.test(l)), `${name} cleared`)
-  }
+const flowCookie = (state: string): string => flowCookieName('__Host-fss-flow.', state)
+
+/** The flow cookie of `state` (the login's, whatever the callback says) is cleared, or, when the callback names no flow of this browser, kept. */
+function assertCookiesCleared (t: Test, res: Answer, state?: string | null, cleared = true): void {
+  const name = flowCookie(state ?? states[states.length - 1] as string)
+  t.equal(res.setCookies.some((l) => l.startsWith(`${name}=;`) && /Max-Age=0/.test(l)), cleared, cleared ? 'the flow cookie cleared' : 'the flow cookie is not touched')
 }
 
 async function started (): Promise<{ b: HttpBrowser, callbackUrl: URL }> {
   const b = env.browser()
   browsers.push(b)
-  const { callbackUrl } = await b.startLogin()
-  const state = callbackUrl.searchParams.get('state')
-  if (state !== null) states.push(state)
+  const { login, callbackUrl } = await b.startLogin()
+  // The state the login sent, whatever the redirect back says.
+  states.push(new URL(login.location as string).searchParams.get('state') as string)
   return { b, callbackUrl }
 }
 
@@ -48,20 +51,21 @@ async function nothingStored (t: Test, b: HttpBrowser): Promise<void> {
 }
 
 t.test('provider redirect errors', async (t) => {
-  const cases: Array<[string, (u: URL) => void, number, string]> = [
-    ['error=access_denied', (u) => { u.searchParams.delete('code'); u.searchParams.set('error', 'access_denied'); u.searchParams.set('error_description', 'The user said no') }, 400, 'FSS_OAUTH_DENIED'],
-    ['missing code', (u) => { u.searchParams.delete('code') }, 400, 'FSS_OAUTH_CODE_MISSING'],
-    ['missing state', (u) => { u.searchParams.delete('state') }, 400, 'FSS_OAUTH_STATE_INVALID'],
-    ['mismatched state', (u) => { u.searchParams.set('state', 'A'.repeat(43)) }, 400, 'FSS_OAUTH_STATE_INVALID']
+  // The last field: whether the callback names this browser's flow (then it is cleared; else another tab's flow stays).
+  const cases: Array<[string, (u: URL) => void, number, string, boolean]> = [
+    ['error=access_denied', (u) => { u.searchParams.delete('code'); u.searchParams.set('error', 'access_denied'); u.searchParams.set('error_description', 'The user said no') }, 400, 'FSS_OAUTH_DENIED', true],
+    ['missing code', (u) => { u.searchParams.delete('code') }, 400, 'FSS_OAUTH_CODE_MISSING', true],
+    ['missing state', (u) => { u.searchParams.delete('state') }, 400, 'FSS_OAUTH_STATE_INVALID', false],
+    ['mismatched state', (u) => { u.searchParams.set('state', 'A'.repeat(43)) }, 400, 'FSS_OAUTH_STATE_INVALID', false]
   ]
-  for (const [name, edit, status, code] of cases) {
+  for (const [name, edit, status, code, named] of cases) {
     await t.test(name, async (t) => {
       oidc.service.once('beforeAuthorizeRedirect', (r: { url: URL }) => edit(r.url))
       const calls = oidc.tokenCalls.total
       const { b, callbackUrl } = await started()
       const res = await b.request(callbackUrl.href)
       assertCoded(t, res, status, code)
-      assertCookiesCleared(t, res)
+      assertCookiesCleared(t, res, undefined, named)
       t.equal(oidc.tokenCalls.total, calls, 'the token endpoint was not called')
       await nothingStored(t, b)
     })
@@ -74,7 +78,7 @@ t.test('a callback from another browser (no state cookie) is refused', async (t)
   const other = env.browser()
   const res = await other.request(callbackUrl.href)
   assertCoded(t, res, 400, 'FSS_OAUTH_STATE_INVALID')
-  t.match(res.json().message, /no state cookie/)
+  t.match(res.json().message, /no flow for this state/)
 })
 
 t.test('a replayed callback is refused, with or without the old cookies', async (t) => {
@@ -93,13 +97,17 @@ t.test('a replayed callback is refused, with or without the old cookies', async 
   t.equal(oidc.tokenCalls.total, calls, 'no second code exchange')
 })
 
-t.test('a missing verifier cookie is refused before the token endpoint', async (t) => {
-  const { b, callbackUrl } = await started()
-  await b.jar.setCookie('__Host-fss-oauth-verifier=; Max-Age=0; Path=/; Secure; HttpOnly', b.origin + '/')
-  const calls = oidc.tokenCalls.total
-  const res = await b.request(callbackUrl.href)
-  assertCoded(t, res, 400, 'FSS_OAUTH_VERIFIER_MISSING')
-  t.equal(oidc.tokenCalls.total, calls)
+t.test('a flow cookie the suite did not write (tampered, or of another state) is refused before the token endpoint', async (t) => {
+  for (const value of ['not-a-flow', Buffer.from('default.' + 'A'.repeat(43) + '.' + 'B'.repeat(43) + '..1.').toString('base64url')]) {
+    const { b, callbackUrl } = await started()
+    const state = callbackUrl.searchParams.get('state') as string
+    await b.jar.setCookie(`${flowCookie(state)}=${value}; Max-Age=60; Path=/; Secure; HttpOnly`, b.origin + '/')
+    const calls = oidc.tokenCalls.total
+    const res = await b.request(callbackUrl.href)
+    assertCoded(t, res, 400, 'FSS_OAUTH_STATE_INVALID')
+    assertCookiesCleared(t, res, state)
+    t.equal(oidc.tokenCalls.total, calls)
+  }
 })
 
 t.test('token endpoint failures', async (t) => {
@@ -177,7 +185,8 @@ t.test('a malformed callback query is a coded 400 that clears the flow cookies, 
       const { b, callbackUrl } = await started()
       const res = await b.request(callbackUrl.href)
       assertCoded(t, res, 400, code)
-      assertCookiesCleared(t, res)
+      // A callback that does not name the flow by one state leaves every flow cookie alone (another tab's, perhaps).
+      assertCookiesCleared(t, res, undefined, !name.startsWith('state given twice') && !name.startsWith('a state of'))
       t.equal(oidc.tokenCalls.total, calls, 'the token endpoint was not called')
       await nothingStored(t, b)
       if (code === 'FSS_OAUTH_CALLBACK_INVALID') t.notMatch(res.json().message, /xxxx/, 'the value is not echoed')
@@ -199,7 +208,7 @@ t.test('a code of exactly 4096 characters, and parameters the callback does not 
   t.equal((await other.b.request(other.callbackUrl.href)).status, 302, 'logged in')
 })
 
-t.test('property: whatever query the callback gets, it answers a 302 or a coded FSS_ error, and always clears the flow cookies', async (t) => {
+t.test('property: whatever query the callback gets, it answers a 302 or a coded FSS_ error, and always clears the flow it names', async (t) => {
   const names = fc.constantFrom('code', 'state', 'error', 'error_description', 'error_uri', 'iss', 'session_state', 'scope', '__proto__', 'constructor', 'code[]', 'a')
   const value = fc.oneof(fc.string({ maxLength: 20 }), fc.integer({ min: 0, max: 5000 }).map((n) => 'v'.repeat(n)), fc.constant(''))
   // Extra pairs appended to a real redirect (so code and state may be given twice, overlong, or replaced).
@@ -214,7 +223,12 @@ t.test('property: whatever query the callback gets, it answers a 302 or a coded 
     })
     const { b, callbackUrl } = await started()
     const res = await b.request(callbackUrl.href)
-    const cleared = ['__Host-fss-oauth-state', '__Host-fss-oauth-verifier'].every((n) => res.setCookies.some((l) => l.startsWith(`${n}=;`) && /Max-Age=0/.test(l)))
+    // The flow is cleared whenever the callback names it by a single state: any other flow is left alone.
+    const named = callbackUrl.searchParams.getAll('state')
+    const name = named.length === 1 ? flowCookie(named[0] as string) : undefined
+    const cleared = name === undefined
+      ? res.setCookies.every((l) => !l.startsWith('__Host-fss-flow.'))
+      : res.setCookies.some((l) => l.startsWith(`${name}=;`) && /Max-Age=0/.test(l)) || !b.allSetCookies.some((l) => l.startsWith(`${name}=`))
     if (res.status === 302) {
       ok++
       return cleared
@@ -234,10 +248,10 @@ t.test('an error without a code (here a custom store failing) is still reported 
     }
   })
   const b = failing.browser()
-  const { callback } = await b.login()
+  const { callback, callbackUrl } = await b.login()
   t.equal(callback.status, 500)
   t.same(callback.json(), { statusCode: 500, error: 'Internal Server Error', message: 'the database is down' })
-  assertCookiesCleared(t, callback)
+  assertCookiesCleared(t, callback, callbackUrl.searchParams.get('state'))
   // A 4xx no route lists (here 404 from Fastify itself) is reported the same way.
   const missing = await b.request('/callback/nothing')
   t.equal(missing.status, 404)

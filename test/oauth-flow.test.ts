@@ -2,6 +2,7 @@ import t from 'tap'
 import { startOidcServer, type OidcServer } from './fixtures/oidc-server.ts'
 import { startOAuthApp, type HttpBrowser } from './fixtures/oauth-app.ts'
 import { fingerprint } from '../lib/digest.ts'
+import { decodeFlow, flowCookieName } from '../lib/oauth/flow-state.ts'
 
 let oidc: OidcServer
 t.before(async () => { oidc = await startOidcServer() })
@@ -27,17 +28,21 @@ t.test('login redirects with PKCE S256 and a 256-bit state, in short-lived Secur
   const state = to.searchParams.get('state') as string
   t.ok(Buffer.from(state, 'base64url').length >= 16, 'state carries at least 128 bits')
   t.equal(Buffer.from(state, 'base64url').length, 32)
-  for (const name of ['__Host-fss-oauth-state', '__Host-fss-oauth-verifier']) {
-    const line = cookieLine(login.setCookies, name) as string
-    t.ok(line, `${name} is set`)
-    t.match(line, /; Secure/)
-    t.match(line, /; HttpOnly/)
-    t.match(line, /; Path=\/(;|$)/)
-    t.match(line, /; Max-Age=600(;|$)/)
-    t.notMatch(line, /Domain=/i)
-  }
-  const verifier = cookieLine(login.setCookies, '__Host-fss-oauth-verifier')?.split(';')[0].split('=')[1]
+  const name = flowCookieName('__Host-fss-flow.', state)
+  const line = cookieLine(login.setCookies, name) as string
+  t.ok(line, 'the flow cookie, named after the state, is set')
+  t.equal(login.setCookies.length, 1, 'one cookie per flow')
+  t.match(line, /; Secure/)
+  t.match(line, /; HttpOnly/)
+  t.match(line, /; Path=\/(;|$)/)
+  t.match(line, /; Max-Age=600(;|$)/)
+  t.notMatch(line, /Domain=/i)
+  const held = decodeFlow(line.split(';')[0].slice(name.length + 1))
+  t.match(held, { provider: 'default', state, returnTo: null, nonce: null })
+  const verifier = held?.verifier as string
+  t.match(verifier, /^[A-Za-z0-9_-]{43}$/, 'a 256-bit verifier')
   t.not(to.searchParams.get('code_challenge'), verifier, 'the verifier itself never leaves the browser')
+  t.notOk(login.location?.includes(verifier), 'nor is it in the authorization request')
   logs.assertNoSecrets(t, [state, verifier])
 })
 
@@ -52,9 +57,7 @@ t.test('callback stores a validated token in a regenerated session and redirects
   t.equal(flow.callback.headers.get('referrer-policy'), 'no-referrer')
   t.equal(flow.callback.headers.get('cache-control'), 'no-store')
   t.equal(oidc.tokenCalls.authorization_code, before + 1)
-  for (const name of ['__Host-fss-oauth-state', '__Host-fss-oauth-verifier']) {
-    t.match(cookieLine(flow.callback.setCookies, name), /Max-Age=0/, `${name} cleared`)
-  }
+  t.match(cookieLine(flow.callback.setCookies, flowCookieName('__Host-fss-flow.', flow.callbackUrl.searchParams.get('state') as string)), /Max-Age=0/, 'the flow cookie cleared')
   t.ok(cookieLine(flow.callback.setCookies, '__Host-session'), 'session cookie issued')
   t.equal(flow.callback.text, '')
 
@@ -158,12 +161,11 @@ t.test('a token without a refresh token is revoked alone', async (t) => {
   t.equal(oidc.revokeCalls, before + 1)
 })
 
-t.test('without hostPrefixedCookies the state cookies have plain names and the same attributes', async (t) => {
+t.test('without hostPrefixedCookies the flow cookie has a plain name and the same attributes', async (t) => {
   const { browser } = await startOAuthApp(t, oidc, { hostPrefixedCookies: false, loginPath: '/auth/login', callbackPath: '/callback', stateMaxAge: 120 })
   const b = browser()
   const flow = await b.login('/auth/login')
-  t.match(cookieLine(flow.login.setCookies, 'fss-oauth-state'), /Max-Age=120; Path=\/; HttpOnly; Secure/)
-  t.ok(cookieLine(flow.login.setCookies, 'fss-oauth-verifier'))
+  t.match(cookieLine(flow.login.setCookies, flowCookieName('fss-flow.', flow.callbackUrl.searchParams.get('state') as string)), /Max-Age=120; Path=\/; HttpOnly; Secure/)
   t.equal(flow.callback.status, 302)
 })
 

@@ -17,6 +17,7 @@ import oauthRoutes from '../routes/oauth.ts'
 import health from '../routes/health.ts'
 import debug from '../routes/debug.ts'
 import { fingerprint } from '../lib/digest.ts'
+import { decodeFlow, encodeFlow, flowCookieName } from '../lib/oauth/flow-state.ts'
 
 let oidc: OidcServer
 t.before(async () => { oidc = await startOidcServer() })
@@ -78,9 +79,7 @@ function assertCoded (t: Test, res: Answer, status: number, code: string): void 
 
 /** Nothing stored, nobody logged in, the flow cookies cleared, no value in the logs. */
 async function assertNobody (t: Test, env: Env, b: HttpBrowser, res: Answer, secrets: string[]): Promise<void> {
-  for (const name of ['__Host-fss-oauth-state', '__Host-fss-oauth-verifier', '__Host-fss-oauth-nonce']) {
-    t.ok(res.setCookies.some((l) => l.startsWith(`${name}=;`) && /Max-Age=0/.test(l)), `${name} cleared`)
-  }
+  t.ok(res.setCookies.some((l) => l.startsWith('__Host-fss-flow.') && /Max-Age=0/.test(l)), 'the flow cookie cleared')
   t.notOk(res.setCookies.some((l) => l.startsWith('__Host-session=') && !/Max-Age=0/.test(l)), 'no session issued')
   t.same((await b.request('/api/meta')).json(), { meta: null }, 'no token stored')
   t.same((await b.request('/api/identity')).json(), { identity: null }, 'nobody logged in')
@@ -94,7 +93,8 @@ t.test('a good login verifies the id_token and keeps the identity', async (t) =>
   const env = await startApp(t, { sessions: true })
   const { b, callbackUrl, nonce } = await begin(env)
   t.equal(Buffer.from(nonce, 'base64url').length, 32, 'a 256-bit nonce')
-  t.ok(b.allSetCookies.some((l) => /^__Host-fss-oauth-nonce=[^;]+;.*HttpOnly/i.test(l)), 'the nonce is kept in an HttpOnly cookie')
+  const flowCookie = b.allSetCookies.find((l) => /^__Host-fss-flow\.[^=]+=[^;]+;.*HttpOnly/i.test(l)) as string
+  t.equal(decodeFlow(flowCookie.split(';')[0].split('=')[1] as string)?.nonce, nonce, 'the nonce is kept in the HttpOnly flow cookie')
   const callback = await b.request(callbackUrl.href)
   t.equal(callback.status, 302)
   const { identity } = (await b.request('/api/identity')).json()
@@ -172,9 +172,9 @@ t.test('a nonce works once', async (t) => {
     await assertNobody(t, env, b, res, [replayed, first.nonce, state])
   })
 
-  await t.test('the used flow (state, nonce and verifier cookies together) is refused', async (t) => {
+  await t.test('the used flow (its flow cookie, with state, nonce and verifier) is refused', async (t) => {
     const calls = oidc.tokenCalls.total
-    const cookies = [`__Host-fss-oauth-state=${first.state}`, `__Host-fss-oauth-nonce=${first.nonce}`, '__Host-fss-oauth-verifier=x'].join('; ')
+    const cookies = (first.b.allSetCookies.find((l) => l.startsWith('__Host-fss-flow.') && !/Max-Age=0/.test(l)) as string).split(';')[0] as string
     const b = env.browser()
     const res = await b.request(first.callbackUrl.href, { headers: { cookie: cookies } })
     assertCoded(t, res, 400, 'FSS_OAUTH_STATE_INVALID')
@@ -198,10 +198,12 @@ t.test('the callback\'s iss must be the issuer (RFC 9207)', async (t) => {
   t.equal((await ok.b.request(ok.callbackUrl.href)).status, 302, 'the right iss passes')
 })
 
-t.test('a callback without the nonce cookie is refused before the exchange', async (t) => {
+t.test('a flow without a nonce is refused before the exchange', async (t) => {
   const env = await startApp(t)
   const { b, callbackUrl, nonce, state } = await begin(env)
-  await b.jar.setCookie('__Host-fss-oauth-nonce=; Max-Age=0; Path=/; Secure; HttpOnly', b.origin + '/')
+  const verifier = randomBytes(32).toString('base64url')
+  const crafted = encodeFlow({ provider: 'default', state, verifier, nonce: null, returnTo: null, startedAt: Date.now() })
+  await b.jar.setCookie(`${flowCookieName('__Host-fss-flow.', state)}=${crafted}; Max-Age=60; Path=/; Secure; HttpOnly`, b.origin + '/')
   const calls = oidc.tokenCalls.total
   const res = await b.request(callbackUrl.href)
   assertCoded(t, res, 400, 'FSS_OAUTH_STATE_INVALID')
@@ -382,7 +384,7 @@ t.test('logout ends the session at the provider too', async (t) => {
     const env = await startApp(t, { hostPrefixedCookies: false, revokeOnLogout: true })
     const b = env.browser()
     const { login, callbackUrl } = await b.startLogin()
-    t.ok(login.setCookies.some((l) => l.startsWith('fss-oauth-nonce=')), 'the nonce cookie follows hostPrefixedCookies')
+    t.ok(login.setCookies.some((l) => l.startsWith('fss-flow.')), 'the flow cookie follows hostPrefixedCookies')
     t.equal((await b.request(callbackUrl.href)).status, 302)
     const revokes = oidc.revokeCalls
     t.same((await b.request('/logout', { method: 'POST' })).json(), { loggedOut: true, revoked: false })

@@ -52,7 +52,7 @@ t.test('the suite\'s routes are in a service\'s document, tagged and summarised,
   const document = await documentOf(t, { oauth, csrf: true, debug: true })
   await assertValid(t, document)
   const ops = Object.fromEntries(operations(document))
-  t.same(Object.keys(ops).sort(), ['GET /callback', 'GET /health', 'GET /login', 'POST /logout'], 'debug routes are hidden by default')
+  t.same(Object.keys(ops).sort(), ['GET /callback', 'GET /callback/{provider}', 'GET /health', 'GET /login', 'GET /login/{provider}', 'POST /disconnect/{provider}', 'POST /logout'], 'debug routes are hidden by default')
   t.same(ops['GET /health'].tags, ['health'])
   t.same(ops['GET /login'].tags, ['oauth'])
   t.same(ops['GET /callback'].tags, ['oauth'])
@@ -61,6 +61,8 @@ t.test('the suite\'s routes are in a service\'s document, tagged and summarised,
   t.ok(ops['GET /health'].responses['200'].content, 'response schemas are documented')
   t.ok(ops['GET /health'].responses['503'].content)
   t.ok(ops['POST /logout'].responses['403'].content, 'the CSRF refusal is documented')
+  t.ok(ops['POST /disconnect/{provider}'].responses['403'].content, 'for disconnect too')
+  t.same(ops['POST /disconnect/{provider}'].security, [{ [SESSION_COOKIE_SCHEME]: [] }], 'disconnect reads the session')
 
   t.same(document.components.securitySchemes, {
     [SESSION_COOKIE_SCHEME]: { type: 'apiKey', in: 'cookie', name: '__Host-session', description: 'The encrypted session cookie (split into __Host-session.0, __Host-session.1, … when it is large)' }

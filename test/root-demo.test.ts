@@ -14,14 +14,14 @@ import { tempDir } from './helper.ts'
 import { startOidcServer } from './fixtures/oidc-server.ts'
 import { startRedis } from './fixtures/redis-server.ts'
 
-t.test('with no OAuth variables the demo runs its own provider on 3001 and listens on 3000', async (t) => {
+t.test('with no OAuth variables the demo runs its own login provider on 3001, an API provider on 3002, and listens on 3000', async (t) => {
   t.same(demoConfig({}), {
     port: 3000,
     keyFile: resolve('.fss-demo/secret.key'),
-    provider: { kind: 'embedded', port: 3001, user: { sub: 'ada', name: 'Ada Lovelace' } }
+    provider: { kind: 'embedded', port: 3001, user: { sub: 'ada', name: 'Ada Lovelace' }, api: { port: 3002, user: { sub: 'ada-books', name: 'Analytical Engines Ltd' } } }
   })
-  t.match(demoConfig({ PORT: '0', FSS_DEMO_IDP_PORT: '0', FSS_DEMO_DIR: '/tmp/x', FSS_DEMO_USER: 'bob', FSS_DEMO_USER_NAME: 'Bob' }),
-    { port: 0, keyFile: '/tmp/x/secret.key', provider: { port: 0, user: { sub: 'bob', name: 'Bob' } } })
+  t.match(demoConfig({ PORT: '0', FSS_DEMO_IDP_PORT: '0', FSS_DEMO_API_IDP_PORT: '0', FSS_DEMO_DIR: '/tmp/x', FSS_DEMO_USER: 'bob', FSS_DEMO_USER_NAME: 'Bob' }),
+    { port: 0, keyFile: '/tmp/x/secret.key', provider: { port: 0, user: { sub: 'bob', name: 'Bob' }, api: { port: 0, user: { sub: 'bob-books' } } } })
   t.equal(demoConfig({ FSS_DEMO_KEY_FILE: '/k/secret.key' }).keyFile, '/k/secret.key')
   t.same(demoConfig({ REDIS_URL: 'redis://127.0.0.1:6390/2' }).redis, { url: 'redis://127.0.0.1:6390/2' }, 'REDIS_URL puts the tokens in Redis')
   t.notOk('redis' in demoConfig({ REDIS_URL: '' }), 'an empty REDIS_URL is unset')
@@ -92,7 +92,7 @@ t.test('the page shows who the development provider logged in, escaped', async (
   t.teardown(() => app.close())
   const out = await app.inject('/')
   t.equal(out.headers['cache-control'], 'no-store')
-  t.match(out.body, /data-state="logged-out".*href="\/login"/s)
+  t.match(out.body, /data-state="logged-out".*href="\/login\?returnTo=%2F"/s, 'the login link sends this page as returnTo')
   const jar: Jar = new Map()
   const page = await login(app, jar)
   t.match(page.body, /data-state="logged-in">Logged in as <strong id="user">&lt;b&gt;Ada&lt;\/b&gt; <small>\(ada\)<\/small><\/strong> <small id="verified">/, 'the verified name, escaped')
@@ -184,6 +184,59 @@ t.test('the page states an expired token without a refresh token, and carries a 
   t.match(named, /<strong id="user">bob <small>\(bob\)<\/small>/, 'a user without a name shows the subject')
   t.match(named, /<form id="logout-form" method="post" action="\/logout"><button/, 'no token, no hidden field')
   t.match(renderPage({ user: null, token: null, problem: null, provider: null, csrfToken: null }), /<small>with the identity provider<\/small>/)
+  const api = renderPage({
+    user: { sub: 'bob' },
+    token: { fields: ['access_token'], tokenType: 'Bearer', expiresAt: 0, expiresIn: 1, expired: false, expiresAssumed: true, hasRefreshToken: true, hasIdToken: false, scopes: [] },
+    problem: null,
+    provider: null,
+    csrfToken: null,
+    connections: [{ name: 'api', label: 'API provider', login: false, token: { fields: ['access_token'], tokenType: 'Bearer', expiresAt: 0, expiresIn: 1, expired: false, expiresAssumed: true, hasRefreshToken: false, hasIdToken: false, scopes: [] }, account: { sub: 'acct-1' } }]
+  })
+  t.match(api, /<td class="account">acct-1<\/td>/, 'an account without a name shows its subject')
+  t.match(api, /<form id="disconnect-api-form" method="post" action="\/disconnect\/api"><button/, 'a connection other than the login can be disconnected')
+})
+
+t.test('with two development providers the page logs in with one and connects the other, each with its button', async (t) => {
+  const [loginProvider, apiProvider] = await Promise.all([startDevProvider(0, { sub: 'ada', name: 'Ada' }), startDevProvider(0, { sub: 'ada-books', name: 'Analytical <Engines>' })])
+  t.teardown(async () => { await loginProvider.stop(); await apiProvider.stop() })
+  const app = await buildDemoApp({
+    origin: 'http://127.0.0.1:1',
+    keyFile: join(await tempDir(t), 'secret.key'),
+    oauth: { provider: { issuer: loginProvider.issuer }, clientId: 'demo', clientSecret: '', scope: ['openid', 'profile'] },
+    apiProvider: { issuer: apiProvider.issuer, userinfoUrl: `${apiProvider.issuer}/userinfo` },
+    logger: false
+  })
+  t.teardown(() => app.close())
+  const jar: Jar = new Map()
+  const page = await login(app, jar)
+  t.match(page.body, /<h2 id="connection-login" data-connected="true">Login provider <small>\(logged in with\)/)
+  t.match(page.body, /<a id="connect-api" class="button" href="\/login\/api\?returnTo=%2F">Connect API provider<\/a>/, 'the API provider has its connect button')
+  // Connect from another page of the demo: the flow comes back there.
+  const start = await app.inject({ url: '/login/api?returnTo=%2F%3Ftab%3D2', cookies: Object.fromEntries(jar) })
+  keep(jar, start)
+  const back = new URL((await fetch(start.headers.location as string, { redirect: 'manual' })).headers.get('location') as string)
+  t.equal(back.pathname, '/callback/api')
+  const done = await app.inject({ url: back.pathname + back.search, cookies: Object.fromEntries(jar) })
+  keep(jar, done)
+  t.equal(done.headers.location, '/?tab=2', 'back where the connect started')
+  const connected = await app.inject({ url: '/?tab=2', cookies: Object.fromEntries(jar) })
+  keep(jar, connected)
+  t.match(connected.body, /Logged in as <strong id="user">Ada/, 'the login is unchanged')
+  t.match(connected.body, /<h2 id="connection-api" data-connected="true">API provider<\/h2>/)
+  t.match(connected.body, /<td class="account">Analytical &lt;Engines&gt;<\/td>/, 'onLogin kept the connected account')
+  t.match(connected.body, /href="\/login\?returnTo=|action="\/disconnect\/api"/)
+  const csrf = /<form id="disconnect-api-form" method="post" action="\/disconnect\/api"><input type="hidden" name="_csrf" value="([\w-]+)">/.exec(connected.body)?.[1]
+  t.ok(csrf, 'the disconnect form carries a CSRF token')
+  const form = { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' }
+  const disconnect = await app.inject({ method: 'POST', url: '/disconnect/api', cookies: Object.fromEntries(jar), headers: form, payload: `_csrf=${csrf}` })
+  t.equal(disconnect.statusCode, 303)
+  t.equal(disconnect.headers.location, '/')
+  keep(jar, disconnect)
+  const after = await app.inject({ url: '/', cookies: Object.fromEntries(jar) })
+  t.match(after.body, /data-state="logged-in"/)
+  t.match(after.body, /id="connect-api"/, 'disconnected: the connect button is back')
+  const flow = (await app.inject({ url: '/api/oauth/test-flow', cookies: Object.fromEntries(jar) })).json()
+  t.same(flow.providers.map((p: { name: string, tokenPresent: boolean }) => [p.name, p.tokenPresent]), [['login', true], ['api', false]])
 })
 
 t.test('with REDIS_URL the demo keeps tokens in Redis and /health reports it', async (t) => {

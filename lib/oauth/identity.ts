@@ -2,10 +2,10 @@
 // tokens. For an OpenID Connect provider it comes from the id_token, checked
 // by lib/oidc (signature, iss, aud/azp, times, and this flow's nonce, Core
 // §3.1.3.7); for a plain OAuth 2 provider only the service's own
-// `mapIdentity` can say who it is. The nonce lives in a single-use HttpOnly
-// cookie beside the state cookie, so it is bound to the state that the
-// callback consumes once: a nonce works for one callback only.
-import type { FastifyReply, FastifyRequest } from 'fastify'
+// `mapIdentity` can say who it is. The nonce lives in the flow's single-use
+// HttpOnly cookie with the state (lib/oauth/flow-state.ts), so it is bound to
+// the state that the callback consumes once: a nonce works for one callback only.
+import type { FastifyRequest } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { errors } from '../errors.ts'
@@ -34,7 +34,9 @@ const SessionIdentitySchema = Type.Object({
     azp: Type.Optional(Type.String())
   }, { additionalProperties: false })),
   /** the provider's session id (for back-channel logout and the session registry) */
-  sid: Type.Optional(Type.String({ maxLength: 255 }))
+  sid: Type.Optional(Type.String({ maxLength: 255 })),
+  /** the name of the provider the user logged in with; absent: the default provider */
+  provider: Type.Optional(Type.String({ maxLength: 32 }))
 }, { additionalProperties: false })
 export type SessionIdentity = Static<typeof SessionIdentitySchema>
 const sessionIdentityCheck = TypeCompiler.Compile(SessionIdentitySchema)
@@ -65,8 +67,6 @@ export function publicIdentity (stored: SessionIdentity): Identity {
 export interface LoginIdentityOptions {
   /** null for a plain OAuth 2 provider */
   rp: RelyingParty | null
-  nonceCookie: string
-  cookie: { path: string, secure: boolean, httpOnly: boolean, sameSite: 'lax', maxAge: number }
   userinfo: boolean
   mapIdentity?: (context: MapIdentityContext) => Promise<MappedIdentity | null>
   /** milliseconds, for mapIdentity's signal */
@@ -77,14 +77,12 @@ const MappedSchema = Type.Object({ sub: Type.String({ minLength: 1, maxLength: 2
 const mappedCheck = TypeCompiler.Compile(MappedSchema)
 
 export interface LoginIdentity {
-  /** A fresh nonce for a new login, kept in its single-use cookie; null for plain OAuth 2. */
-  begin: (reply: FastifyReply) => string | null
-  /** Clears the single-use nonce cookie (every callback, whatever its outcome). */
-  clear: (reply: FastifyReply) => void
-  /** RFC 9207 iss and the nonce cookie, checked before the code is exchanged. */
-  checkCallback: (request: FastifyRequest) => void
-  /** The verified identity for the exchanged token (throws coded errors; stores nothing). */
-  verify: (request: FastifyRequest, token: StoredToken) => Promise<SessionIdentity | null>
+  /** A fresh nonce for a new login (kept with the flow); null for plain OAuth 2. */
+  begin: () => string | null
+  /** RFC 9207 iss and the flow's nonce, checked before the code is exchanged. */
+  checkCallback: (request: FastifyRequest, nonce: string | null) => void
+  /** The verified identity for the exchanged token and the flow's nonce (throws coded errors; stores nothing). */
+  verify: (token: StoredToken, nonce: string | null) => Promise<SessionIdentity | null>
   /**
    * A refreshed token's id_token: verified without a nonce and bound to the login's iss, sub, aud
    * and azp. Throws FSS_ID_TOKEN_SUBJECT_CHANGED or the verification's own code.
@@ -93,7 +91,7 @@ export interface LoginIdentity {
 }
 
 export function loginIdentity (opts: LoginIdentityOptions): LoginIdentity {
-  const { rp, nonceCookie, cookie } = opts
+  const { rp } = opts
   const limits = {
     profileClaims: rp?.options.profileClaims ?? OIDC_DEFAULTS.profileClaims,
     maxClaimBytes: rp?.options.maxClaimBytes ?? OIDC_DEFAULTS.maxClaimBytes,
@@ -110,26 +108,18 @@ export function loginIdentity (opts: LoginIdentityOptions): LoginIdentity {
   }
 
   return {
-    begin (reply) {
-      if (rp === null) return null
-      const nonce = createNonce()
-      reply.setCookie(nonceCookie, nonce, cookie)
-      return nonce
+    begin () {
+      return rp === null ? null : createNonce()
     },
-    clear (reply) {
-      if (rp !== null) reply.clearCookie(nonceCookie, cookie)
-    },
-    checkCallback (request) {
+    checkCallback (request, nonce) {
       if (rp === null) return
       rp.checkCallbackIssuer((request.query as Record<string, unknown>).iss)
-      const nonce = request.cookies[nonceCookie]
-      if (nonce === undefined || nonce === '') throw new errors.FSS_OAUTH_STATE_INVALID('no nonce cookie (expired, already used, or the login started in another browser)')
+      if (nonce === null) throw new errors.FSS_OAUTH_STATE_INVALID('the flow has no nonce (started before this provider was OpenID Connect)')
     },
-    async verify (request, token) {
+    async verify (token, nonce) {
       if (rp === null) return await mapped(token)
-      // checkCallback ran first and refused a missing cookie.
-      const nonce = request.cookies[nonceCookie] as string
-      const claims = await rp.verifyIdToken(token.id_token, { nonce })
+      // checkCallback ran first and refused a flow without a nonce.
+      const claims = await rp.verifyIdToken(token.id_token, { nonce: nonce as string })
       const identity = rp.identity(claims)
       let profile = identity.claims
       if (opts.userinfo) {

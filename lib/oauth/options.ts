@@ -6,6 +6,8 @@ import { errors } from '../errors.ts'
 import { displayUrl } from '../display-url.ts'
 import { isTokenStore, type TokenStore } from './store.ts'
 import type { RefreshLock } from './refresh.ts'
+import type { FastifyRequest } from 'fastify'
+import type { TokenMetadata } from './token.ts'
 
 /**
  * A redirect target: a local path only (`//evil.example` or `/\\evil` would be
@@ -49,20 +51,69 @@ export const OAUTH_DEFAULTS = {
 const HttpUrl = (description: string) => Type.String({ pattern: '^https?://[^\\s/?#]+[^\\s]*$', description })
 const RoutePath = (description: string, path: string) => Type.String({ pattern: '^/[^\\s?#]*$', description, default: path })
 
+const ProviderSchema = Type.Union([
+  // OIDC discovery: @fastify/oauth2 reads <issuer>/.well-known/openid-configuration at registration.
+  Type.Object({ issuer: HttpUrl('The issuer: endpoints are read from `<issuer>/.well-known/openid-configuration` at start-up.') }, { additionalProperties: false }),
+  Type.Object({
+    authorizeUrl: HttpUrl('The authorization endpoint.'),
+    tokenUrl: HttpUrl('The token endpoint.'),
+    revokeUrl: Type.Optional(HttpUrl('The revocation endpoint (RFC 7009); needed by `revokeOnLogout`.'))
+  }, { additionalProperties: false })
+], { description: '`{ issuer }` for OIDC discovery, or `{ authorizeUrl, tokenUrl, revokeUrl? }`.' })
+const ClientId = Type.String({ minLength: 1, description: 'The client ID registered at the provider.' })
+// May be empty for a public client (PKCE only).
+const ClientSecret = Type.String({ description: 'The client secret, sent with HTTP Basic auth; `\'\'` for a public client (PKCE only).' })
+const Scope = Type.Array(Type.String({ pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$' }), { description: 'The scopes requested.', default: OAUTH_DEFAULTS.scope })
+const OidcSettings = Type.Object({}, { additionalProperties: true, description: 'OpenID Connect settings (docs/identity.md: clock tolerance, algorithms, profile claims, JWKS timing). Issuer, client id and timeout come from the options above; with explicit endpoints, `oidc.issuer` + `oidc.jwksUri` make the provider OpenID Connect.' })
+const Userinfo = Type.Boolean({ description: 'OpenID Connect: also fetch UserInfo at login; its sub must equal the id_token\'s.', default: false })
+const ProviderLogout = Type.Union([Type.Literal('post'), Type.Literal('get'), Type.Literal(false)], { description: 'RP-initiated logout at an end_session_endpoint: `post` (an auto-submitting form: the id_token hint stays out of URLs), `get` (a redirect, for providers that accept GET only), or `false` (local logout only).', default: 'post' })
+const MapIdentityOption = Type.Unsafe<MapIdentity>(Type.Any({ tsType: 'MapIdentity', description: 'Plain OAuth 2 providers only: `async ({ accessToken, signal }) => ({ sub, iss, claims? } | null)`, kept as `request.identity` (claims allow-listed and bounded).' }))
+
+/** A provider name: in routes (`/login/<name>`), cookie and session field names. */
+export const PROVIDER_NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,31}$'
+
+/** One provider of `oauth.providers`: its endpoints, client and the settings that differ between providers. */
+export const ProviderOptionsSchema = Type.Object({
+  provider: ProviderSchema,
+  clientId: ClientId,
+  clientSecret: ClientSecret,
+  scope: Type.Optional(Scope),
+  oidc: Type.Optional(OidcSettings),
+  userinfo: Type.Optional(Userinfo),
+  providerLogout: Type.Optional(ProviderLogout),
+  mapIdentity: Type.Optional(MapIdentityOption)
+}, { additionalProperties: false })
+
+export type ProviderOptions = Static<typeof ProviderOptionsSchema>
+
+/** What `onLogin` is told after a successful callback: never a token value. */
+export interface LoginEvent {
+  /** the provider whose flow completed */
+  provider: string
+  /** who logged in (the login provider's identity; unchanged by a connect), or null */
+  identity: { sub: string, iss: string, claims: Record<string, unknown> } | null
+  /** this provider's new token, described without any value */
+  tokenMetadata: TokenMetadata
+  /** false for a login, true when a logged-in user connected another provider */
+  connect: boolean
+}
+
+export type OnLogin = (request: FastifyRequest, event: LoginEvent) => Promise<void> | void
+
 export const OAuthOptionsSchema = Type.Object({
-  provider: Type.Union([
-    // OIDC discovery: @fastify/oauth2 reads <issuer>/.well-known/openid-configuration at registration.
-    Type.Object({ issuer: HttpUrl('The issuer: endpoints are read from `<issuer>/.well-known/openid-configuration` at start-up.') }, { additionalProperties: false }),
-    Type.Object({
-      authorizeUrl: HttpUrl('The authorization endpoint.'),
-      tokenUrl: HttpUrl('The token endpoint.'),
-      revokeUrl: Type.Optional(HttpUrl('The revocation endpoint (RFC 7009); needed by `revokeOnLogout`.'))
-    }, { additionalProperties: false })
-  ], { description: '`{ issuer }` for OIDC discovery, or `{ authorizeUrl, tokenUrl, revokeUrl? }`.' }),
-  clientId: Type.String({ minLength: 1, description: 'The client ID registered at the provider.' }),
-  // May be empty for a public client (PKCE only).
-  clientSecret: Type.String({ description: 'The client secret, sent with HTTP Basic auth; `\'\'` for a public client (PKCE only).' }),
-  scope: Type.Optional(Type.Array(Type.String({ pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$' }), { description: 'The scopes requested.', default: OAUTH_DEFAULTS.scope })),
+  provider: Type.Optional(ProviderSchema),
+  clientId: Type.Optional(ClientId),
+  clientSecret: Type.Optional(ClientSecret),
+  providers: Type.Optional(Type.Record(Type.String({ pattern: PROVIDER_NAME_PATTERN }), ProviderOptionsSchema, {
+    // A name out of the pattern is refused, not ignored.
+    additionalProperties: false,
+    minProperties: 1,
+    maxProperties: 16,
+    description: 'Several providers by name (`^[a-z0-9][a-z0-9_-]{0,31}$`), each `{ provider, clientId, clientSecret, scope?, oidc?, userinfo?, providerLogout?, mapIdentity? }`; instead of `provider`, `clientId` and `clientSecret`. Each is started at `<loginPath>/<name>` and answered at `<callbackPath>/<name>` (`<callbackUri>/<name>` at the provider).'
+  })),
+  defaultProvider: Type.Optional(Type.String({ pattern: PROVIDER_NAME_PATTERN, description: 'With `providers`: the one `GET <loginPath>` starts and `request.tokens` serves. Default: the first.' })),
+  onLogin: Type.Optional(Type.Unsafe<OnLogin>(Type.Any({ tsType: 'OnLogin', description: '`async (request, { provider, identity, tokenMetadata, connect }) => void`: awaited after a successful callback, before the redirect. If it throws, the login fails with FSS_OAUTH_LOGIN_HOOK_FAILED and nothing is stored.' }))),
+  scope: Type.Optional(Scope),
   callbackUri: HttpUrl('The absolute URL of the callback route as the provider redirects to it, registered at the provider.'),
   loginPath: Type.Optional(RoutePath('Path of the route that starts a login.', OAUTH_DEFAULTS.loginPath)),
   callbackPath: Type.Optional(RoutePath('Path of the callback route.', OAUTH_DEFAULTS.callbackPath)),
@@ -85,35 +136,89 @@ export const OAuthOptionsSchema = Type.Object({
   // Checked by shape below (TypeBox cannot describe functions' signatures).
   store: Type.Optional(Type.Unsafe<TokenStore>(Type.Any({ tsType: 'TokenStore', description: 'Where tokens live: `{ get, set, delete }`, all async. Default: the encrypted session (`fss.oauth`).' }))),
   refreshLock: Type.Optional(Type.Unsafe<RefreshLock>(Type.Any({ tsType: 'RefreshLock', description: 'Cross-instance single-flight: `{ refresh(refreshToken, fn), outlive?(timeoutMs) }`, e.g. the Redis token store\'s `refreshLock`.' }))),
-  oidc: Type.Optional(Type.Object({}, { additionalProperties: true, description: 'OpenID Connect settings (docs/identity.md: clock tolerance, algorithms, profile claims, JWKS timing). Issuer, client id and timeout come from the options above; with explicit endpoints, `oidc.issuer` + `oidc.jwksUri` make the provider OpenID Connect.' })),
-  userinfo: Type.Optional(Type.Boolean({ description: 'OpenID Connect: also fetch UserInfo at login; its sub must equal the id_token\'s.', default: false })),
-  providerLogout: Type.Optional(Type.Union([Type.Literal('post'), Type.Literal('get'), Type.Literal(false)], { description: 'RP-initiated logout at an end_session_endpoint: `post` (an auto-submitting form: the id_token hint stays out of URLs), `get` (a redirect, for providers that accept GET only), or `false` (local logout only).', default: 'post' })),
+  oidc: Type.Optional(OidcSettings),
+  userinfo: Type.Optional(Userinfo),
+  providerLogout: Type.Optional(ProviderLogout),
   // A function (checked below): a plain OAuth 2 provider's identity, mapped by the service.
-  mapIdentity: Type.Optional(Type.Unsafe<MapIdentity>(Type.Any({ tsType: 'MapIdentity', description: 'Plain OAuth 2 providers only: `async ({ accessToken, signal }) => ({ sub, iss, claims? } | null)`, kept as `request.identity` (claims allow-listed and bounded).' })))
+  mapIdentity: Type.Optional(MapIdentityOption)
 }, { additionalProperties: false })
 
 export type OAuthOptions = Static<typeof OAuthOptionsSchema>
 
-export type ResolvedOAuthOptions = Required<Omit<OAuthOptions, 'tokenBackup' | 'store' | 'refreshLock' | 'oidc' | 'mapIdentity'>> &
-  Pick<OAuthOptions, 'tokenBackup' | 'store' | 'refreshLock' | 'oidc' | 'mapIdentity'>
+type Shared = 'tokenBackup' | 'store' | 'refreshLock' | 'oidc' | 'mapIdentity'
+export type ResolvedOAuthOptions = Required<Omit<OAuthOptions, Shared | 'providers' | 'defaultProvider' | 'onLogin'>> & Pick<OAuthOptions, Shared>
 
-/** Validate (FSS_OPTIONS_INVALID naming `oauth.<path>`) and apply defaults, once. */
-export function resolveOAuthOptions (value: unknown): ResolvedOAuthOptions {
-  const opts = validateOptions(OAuthOptionsSchema, value, 'oauth')
+/** One provider's options, the shared ones merged in: `name` is `default` for the single-provider options. */
+export type ResolvedProvider = ResolvedOAuthOptions & {
+  name: string
+  /** where its option errors point */
+  path: string
+  /** the callback path as configured (with several providers, each answers under it at `/<name>`) */
+  callbackBase: string
+}
+
+export interface ResolvedOAuthProviders {
+  /** in the order given; the first is the default unless `defaultProvider` names another */
+  providers: ResolvedProvider[]
+  defaultProvider: string
+  onLogin: OnLogin | undefined
+}
+
+/** The provider name of the single-provider options (`provider`, `clientId`, `clientSecret`). */
+export const DEFAULT_PROVIDER_NAME = 'default'
+
+/**
+ * Validate (FSS_OPTIONS_INVALID naming `oauth.<path>`) and apply defaults, once: either the
+ * single-provider options, as provider `default`, or `providers` by name.
+ */
+export function resolveOAuthProviders (value: unknown): ResolvedOAuthProviders {
+  const { providers, defaultProvider, onLogin, ...opts } = validateOptions(OAuthOptionsSchema, value, 'oauth')
   if (opts.store !== undefined && !isTokenStore(opts.store)) {
     throw new errors.FSS_OPTIONS_INVALID('oauth.store', 'Expected an object with get, set and delete functions')
-  }
-  // simple-oauth2 would otherwise revoke at its default `/oauth/revoke` on the token host.
-  if (opts.revokeOnLogout === true && !('issuer' in opts.provider) && opts.provider.revokeUrl === undefined) {
-    throw new errors.FSS_OPTIONS_INVALID('oauth.provider.revokeUrl', 'required when revokeOnLogout is true')
   }
   if (opts.refreshLock !== undefined && !isRefreshLock(opts.refreshLock)) {
     throw new errors.FSS_OPTIONS_INVALID('oauth.refreshLock', 'Expected an object with a refresh function (and, if any, an outlive function)')
   }
-  if (opts.mapIdentity !== undefined && typeof opts.mapIdentity !== 'function') {
-    throw new errors.FSS_OPTIONS_INVALID('oauth.mapIdentity', 'Expected a function')
+  if (onLogin !== undefined && typeof onLogin !== 'function') throw new errors.FSS_OPTIONS_INVALID('oauth.onLogin', 'Expected a function')
+  if (providers === undefined) {
+    if (defaultProvider !== undefined) throw new errors.FSS_OPTIONS_INVALID('oauth.defaultProvider', 'names one of oauth.providers, which is not given')
+    return { providers: [resolveProvider(DEFAULT_PROVIDER_NAME, opts, 'oauth')], defaultProvider: DEFAULT_PROVIDER_NAME, onLogin }
   }
-  return { ...OAUTH_DEFAULTS, scope: [...OAUTH_DEFAULTS.scope], ...opts }
+  for (const name of ['provider', 'clientId', 'clientSecret'] as const) {
+    if (opts[name] !== undefined) throw new errors.FSS_OPTIONS_INVALID(`oauth.${name}`, 'with oauth.providers, give it in each provider')
+  }
+  const names = Object.keys(providers)
+  const chosen = defaultProvider ?? names[0] as string
+  if (!names.includes(chosen)) throw new errors.FSS_OPTIONS_INVALID('oauth.defaultProvider', 'names no provider of oauth.providers')
+  const callbackPath = opts.callbackPath ?? OAUTH_DEFAULTS.callbackPath
+  const resolved = names.map((name) => resolveProvider(name, {
+    ...opts,
+    ...providers[name],
+    // One redirect URI per provider (RFC 9700 §4.4.2.2): a code is only ever sent to its own provider's path.
+    callbackUri: `${opts.callbackUri.replace(/\/$/, '')}/${name}`,
+    callbackPath: `${callbackPath.replace(/\/$/, '')}/${name}`
+  }, `oauth.providers.${name}`, callbackPath))
+  return { providers: resolved, defaultProvider: chosen, onLogin }
+}
+
+/** The single-provider options, validated and with defaults (`resolveOAuthProviders` for several). */
+export function resolveOAuthOptions (value: unknown): ResolvedProvider {
+  return resolveOAuthProviders(value).providers[0] as ResolvedProvider
+}
+
+function resolveProvider (name: string, opts: Omit<OAuthOptions, 'providers' | 'defaultProvider' | 'onLogin'>, path: string, callbackBase = opts.callbackPath ?? OAUTH_DEFAULTS.callbackPath): ResolvedProvider {
+  for (const field of ['provider', 'clientId', 'clientSecret'] as const) {
+    if (opts[field] === undefined) throw new errors.FSS_OPTIONS_INVALID(`oauth.${field}`, 'required (or oauth.providers)')
+  }
+  const provider = opts.provider as NonNullable<OAuthOptions['provider']>
+  // simple-oauth2 would otherwise revoke at its default `/oauth/revoke` on the token host.
+  if (opts.revokeOnLogout === true && !('issuer' in provider) && provider.revokeUrl === undefined) {
+    throw new errors.FSS_OPTIONS_INVALID(`${path}.provider.revokeUrl`, 'required when revokeOnLogout is true')
+  }
+  if (opts.mapIdentity !== undefined && typeof opts.mapIdentity !== 'function') {
+    throw new errors.FSS_OPTIONS_INVALID(`${path}.mapIdentity`, 'Expected a function')
+  }
+  return { ...OAUTH_DEFAULTS, ...opts as ResolvedOAuthOptions, scope: opts.scope ?? [...OAUTH_DEFAULTS.scope], name, path, callbackBase }
 }
 
 /** The checked endpoints @fastify/oauth2 is given for an OpenID Connect provider (never its own discovery). */

@@ -14,13 +14,18 @@ export interface TokenStore {
   get (request: FastifyRequest): Promise<StoredToken | null>
   set (request: FastifyRequest, token: StoredToken): Promise<void>
   delete (request: FastifyRequest): Promise<void>
+  /**
+   * The store of another provider's tokens (`oauth.providers`): its own record, never the same
+   * as this one's. Needed only with several providers; `name` matches `^[a-z0-9][a-z0-9_-]{0,31}$`.
+   */
+  forProvider?: (name: string) => TokenStore
 }
 
 /** The suite session field the default store uses (`fss.oauth`). */
 export const SESSION_TOKEN_FIELD = 'oauth'
 
-export function sessionTokenStore (): TokenStore {
-  const field = SESSION_TOKEN_FIELD
+/** The cookie store: `fss.oauth` for the default provider, `fss.oauth:<name>` for another. */
+export function sessionTokenStore (field = SESSION_TOKEN_FIELD): TokenStore {
   return {
     async get (request) {
       // Decrypted is not validated: checkedTokenStore, around every store, checks it.
@@ -31,7 +36,8 @@ export function sessionTokenStore (): TokenStore {
     },
     async delete (request) {
       setSuiteField(request.session, field, undefined)
-    }
+    },
+    forProvider: (name) => sessionTokenStore(`${SESSION_TOKEN_FIELD}:${name}`)
   }
 }
 

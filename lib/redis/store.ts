@@ -29,6 +29,8 @@ export interface RedisTokenStoreOptions {
   /** Counts records read back that could not be used; default a counter of its own. */
   counters?: RecordCounters
   log?: FastifyBaseLogger
+  /** The session field holding the reference; default SESSION_REF_FIELD (another provider's: `tokenRef:<name>`). */
+  refField?: string
 }
 
 export interface RecordCounters {
@@ -50,14 +52,14 @@ export function legacyRecordKey (prefix: string, ref: string): string {
 }
 
 export function createRedisTokenStore (opts: RedisTokenStoreOptions): TokenStore {
-  const { client, prefix, commandTimeout, check, counters = { rejectedRecords: 0 }, log } = opts
+  const { client, prefix, commandTimeout, check, counters = { rejectedRecords: 0 }, log, refField = SESSION_REF_FIELD } = opts
   const keys: StoreKey[] = deriveStoreKeys(opts.keys)
   const ttlMs = opts.ttl * 1000
   const run = <R>(command: () => Promise<R>): Promise<R> => guard(client, commandTimeout, command)
 
   return {
     async get (request) {
-      const ref = getSuiteField(request.session, SESSION_REF_FIELD)
+      const ref = getSuiteField(request.session, refField)
       if (typeof ref !== 'string') return null
       let key = recordKey(prefix, ref)
       let sealed = await run(() => client.get(key))
@@ -85,7 +87,7 @@ export function createRedisTokenStore (opts: RedisTokenStoreOptions): TokenStore
     },
 
     async set (request, token) {
-      const existing = getSuiteField(request.session, SESSION_REF_FIELD)
+      const existing = getSuiteField(request.session, refField)
       const ref = typeof existing === 'string' ? existing : randomBytes(32).toString('base64url')
       const key = recordKey(prefix, ref)
       // Every write seals with the newest key: rotation re-encrypts as tokens refresh.
@@ -96,18 +98,21 @@ export function createRedisTokenStore (opts: RedisTokenStoreOptions): TokenStore
         ? await run(() => client.set(key, sealed, 'KEEPTTL', 'XX'))
         : null
       if (updated === null) await run(() => client.set(key, sealed, 'PX', ttlMs))
-      if (ref !== existing) setSuiteField(request.session, SESSION_REF_FIELD, ref)
+      if (ref !== existing) setSuiteField(request.session, refField, ref)
     },
 
     async delete (request) {
-      const ref = getSuiteField(request.session, SESSION_REF_FIELD)
+      const ref = getSuiteField(request.session, refField)
       if (typeof ref !== 'string') return
       // Drop the reference first: even if Redis is down, this response logs the user out.
-      setSuiteField(request.session, SESSION_REF_FIELD, undefined)
+      setSuiteField(request.session, refField, undefined)
       // Two commands, not one DEL of two keys: on a Cluster they live in different slots.
       await run(() => client.del(recordKey(prefix, ref)))
       await run(() => client.del(legacyRecordKey(prefix, ref)))
-    }
+    },
+
+    // Each provider's tokens are a record of their own, under a reference of their own.
+    forProvider: (name) => createRedisTokenStore({ ...opts, refField: `${SESSION_REF_FIELD}:${name}` })
   }
 }
 

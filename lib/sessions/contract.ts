@@ -17,6 +17,8 @@ const Id = Type.String({ pattern: '^[A-Za-z0-9_-]{21}[AQgw]$' })
 // OpenID Connect Core 1.0 §2: `sub` is at most 255 ASCII characters; `sid` is
 // as opaque, and held to the same bound.
 const Sub = Type.String({ minLength: 1, maxLength: 255 })
+// A login provider other than the default qualifies its subject with its name (at most 32 characters and a colon).
+const QualifiedSub = Type.String({ minLength: 1, maxLength: 288 })
 const Provider = Type.String({ minLength: 1, maxLength: 100 })
 const Millis = Type.Integer({ minimum: 0, description: 'ms since the epoch' })
 
@@ -24,7 +26,7 @@ const Millis = Type.Integer({ minimum: 0, description: 'ms since the epoch' })
 export const SessionRecordSchema = Type.Object({
   id: Id,
   /** The user's subject identifier (unique across the providers this app uses). */
-  sub: Sub,
+  sub: QualifiedSub,
   provider: Provider,
   /** The provider's session id (OIDC `sid`), kept for back-channel logout. */
   sid: Type.Optional(Sub),
@@ -41,7 +43,7 @@ export type SessionRecord = Static<typeof SessionRecordSchema>
 export const RegisterInputSchema = Type.Object({
   /** From createSessionId(): a fresh id, never one registered before. */
   id: Id,
-  sub: Sub,
+  sub: QualifiedSub,
   provider: Provider,
   sid: Type.Optional(Sub),
   /** The User-Agent header as received; only its deviceLabel() is kept. */

@@ -1,0 +1,57 @@
+// A login flow's cookie is untrusted input: whatever a client sends back under
+// a flow cookie's name reads as a flow this suite wrote, or as none; and the
+// bound keeps the newest flows within their count and bytes.
+import t from 'tap'
+import fc from 'fast-check'
+import { decodeFlow, encodeFlow, flowCookieName, flowsToDrop, MAX_FLOWS, MAX_FLOW_BYTES, type FlowState } from '../lib/oauth/flow-state.ts'
+
+const B64 = 'A'.repeat(43)
+const good: FlowState = { provider: 'main', state: B64, verifier: 'B'.repeat(43), nonce: 'C'.repeat(43), returnTo: '/a.b?c=d.e', startedAt: 1_795_000_000_000 }
+const raw = (fields: string[]): string => Buffer.from(fields.join('.')).toString('base64url')
+
+t.test('a flow reads back as written, returnTo with dots included', async (t) => {
+  t.same(decodeFlow(encodeFlow(good)), good)
+  t.same(decodeFlow(encodeFlow({ ...good, nonce: null, returnTo: null })), { ...good, nonce: null, returnTo: null }, 'plain OAuth 2, no returnTo')
+})
+
+t.test('anything this module did not write reads as no flow', async (t) => {
+  const cases: Array<[string, string]> = [
+    ['too few fields', raw(['main', B64, B64, '', '1'])],
+    ['a provider name out of pattern', raw(['Main!', B64, B64, '', '1', ''])],
+    ['a short state', raw(['main', 'abc', B64, '', '1', ''])],
+    ['a verifier with a space', raw(['main', B64, 'a b'.repeat(10), '', '1', ''])],
+    ['a nonce out of alphabet', raw(['main', B64, B64, '%'.repeat(20), '1', ''])],
+    ['a start time that is not a number', raw(['main', B64, B64, '', 'x', ''])],
+    ['not base64url at all', '!!!'],
+    ['empty', '']
+  ]
+  for (const [name, value] of cases) t.equal(decodeFlow(value), null, name)
+})
+
+t.test('property: any cookie value decodes to null or to a flow whose fields keep their rules', async (t) => {
+  fc.assert(fc.property(fc.oneof(fc.string({ maxLength: 300 }), fc.array(fc.string({ maxLength: 50 }), { maxLength: 8 }).map((f) => raw(f))), (value) => {
+    const flow = decodeFlow(value)
+    return flow === null || (/^[a-z0-9][a-z0-9_-]{0,31}$/.test(flow.provider) && Number.isSafeInteger(flow.startedAt))
+  }), { numRuns: 2000 })
+})
+
+t.test('the bound drops the oldest flows past five, and past the bytes all flows may take', async (t) => {
+  const prefix = '__Host-fss-flow.'
+  const cookies: Record<string, string> = {}
+  for (let i = 0; i < MAX_FLOWS; i++) {
+    const state = `${'S'.repeat(42)}${i}`
+    cookies[flowCookieName(prefix, state)] = encodeFlow({ ...good, state, startedAt: 1000 + i })
+  }
+  cookies['other-cookie'] = 'kept'
+  const dropped = flowsToDrop(cookies, prefix, 100)
+  t.equal(dropped.length, 1, 'a sixth flow drops one')
+  t.equal(dropped[0]?.flow?.startedAt, 1000, 'the oldest')
+  // An unreadable flow cookie counts as the oldest.
+  const withJunk = { ...cookies, [`${prefix}junk`]: 'not-a-flow' }
+  const junk = flowsToDrop(withJunk, prefix, 100)
+  t.same(junk.map((d) => d.flow?.startedAt ?? null), [1000, null], 'the junk one and the oldest go')
+  t.same(flowsToDrop({ [`${prefix}a`]: 'x', [`${prefix}b`]: 'y' }, prefix, 100, 1).map((d) => d.name).sort(), [`${prefix}a`, `${prefix}b`], 'two unreadable ones both go when only one flow fits')
+  // Bytes: a new flow as large as the budget leaves room for none.
+  t.equal(flowsToDrop(cookies, prefix, MAX_FLOW_BYTES).length, MAX_FLOWS, 'every flow goes for one that takes all the room')
+  t.same(flowsToDrop({}, prefix, 100), [], 'nothing to drop')
+})
