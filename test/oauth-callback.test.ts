@@ -12,7 +12,8 @@ const states: string[] = []
 const browsers: HttpBrowser[] = []
 t.before(async () => {
   oidc = await startOidcServer()
-  env = await startOAuthApp(t, oidc, { timeout: 300 })
+  // Long enough for a loaded machine to answer every case; the hang case waits it out.
+  env = await startOAuthApp(t, oidc, { timeout: 2000 })
 })
 t.teardown(() => oidc.stop())
 
