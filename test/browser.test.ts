@@ -229,18 +229,18 @@ t.test('two tabs: one logs in, the other connects the API provider while the fir
   t.match(await first.locator('#user').textContent(), /Ada Lovelace/)
 
   // Both flows start before either comes back: each tab's GET /login is answered by the server
-  // (its flow cookie set in the browser's jar) and held until both were, then let go in reverse order.
-  const held: Array<() => Promise<void>> = []
+  // (its flow cookie set in the browser's jar) and held until both were, then let go: the one started second first.
+  const held = new Map<string, () => Promise<void>>()
   let release: () => void = () => {}
   let stuck: (err: Error) => void = () => {}
   const bothHeld = new Promise<void>((resolve, reject) => { release = resolve; stuck = reject })
-  const timer = setTimeout(() => stuck(new Error(`only ${held.length} login flows started`)), 15_000)
+  const timer = setTimeout(() => stuck(new Error(`only ${held.size} login flows started`)), 15_000)
   t.teardown(() => clearTimeout(timer))
   const isLogin = (u: URL): boolean => u.pathname === '/login' || u.pathname.startsWith('/login/')
   await context.route(isLogin, async (route) => {
     const response = await route.fetch({ maxRedirects: 0 })
-    held.push(() => route.fulfill({ response }))
-    if (held.length === 2) release()
+    held.set(new URL(route.request().url()).pathname, () => route.fulfill({ response }))
+    if (held.size === 2) release()
   })
   const second = await context.newPage()
   await second.goto(two)
@@ -253,13 +253,16 @@ t.test('two tabs: one logs in, the other connects the API provider while the fir
   const relogin = first.goto(`${url}login?returnTo=${encodeURIComponent('/?tab=one')}`)
   await bothHeld
   clearTimeout(timer)
-  t.equal(held.length, 2, 'two flows in flight at once, in one browser')
+  t.same([...held.keys()].sort(), ['/login', '/login/api'], 'two flows in flight at once, in one browser')
   const flowCookies = (await context.cookies(url)).filter((c) => c.name.startsWith('__Host-fss-flow.'))
   t.equal(flowCookies.length, 2, 'each flow has its own cookie')
-  // The flow started second goes on first.
-  await (held[1] as () => Promise<void>)()
-  await (held[0] as () => Promise<void>)()
-  await Promise.all([connectClick, relogin, first.waitForURL(one), second.waitForURL(two)])
+  // The flow started second goes on first and completes; then the first one, whose flow cookie
+  // outlived the other's whole round trip. (Two callbacks racing in one cookie jar would be two
+  // concurrent writes of one cookie session: the last Set-Cookie wins, whatever the server does.)
+  await (held.get('/login') as () => Promise<void>)()
+  await Promise.all([relogin, first.waitForURL(one)])
+  await (held.get('/login/api') as () => Promise<void>)()
+  await Promise.all([connectClick, second.waitForURL(two)])
   await context.unroute(isLogin)
   t.equal(first.url(), one, 'tab one is back on its page')
   t.equal(second.url(), two, 'tab two is back on its page')
