@@ -3,6 +3,7 @@
 // bound keeps the newest flows within their count and bytes.
 import t from 'tap'
 import fc from 'fast-check'
+import { HOSTILE_RETURN_TO } from './fixtures/return-to-forms.ts'
 import { decodeFlow, encodeFlow, flowCookieName, flowsToDrop, MAX_FLOWS, MAX_FLOW_BYTES, type FlowState } from '../lib/oauth/flow-state.ts'
 
 const B64 = 'A'.repeat(43)
@@ -26,6 +27,13 @@ t.test('anything this module did not write reads as no flow', async (t) => {
     ['empty', '']
   ]
   for (const [name, value] of cases) t.equal(decodeFlow(value), null, name)
+})
+
+t.test('a flow cookie carrying a returnTo that GET /login would refuse reads as no flow, for every hostile form', async (t) => {
+  // An empty field is how the cookie says "no returnTo": the default page, as for any refusal.
+  for (const [value] of HOSTILE_RETURN_TO.filter(([v]) => v !== '')) {
+    t.equal(decodeFlow(raw(['main', B64, B64, '', '1', value])), null, JSON.stringify(value).slice(0, 60))
+  }
 })
 
 t.test('property: any cookie value decodes to null or to a flow whose fields keep their rules', async (t) => {

@@ -9,6 +9,7 @@
 // more than MAX_FLOWS drops the oldest.
 import { timingSafeEqual } from 'node:crypto'
 import { sha256, sha256Base64url } from '../digest.ts'
+import { checkReturnTo } from './return-to.ts'
 
 /** Flows kept at once per browser; a new one past this drops the oldest. */
 export const MAX_FLOWS = 5
@@ -62,6 +63,9 @@ export function decodeFlow (value: string): FlowState | null {
   const [provider, state, verifier, nonce, startedAt] = fields as [string, string, string, string, string]
   const returnTo = fields.slice(5).join('.')
   if (!NAME.test(provider) || !B64.test(state) || !B64.test(verifier) || (nonce !== '' && !B64.test(nonce)) || !/^\d{1,15}$/.test(startedAt)) return null
+  // The cookie is the browser's, not ours: the returnTo it carries back passes the same rule as
+  // the one GET /login accepted, or the flow is refused (a planted cookie never redirects off-origin).
+  if (returnTo !== '' && !checkReturnTo(returnTo).ok) return null
   return { provider, state, verifier, nonce: nonce === '' ? null : nonce, returnTo: returnTo === '' ? null : returnTo, startedAt: Number(startedAt) }
 }
 
