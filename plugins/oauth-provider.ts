@@ -68,7 +68,7 @@ export async function createProvider (fastify: FastifyInstance, opts: ResolvedPr
   const decorator = name === defaultName ? OAUTH2_DECORATOR : `${OAUTH2_DECORATOR}_${name}`
   // Without discovery the provider is explicit endpoints (a discovery provider always has a relying party).
   // Only its client is used: the flow's state, verifier and nonce live in the suite's own flow cookies.
-  await fastify.register(oauth2Plugin, fastifyOAuth2Options(opts, decorator, checked ?? opts.provider as ProviderEndpoints))
+  await fastify.register(oauth2Plugin, fastifyOAuth2Options(opts, decorator, checked ?? opts.provider as ProviderEndpoints, meta?.token_endpoint_auth_methods_supported))
   const oauth2 = (fastify as unknown as Record<string, OAuth2Namespace>)[decorator] as OAuth2Namespace
   // simple-oauth2's client, which @fastify/oauth2 exposes as `oauth2` (untyped there).
   const client = (oauth2 as unknown as { oauth2: ProviderRuntime['client'] }).oauth2

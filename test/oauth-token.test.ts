@@ -6,7 +6,7 @@ import { normalizeToken, tokenMetadata, isStoredToken, MAX_TOKEN_LIFETIME, MAX_T
 import { fingerprint } from '../lib/digest.ts'
 import { classifyTokenEndpointError, codeOf, failureKind, isEmptySuccess } from '../lib/oauth/provider-errors.ts'
 import { errors } from '../lib/errors.ts'
-import { fastifyOAuth2Options, resolveOAuthOptions } from '../lib/oauth/options.ts'
+import { clientAuthMethod, fastifyOAuth2Options, resolveOAuthOptions } from '../lib/oauth/options.ts'
 import { backupDocument } from '../lib/oauth/backup.ts'
 import { UsedStates } from '../lib/oauth/state.ts'
 
@@ -291,6 +291,27 @@ t.test('explicit endpoints map to @fastify/oauth2 hosts and paths; PKCE is alway
   t.equal(mapped.pkce, 'S256')
   t.same(mapped.scope, ['openid'])
   t.equal(mapped.credentials.http.timeout, 10_000)
+})
+
+t.test('client authentication: a public client in the body, else the configured method, else Basic unless only POST is advertised', async (t) => {
+  const base = { provider: { authorizeUrl: 'https://id.example/a', tokenUrl: 'https://id.example/t' }, clientId: 'c', callbackUri: 'https://app.example/cb' }
+  const cases: Array<[string, Record<string, unknown>, string[] | undefined, string, 'header' | 'body']> = [
+    ['public client', { clientSecret: '' }, ['client_secret_basic'], 'none', 'body'],
+    ['public client, post configured', { clientSecret: '', clientAuthMethod: 'client_secret_post' }, undefined, 'none', 'body'],
+    ['nothing advertised', { clientSecret: 's' }, undefined, 'client_secret_basic', 'header'],
+    ['an empty list', { clientSecret: 's' }, [], 'client_secret_basic', 'header'],
+    ['both advertised', { clientSecret: 's' }, ['client_secret_post', 'client_secret_basic'], 'client_secret_basic', 'header'],
+    ['only post advertised', { clientSecret: 's' }, ['private_key_jwt', 'client_secret_post'], 'client_secret_post', 'body'],
+    ['neither advertised', { clientSecret: 's' }, ['private_key_jwt'], 'client_secret_basic', 'header'],
+    ['basic configured, only post advertised', { clientSecret: 's', clientAuthMethod: 'client_secret_basic' }, ['client_secret_post'], 'client_secret_basic', 'header'],
+    ['post configured, only basic advertised', { clientSecret: 's', clientAuthMethod: 'client_secret_post' }, ['client_secret_basic'], 'client_secret_post', 'body']
+  ]
+  for (const [name, extra, advertised, method, wire] of cases) {
+    const opts = resolveOAuthOptions({ ...base, ...extra })
+    t.equal(clientAuthMethod(opts, advertised), method, name)
+    t.equal(fastifyOAuth2Options(opts, 'x', opts.provider as { authorizeUrl: string, tokenUrl: string }, advertised).credentials.options.authorizationMethod, wire, `${name}: simple-oauth2 ${wire}`)
+  }
+  t.throws(() => resolveOAuthOptions({ ...base, clientSecret: 's', clientAuthMethod: 'private_key_jwt' }), { code: 'FSS_OPTIONS_INVALID' }, 'an unsupported method is refused')
 })
 
 t.test('used states are remembered for their lifetime, within a bound', async (t) => {

@@ -45,7 +45,7 @@ export const OAUTH_DEFAULTS = {
   hostPrefixedCookies: true,
   revokeOnLogout: false,
   userinfo: false,
-  providerLogout: 'post'
+  providerLogout: 'get'
 } as const
 
 const HttpUrl = (description: string) => Type.String({ pattern: '^https?://[^\\s/?#]+[^\\s]*$', description })
@@ -66,7 +66,15 @@ const ClientSecret = Type.String({ description: 'The client secret, sent with HT
 const Scope = Type.Array(Type.String({ pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$' }), { description: 'The scopes requested.', default: OAUTH_DEFAULTS.scope })
 const OidcSettings = Type.Object({}, { additionalProperties: true, description: 'OpenID Connect settings (docs/identity.md: clock tolerance, algorithms, profile claims, JWKS timing). Issuer, client id and timeout come from the options above; with explicit endpoints, `oidc.issuer` + `oidc.jwksUri` make the provider OpenID Connect.' })
 const Userinfo = Type.Boolean({ description: 'OpenID Connect: also fetch UserInfo at login; its sub must equal the id_token\'s.', default: false })
-const ProviderLogout = Type.Union([Type.Literal('post'), Type.Literal('get'), Type.Literal(false)], { description: 'RP-initiated logout at an end_session_endpoint: `post` (an auto-submitting form: the id_token hint stays out of URLs), `get` (a redirect, for providers that accept GET only), or `false` (local logout only).', default: 'post' })
+// GET by default: a top-level navigation carries the provider's SameSite=Lax
+// session cookie, a cross-site form POST does not, so a provider that finds its
+// session by cookie (oidc-provider 9, for one, which also takes POST only when
+// configured to) could not end it; openid-client's end-session URL is a GET too.
+const ProviderLogout = Type.Union([Type.Literal('post'), Type.Literal('get'), Type.Literal(false)], { description: 'RP-initiated logout at an end_session_endpoint: `get` (a 303 to it; the id_token hint is in that URL), `post` (an auto-submitting form, keeping the hint out of URLs, for providers that accept POST and find their session without a SameSite=Lax cookie), or `false` (local logout only).', default: 'get' })
+// RFC 6749 §2.3.1 / OpenID Connect Core §9: Basic is what a provider must
+// accept when it advertises nothing; some register clients for POST only. A
+// public client (empty secret) always sends its client_id in the body instead.
+const ClientAuthMethod = Type.Union([Type.Literal('client_secret_basic'), Type.Literal('client_secret_post')], { description: 'How the client authenticates at the token and revocation endpoints: `client_secret_basic` (HTTP Basic) or `client_secret_post` (in the form body). Default: Basic, unless discovery advertises `client_secret_post` and not Basic. A public client (`clientSecret: \'\'`) sends only its `client_id`, in the body.' })
 const MapIdentityOption = Type.Unsafe<MapIdentity>(Type.Any({ tsType: 'MapIdentity', description: 'Plain OAuth 2 providers only: `async ({ accessToken, signal }) => ({ sub, iss, claims? } | null)`, kept as `request.identity` (claims allow-listed and bounded).' }))
 
 /** A provider name: in routes (`/login/<name>`), cookie and session field names. */
@@ -81,6 +89,7 @@ export const ProviderOptionsSchema = Type.Object({
   oidc: Type.Optional(OidcSettings),
   userinfo: Type.Optional(Userinfo),
   providerLogout: Type.Optional(ProviderLogout),
+  clientAuthMethod: Type.Optional(ClientAuthMethod),
   mapIdentity: Type.Optional(MapIdentityOption)
 }, { additionalProperties: false })
 
@@ -109,7 +118,7 @@ export const OAuthOptionsSchema = Type.Object({
     additionalProperties: false,
     minProperties: 1,
     maxProperties: 16,
-    description: 'Several providers by name (`^[a-z0-9][a-z0-9_-]{0,31}$`), each `{ provider, clientId, clientSecret, scope?, oidc?, userinfo?, providerLogout?, mapIdentity? }`; instead of `provider`, `clientId` and `clientSecret`. Each is started at `<loginPath>/<name>` and answered at `<callbackPath>/<name>` (`<callbackUri>/<name>` at the provider).'
+    description: 'Several providers by name (`^[a-z0-9][a-z0-9_-]{0,31}$`), each `{ provider, clientId, clientSecret, scope?, oidc?, userinfo?, providerLogout?, clientAuthMethod?, mapIdentity? }`; instead of `provider`, `clientId` and `clientSecret`. Each is started at `<loginPath>/<name>` and answered at `<callbackPath>/<name>` (`<callbackUri>/<name>` at the provider).'
   })),
   defaultProvider: Type.Optional(Type.String({ pattern: PROVIDER_NAME_PATTERN, description: 'With `providers`: the one `GET <loginPath>` starts and `request.tokens` serves. Default: the first.' })),
   onLogin: Type.Optional(Type.Unsafe<OnLogin>(Type.Any({ tsType: 'OnLogin', description: '`async (request, { provider, identity, tokenMetadata, connect }) => void`: awaited after a successful callback, before the redirect. If it throws, the login fails with FSS_OAUTH_LOGIN_HOOK_FAILED and nothing is stored.' }))),
@@ -139,13 +148,14 @@ export const OAuthOptionsSchema = Type.Object({
   oidc: Type.Optional(OidcSettings),
   userinfo: Type.Optional(Userinfo),
   providerLogout: Type.Optional(ProviderLogout),
+  clientAuthMethod: Type.Optional(ClientAuthMethod),
   // A function (checked below): a plain OAuth 2 provider's identity, mapped by the service.
   mapIdentity: Type.Optional(MapIdentityOption)
 }, { additionalProperties: false })
 
 export type OAuthOptions = Static<typeof OAuthOptionsSchema>
 
-type Shared = 'tokenBackup' | 'store' | 'refreshLock' | 'oidc' | 'mapIdentity'
+type Shared = 'tokenBackup' | 'store' | 'refreshLock' | 'oidc' | 'mapIdentity' | 'clientAuthMethod'
 export type ResolvedOAuthOptions = Required<Omit<OAuthOptions, Shared | 'providers' | 'defaultProvider' | 'onLogin'>> & Pick<OAuthOptions, Shared>
 
 /** One provider's options, the shared ones merged in: `name` is `default` for the single-provider options. */
@@ -241,8 +251,20 @@ function split (url: string): { host: string, path: string } {
   return { host: u.origin, path: u.pathname + u.search }
 }
 
+/**
+ * How the client authenticates at the token endpoint: a public client sends
+ * its client_id in the body (RFC 6749 §2.3.1: no Basic header without a
+ * secret); otherwise the configured method, else Basic unless the provider
+ * advertises only `client_secret_post` of the two (RFC 8414 §2: absent means Basic).
+ */
+export function clientAuthMethod (opts: Pick<ResolvedOAuthOptions, 'clientSecret' | 'clientAuthMethod'>, advertised?: readonly string[]): 'none' | 'client_secret_basic' | 'client_secret_post' {
+  if (opts.clientSecret === '') return 'none'
+  if (opts.clientAuthMethod !== undefined) return opts.clientAuthMethod
+  return advertised !== undefined && !advertised.includes('client_secret_basic') && advertised.includes('client_secret_post') ? 'client_secret_post' : 'client_secret_basic'
+}
+
 /** The @fastify/oauth2 options for our flow (routes are ours, so no startRedirectPath). */
-export function fastifyOAuth2Options (opts: ResolvedOAuthOptions, name: string, p: ProviderEndpoints) {
+export function fastifyOAuth2Options (opts: ResolvedOAuthOptions, name: string, p: ProviderEndpoints, advertisedAuthMethods?: readonly string[]) {
   const token = split(p.tokenUrl)
   const authorize = split(p.authorizeUrl)
   // Wreck resolves an absolute path against nothing, so a revoke URL on
@@ -260,7 +282,13 @@ export function fastifyOAuth2Options (opts: ResolvedOAuthOptions, name: string, 
     callbackUri: opts.callbackUri,
     // `timeout` is @hapi/wreck's: it bounds both the response headers (504)
     // and the body (408); simple-oauth2 passes `http` to Wreck.defaults.
-    credentials: { client: { id: opts.clientId, secret: opts.clientSecret }, http: { timeout: opts.timeout }, auth },
+    credentials: {
+      client: { id: opts.clientId, secret: opts.clientSecret },
+      http: { timeout: opts.timeout },
+      auth,
+      // simple-oauth2's `body` sends client_id and client_secret as form fields.
+      options: { authorizationMethod: clientAuthMethod(opts, advertisedAuthMethods) === 'client_secret_basic' ? 'header' as const : 'body' as const }
+    },
     // Never `plain` (RFC 9700 §2.1.1), even when discovery would offer it.
     pkce: 'S256' as const,
     hostPrefixedCookies: opts.hostPrefixedCookies,

@@ -28,7 +28,8 @@ export const ProviderMetadataSchema = Type.Object({
   scopes_supported: Type.Optional(Names),
   claims_supported: Type.Optional(Names),
   response_types_supported: Type.Optional(Names),
-  grant_types_supported: Type.Optional(Names)
+  grant_types_supported: Type.Optional(Names),
+  token_endpoint_auth_methods_supported: Type.Optional(Names)
 })
 
 export type ProviderMetadata = Static<typeof ProviderMetadataSchema>
