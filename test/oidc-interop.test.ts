@@ -152,6 +152,16 @@ t.test('client authentication: Basic, POST when the provider advertises only POS
   }
 })
 
+t.test('id_tokens signed with ES256, PS256 and EdDSA verify through discovery and the provider\'s JWKS', async (t) => {
+  for (const alg of ['ES256', 'PS256', 'EdDSA'] as const) {
+    const env = await start(t, { idTokenAlg: alg })
+    const b = env.browser()
+    t.equal((await login(env, b)).status, 302, `${alg}: the callback logs in`)
+    t.equal((await b.request('/api/identity')).json().identity?.sub, 'ada', `${alg}: the verified identity`)
+    t.match((await b.request('/health')).json().jwks, { keyCount: 1, lastFailure: null }, `${alg}: one key fetched`)
+  }
+})
+
 /** Refresh tokens the provider still holds as usable. */
 async function liveRefreshTokens (env: Env): Promise<string[]> {
   const live: string[] = []
