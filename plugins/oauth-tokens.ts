@@ -22,7 +22,7 @@ import { decodeFlow, encodeFlow, flowCookieName, flowCookiePrefix, flowMatches, 
 import { checkReturnTo } from '../lib/oauth/return-to.ts'
 import { publicIdentity, readIdentity, writeIdentity, type SessionIdentity } from '../lib/oauth/identity.ts'
 import { requestTokens, type ProviderTokens, type RequestTokens, type TokenContext } from '../lib/oauth/request-tokens.ts'
-import type { LogoutTokenClaims } from '../lib/oidc/logout-token.ts'
+import { logoutTokenDispatch, type LogoutTokenDispatch } from '../lib/oidc/logout-dispatch.ts'
 import type { Identity } from '../lib/oidc/identity.ts'
 import type { EndSessionRequest } from '../lib/oidc/flow.ts'
 import { createProvider, type OAuthProviderInfo, type ProviderRuntime } from './oauth-provider.ts'
@@ -105,12 +105,19 @@ export interface OAuthFlow {
   /** how the browser is sent to the default provider's end-session endpoint */
   readonly providerLogout: 'post' | 'get' | false
   /**
-   * OpenID Connect Back-Channel Logout 1.0: verifies a logout_token against the provider's keys
-   * (FSS_LOGOUT_TOKEN_INVALID, FSS_JWKS_UNAVAILABLE); `maxAgeSeconds` is how long one stays
-   * acceptable (its age limit plus the clock tolerance), so how long its jti must be remembered.
-   * null for a plain OAuth 2 provider.
+   * OpenID Connect Back-Channel Logout 1.0: verifies a logout_token against the keys of the
+   * OpenID Connect provider whose issuer (and client id) it names, and says which provider that
+   * is (FSS_LOGOUT_TOKEN_INVALID, FSS_JWKS_UNAVAILABLE); `maxAgeSeconds` is how long one stays
+   * acceptable (the longest age limit plus clock tolerance), so how long its jti must be
+   * remembered. null when no provider is OpenID Connect.
    */
-  readonly logoutTokens: { verify: (token: unknown) => Promise<LogoutTokenClaims>, maxAgeSeconds: number } | null
+  readonly logoutTokens: LogoutTokenDispatch | null
+  /**
+   * The subject the session registry groups a login under: the default provider's `sub` as it
+   * is, another provider's qualified with its name (`<provider>:<sub>`), since a subject is
+   * unique only at its own provider.
+   */
+  registrySubject (provider: string, sub: string): string
 }
 
 export interface OAuthInfo extends OAuthProviderInfo {
@@ -347,8 +354,11 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
       return { connect }
     },
     rememberIdentity: writeIdentity,
-    // Back-channel logout ends sessions logged in with the default provider: its keys verify the token.
-    logoutTokens: main.rp === null ? null : { verify: main.rp.verifyLogoutToken, maxAgeSeconds: main.rp.options.logoutTokenMaxAge + main.rp.options.clockTolerance },
+    // Back-channel logout: each OpenID Connect provider's keys verify the tokens it signs.
+    logoutTokens: logoutTokenDispatch([...runtimes.values()].flatMap(({ opts, rp }) => rp === null
+      ? []
+      : [{ name: opts.name, issuer: rp.options.issuer, clientId: rp.options.clientId, verify: rp.verifyLogoutToken, maxAgeSeconds: rp.options.logoutTokenMaxAge + rp.options.clockTolerance }])),
+    registrySubject: (provider, sub) => provider === defaultProvider ? sub : `${provider}:${sub}`,
     loginProvider,
     async endSessionRequest (request, postLogoutPath) {
       const p = runtime(await loginProvider(request))

@@ -1,13 +1,15 @@
 // POST /backchannel-logout: OpenID Connect Back-Channel Logout 1.0. The
 // provider posts a signed logout_token (form body); a verified, unseen token
 // ends the sessions it names: those logged in through its `sid`, or all of its
-// `sub`'s. Server to server, so no CSRF token (the provider's signature is the
+// `sub`'s, among the logins made with the provider that signed it (one endpoint
+// for every OpenID Connect provider: the token's issuer picks whose keys verify it). Server to server, so no CSRF token (the provider's signature is the
 // proof) and no cookies; only application/x-www-form-urlencoded is accepted.
 import fp from 'fastify-plugin'
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { errors } from '../lib/errors.ts'
+import { refuse } from '../lib/oidc/reasons.ts'
 import { validateOptions } from '../lib/options.ts'
 import { ExpiringMap } from '../lib/expiring-map.ts'
 import { sha256Base64url } from '../lib/digest.ts'
@@ -21,7 +23,7 @@ import { TAGS } from './openapi.ts'
 
 export const BackchannelLogoutOptionsSchema = Type.Object({
   path: Type.Optional(Type.String({ pattern: '^/[^\\s?#]*$', maxLength: 200, description: 'Route path; register `<origin><path>` at the provider as the back-channel logout URI.', default: '/backchannel-logout' })),
-  provider: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'The provider name the OAuth routes register logins under (its `sid` index).', default: 'default' }))
+  provider: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Accept logout tokens from this provider (by name) only. Default: every OpenID Connect provider, each token verified with the keys of the issuer it names.' }))
 }, { additionalProperties: false })
 export type BackchannelLogoutOptions = Static<typeof BackchannelLogoutOptionsSchema>
 
@@ -65,9 +67,11 @@ function invalid (reply: FastifyReply, description: string): FastifyReply {
 }
 
 const backchannelLogout: FastifyPluginAsyncTypebox<BackchannelLogoutOptions> = async (fastify, opts) => {
-  const { path = '/backchannel-logout', provider = 'default' } = validateOptions(BackchannelLogoutOptionsSchema, opts, 'sessions.backchannel')
-  const logoutTokens = fastify.oauthFlow.logoutTokens
+  const { path = '/backchannel-logout', provider: only } = validateOptions(BackchannelLogoutOptionsSchema, opts, 'sessions.backchannel')
+  const flow = fastify.oauthFlow
+  const logoutTokens = flow.logoutTokens
   if (logoutTokens === null) throw new errors.FSS_OPTIONS_INVALID('sessions.backchannel', 'needs an OpenID Connect provider (its keys sign the logout_token)')
+  if (only !== undefined && !flow.providers.includes(only)) throw new errors.FSS_OPTIONS_INVALID('sessions.backchannel.provider', 'names no provider of the oauth option')
   const sessions = fastify.sessions
   const replay = replayGuard(fastify)
   // A jti needs remembering only while its token could still be accepted.
@@ -97,6 +101,7 @@ const backchannelLogout: FastifyPluginAsyncTypebox<BackchannelLogoutOptions> = a
     let claims
     try {
       claims = await logoutTokens.verify(token)
+      if (only !== undefined && claims.provider !== only) throw refuse.logoutToken('issuer')
     } catch (err) {
       const coded = err as { code?: string, message: string }
       if (coded.code !== 'FSS_LOGOUT_TOKEN_INVALID') throw err
@@ -112,9 +117,9 @@ const backchannelLogout: FastifyPluginAsyncTypebox<BackchannelLogoutOptions> = a
     try {
       // §2.7: with a sid, the sessions of that provider session; with only a sub, all of the user's.
       const ended = claims.sid !== undefined
-        ? await sessions.revokeBySid(provider, claims.sid)
-        : await sessions.revokeAll(claims.sub as string, { reason: 'backchannel' })
-      request.log.info({ revoked: ended.length, by: claims.sid !== undefined ? 'sid' : 'sub' }, 'back-channel logout')
+        ? await sessions.revokeBySid(claims.provider, claims.sid)
+        : await sessions.revokeAll(flow.registrySubject(claims.provider, claims.sub as string), { reason: 'backchannel' })
+      request.log.info({ revoked: ended.length, by: claims.sid !== undefined ? 'sid' : 'sub', provider: claims.provider }, 'back-channel logout')
       return { revoked: ended.length }
     } catch (err) {
       // Forgotten if Redis lets us: the provider's retry is then not a replay.

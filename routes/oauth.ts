@@ -137,8 +137,7 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastif
         // The registry groups a user's sessions by subject, and a subject is unique only at its own
         // provider: another login provider's subject is qualified with its name, so a user of one
         // provider never lists or ends the sessions of another provider's user with the same sub.
-        const sub = provider === flow.defaultProvider ? identity.sub : `${provider}:${identity.sub}`
-        await sessions.registerLogin(request, { sub, provider, ...(identity.sid === undefined ? {} : { sid: identity.sid }) })
+        await sessions.registerLogin(request, { sub: flow.registrySubject(provider, identity.sub), provider, ...(identity.sid === undefined ? {} : { sid: identity.sid }) })
       }
       flow.recordLogin(undefined, provider)
       return reply.redirect(exchanged.returnTo ?? flow.paths.afterLogin, 302)

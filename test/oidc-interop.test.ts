@@ -53,12 +53,12 @@ async function start (t: Test, opOpts: Partial<CertifiedOpOptions> = {}, { oauth
 }
 
 /** login → authorize → interaction → resume → callback, following the provider's redirects only. */
-async function login (env: Env, b: HttpBrowser): Promise<{ callbackUrl: URL, status: number }> {
-  let res = await b.request('/login')
+async function login (env: Env, b: HttpBrowser, loginPath = '/login', callbackPath = '/callback'): Promise<{ callbackUrl: URL, status: number }> {
+  let res = await b.request(loginPath)
   for (let hop = 0; hop < 10; hop++) {
     if (res.location === null) throw new Error(`answered ${res.status} without Location: ${res.text.replace(/<style>[^]*<\/style>/, '').slice(0, 2000)}`)
     const next = new URL(res.location, env.op.issuer)
-    if (next.origin === env.origin && next.pathname === '/callback') {
+    if (next.origin === env.origin && next.pathname === callbackPath) {
       const callback = await b.request(next.href)
       return { callbackUrl: next, status: callback.status }
     }
@@ -126,9 +126,9 @@ t.test('the provider\'s Back-Channel Logout ends the session it names, on its ow
   await login(env, c)
   t.equal((await env.app.sessions.list('ada')).length, 2, 'two sessions of one user')
   // c logs out at the provider itself: the provider posts a logout_token naming c's sid.
-  const delivered = once(env.op.provider, 'backchannel.success')
+  const done = delivered(env.op)
   await submitForm(c, await c.request(`${env.op.issuer}/session/end`), { logout: 'yes' })
-  await delivered
+  await done
   t.same((await c.request('/api/identity')).json(), { identity: null }, 'the session the provider ended reads as logged out')
   t.equal((await b.request('/api/identity')).json().identity?.sub, 'ada', 'the other session stays')
   t.equal((await env.app.sessions.list('ada')).length, 1)
@@ -161,6 +161,54 @@ t.test('id_tokens signed with ES256, PS256 and EdDSA verify through discovery an
     t.match((await b.request('/health')).json().jwks, { keyCount: 1, lastFailure: null }, `${alg}: one key fetched`)
   }
 })
+
+t.test('two providers share one back-channel endpoint: each ends only the sessions of logins made with it', async (t) => {
+  const logs = captureLogs()
+  const { app, origin } = await listeningApp(t, logs)
+  const ops: Record<string, CertifiedOp> = {}
+  for (const name of ['corp', 'partner']) {
+    // The same subject at both providers: two different people.
+    ops[name] = await startCertifiedOp({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, redirectUri: `${origin}/callback/${name}`, backchannelLogoutUri: `${origin}/backchannel-logout` })
+    const op = ops[name]
+    t.teardown(() => op.stop())
+  }
+  const providers = Object.fromEntries(Object.entries(ops).map(([name, op]) => [name, { provider: { issuer: op.issuer }, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET }]))
+  await app.register(sessionSuite, { session: { key: randomBytes(32) }, oauth: { providers, scope: ['openid'], callbackUri: `${origin}/callback` }, sessions: { store: 'memory' } } as never)
+  app.get('/api/identity', async (request) => ({ identity: request.identity }))
+  await app.ready()
+  const env = (name: string): Env => ({ op: ops[name] as CertifiedOp, origin, logs, app, browser: () => new HttpBrowser(origin) })
+
+  const users = { corpA: env('corp').browser(), corpB: env('corp').browser(), partner: env('partner').browser() }
+  await login(env('corp'), users.corpA, '/login/corp', '/callback/corp')
+  await login(env('corp'), users.corpB, '/login/corp', '/callback/corp')
+  await login(env('partner'), users.partner, '/login/partner', '/callback/partner')
+  t.equal((await app.sessions.list('ada')).length, 2, 'the default provider\'s user: two sessions')
+  t.equal((await app.sessions.list('partner:ada')).length, 1, 'the other provider\'s user, qualified')
+
+  // The partner provider ends its user's session: its logout_token, verified with its keys, ends only that one.
+  const partnerDone = delivered(ops.partner as CertifiedOp)
+  await submitForm(users.partner, await users.partner.request(`${ops.partner?.issuer as string}/session/end`), { logout: 'yes' })
+  await partnerDone
+  t.same((await users.partner.request('/api/identity')).json(), { identity: null }, 'the partner login is ended')
+  t.equal((await users.corpA.request('/api/identity')).json().identity?.sub, 'ada', 'the corp user with the same sub is not')
+  t.equal((await app.sessions.list('ada')).length, 2)
+
+  // The corp provider ends one of its two sessions (its sid), not the other.
+  const corpDone = delivered(ops.corp as CertifiedOp)
+  await submitForm(users.corpA, await users.corpA.request(`${ops.corp?.issuer as string}/session/end`), { logout: 'yes' })
+  await corpDone
+  t.same((await users.corpA.request('/api/identity')).json(), { identity: null }, 'the corp session it named is ended')
+  t.equal((await users.corpB.request('/api/identity')).json().identity?.sub, 'ada', 'the other corp session stays')
+  t.equal(app.sessions.counters().revoked.backchannel, 2)
+  logs.assertNoSecrets(t, [...ops.corp?.issued() ?? [], ...ops.partner?.issued() ?? [], CLIENT_SECRET])
+})
+
+/** The provider's next Back-Channel Logout delivery: resolves when we answered 200, rejects when we refused it. */
+async function delivered (op: CertifiedOp): Promise<void> {
+  const failed = once(op.provider, 'backchannel.error').then(() => { throw new Error('the back-channel logout was refused') })
+  await Promise.race([once(op.provider, 'backchannel.success'), failed])
+  failed.catch(() => {})
+}
 
 /** Refresh tokens the provider still holds as usable. */
 async function liveRefreshTokens (env: Env): Promise<string[]> {

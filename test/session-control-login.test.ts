@@ -164,6 +164,28 @@ t.test('back-channel logout is on with an OpenID Connect provider, off on reques
   await t.rejects(async () => { await plain.app.ready() }, { code: 'FSS_OPTIONS_INVALID', message: /OpenID Connect/ }, 'a plain OAuth 2 provider signs no logout_token')
 })
 
+t.test('backchannel.provider: only that provider\'s logout tokens are taken; an unknown name is refused at start-up', async (t) => {
+  const twoProviders = (origin: string): SessionSuiteOptions['oauth'] => ({
+    providers: {
+      first: { provider: { issuer: oidc.issuer }, clientId: CLIENT_ID, clientSecret: 's' },
+      second: { provider: { issuer: oidc.issuer }, clientId: CLIENT_ID, clientSecret: 's' }
+    },
+    callbackUri: `${origin}/callback`,
+    timeout: 2000
+  })
+  const { app, origin } = await listeningApp(t, captureLogs())
+  await app.register(sessionSuite, { secret: { env }, oauth: twoProviders(origin), sessions: { store: 'memory', backchannel: { provider: 'second' } } })
+  await app.ready()
+  // Both providers have this issuer and client id: the first verifies the token, and it is not `second`.
+  const res = await postLogout(origin, `logout_token=${await signedByProviderKey(oidc, logoutClaims({ sub: 'johndoe' }))}`)
+  t.same([res.status, res.body.error, res.body.error_description], [400, 'invalid_request', 'The logout_token was refused: its iss is not the configured issuer'])
+  t.equal(app.sessions.counters().revoked.backchannel, 0, 'nothing revoked')
+
+  const wrong = await listeningApp(t, captureLogs())
+  wrong.app.register(sessionSuite, { secret: { env }, oauth: twoProviders(wrong.origin), sessions: { store: 'memory', backchannel: { provider: 'third' } } })
+  await t.rejects(async () => { await wrong.app.ready() }, { code: 'FSS_OPTIONS_INVALID', message: /sessions\.backchannel\.provider/ })
+})
+
 t.test("the provider's keys out of reach: 502, nothing revoked, and the same token works once they are back", async (t) => {
   const { app, origin } = await start(t)
   const token = await signedByProviderKey(oidc, logoutClaims({ sub: 'johndoe' }))
