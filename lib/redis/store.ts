@@ -60,10 +60,15 @@ export function createRedisTokenStore (opts: RedisTokenStoreOptions): TokenStore
   const run = <R>(command: () => Promise<R>): Promise<R> => guard(client, commandTimeout, command)
   // A key holding another Redis type (a hash, a list…) is not a record this store wrote: Redis
   // answers WRONGTYPE, which is a bad record (no token, counted), not an outage (503 forever).
-  const read = (key: string): Promise<string | null | typeof WRONG_TYPE> => run(() => client.get(key).catch((err: Error) => {
-    if (err.message.startsWith('WRONGTYPE')) return WRONG_TYPE
-    throw err
-  }))
+  // (The guard keeps Redis's reply as the error's cause.)
+  const read = async (key: string): Promise<string | null | typeof WRONG_TYPE> => {
+    try {
+      return await run(() => client.get(key))
+    } catch (err) {
+      if (String((err as { cause?: unknown }).cause).startsWith('WRONGTYPE')) return WRONG_TYPE
+      throw err
+    }
+  }
 
   return {
     async get (request) {
