@@ -19,6 +19,9 @@ import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { errors } from '../lib/errors.ts'
 import { validateOptions } from '../lib/options.ts'
+import { RESERVED } from '../lib/session/payload.ts'
+import { FORBIDDEN_KEYS } from '../lib/session/session-object.ts'
+import { SUITE_FIELD } from '../lib/session/suite-fields.ts'
 import { receivedSessionDigest } from './session.ts'
 
 // Methods, as @fastify/csrf-protection declares them, so both declarations merge where both are loaded.
@@ -121,6 +124,11 @@ const csrf: FastifyPluginAsync<CsrfOptions> = async (fastify, opts) => {
   const options = validateOptions(CsrfOptionsSchema, opts, 'csrf')
   const getToken = options.getToken ?? tokenFromRequest
   const sessionKey = options.sessionKey ?? DEFAULT_SESSION_KEY
+  // A field the session refuses to set (every generateCsrf() would then be a 500), or the one the
+  // suite keeps its own fields under (the secret and the stored tokens would overwrite each other).
+  if (RESERVED.has(sessionKey) || FORBIDDEN_KEYS.has(sessionKey) || sessionKey === SUITE_FIELD) {
+    throw new errors.FSS_OPTIONS_INVALID('csrf.sessionKey', `"${sessionKey}" is a session field the suite reserves; pick another name`)
+  }
 
   if (fastify.hasPlugin('@fastify/csrf-protection')) {
     // Its decorators would clash (FST_ERR_DEC_ALREADY_PRESENT) and its secrets are random per first call.

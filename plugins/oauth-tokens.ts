@@ -18,7 +18,7 @@ import { rawAnswerOf } from '../lib/oauth/raw-answer.ts'
 import { parseCallbackQuery } from '../lib/oauth/callback-query.ts'
 import { assertBackupAllowed } from '../lib/oauth/backup.ts'
 import { generateState, UsedStates } from '../lib/oauth/state.ts'
-import { decodeFlow, encodeFlow, flowCookieName, flowCookiePrefix, flowMatches, flowsToDrop } from '../lib/oauth/flow-state.ts'
+import { MAX_FLOWS, decodeFlow, encodeFlow, flowCookieName, flowCookiePrefix, flowMatches, flowsToDrop } from '../lib/oauth/flow-state.ts'
 import { checkReturnTo } from '../lib/oauth/return-to.ts'
 import { publicIdentity, readIdentity, writeIdentity, type SessionIdentity } from '../lib/oauth/identity.ts'
 import { requestTokens, type ProviderTokens, type RequestTokens, type TokenContext } from '../lib/oauth/request-tokens.ts'
@@ -259,10 +259,16 @@ const oauthTokens: FastifyPluginAsync<OAuthOptions> = async (fastify, rawOpts) =
       const p = runtime(provider)
       const raw = request.query as Record<string, unknown>
       // The flow's single-use cookie: cleared on every outcome (its value was read from the request).
-      // Only this state's: another tab's flow stays.
+      // Only this state's: another tab's flow stays. A state given more than once is refused below;
+      // each flow it names is cleared all the same (only flows this browser holds a cookie for; a
+      // browser holds at most MAX_FLOWS, so the first few values are enough).
       const held = typeof raw.state === 'string' && raw.state !== '' ? flowCookieName(prefix, raw.state) : undefined
       const value = held === undefined ? undefined : request.cookies[held]
-      if (held !== undefined && value !== undefined) reply.clearCookie(held, cookie)
+      const states = Array.isArray(raw.state) ? raw.state.slice(0, 2 * MAX_FLOWS) : [raw.state]
+      for (const state of new Set(states)) {
+        const name = typeof state === 'string' && state !== '' ? flowCookieName(prefix, state) : undefined
+        if (name !== undefined && request.cookies[name] !== undefined) reply.clearCookie(name, cookie)
+      }
       // Fastify's querystring parser gives an object of strings, or arrays of
       // strings for repeated names; parseCallbackQuery refuses anything else
       // (FSS_OAUTH_CALLBACK_INVALID), after the cookie above is cleared.

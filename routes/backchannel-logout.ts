@@ -2,7 +2,8 @@
 // provider posts a signed logout_token (form body); a verified, unseen token
 // ends the sessions it names: those logged in through its `sid`, or all of its
 // `sub`'s, among the logins made with the provider that signed it (one endpoint
-// for every OpenID Connect provider: the token's issuer picks whose keys verify it). Server to server, so no CSRF token (the provider's signature is the
+// for every OpenID Connect provider: the token's issuer picks whose keys verify
+// it). Server to server, so no CSRF token (the provider's signature is the
 // proof) and no cookies; only application/x-www-form-urlencoded is accepted.
 import fp from 'fastify-plugin'
 import { Type, type Static } from '@sinclair/typebox'
@@ -20,6 +21,7 @@ import type {} from '../plugins/redis-token-store.ts'
 import type {} from '../plugins/oauth-tokens.ts'
 import { ErrorResponse } from './schemas.ts'
 import { TAGS } from './openapi.ts'
+import { requestForLog } from '../lib/display-url.ts'
 
 export const BackchannelLogoutOptionsSchema = Type.Object({
   path: Type.Optional(Type.String({ pattern: '^/[^\\s?#]*$', maxLength: 200, description: 'Route path; register `<origin><path>` at the provider as the back-channel logout URI.', default: '/backchannel-logout' })),
@@ -67,6 +69,9 @@ function invalid (reply: FastifyReply, description: string): FastifyReply {
 }
 
 const backchannelLogout: FastifyPluginAsyncTypebox<BackchannelLogoutOptions> = async (fastify, opts) => {
+  // Every route here logs its path only: a query string may carry a code, a state, a returnTo or a
+  // CSRF token a client put there (the token is then refused, but the request line is still logged).
+  fastify.addHook('onRoute', (route) => { route.logSerializers = { ...route.logSerializers, req: requestForLog } })
   const { path = '/backchannel-logout', provider: only } = validateOptions(BackchannelLogoutOptionsSchema, opts, 'sessions.backchannel')
   const flow = fastify.oauthFlow
   const logoutTokens = flow.logoutTokens
@@ -82,6 +87,9 @@ const backchannelLogout: FastifyPluginAsyncTypebox<BackchannelLogoutOptions> = a
   addFormParser(fastify)
 
   fastify.post(path, {
+    // A body that is not a form object (none at all, say) is the spec's 400 invalid_request like any
+    // other bad request: Fastify's own validation error would not fit the 400 schema and become a 500.
+    attachValidation: true,
     onRequest: (_request: FastifyRequest, reply: FastifyReply, done: () => void) => {
       reply.header('cache-control', 'no-store')
       done()
@@ -96,6 +104,7 @@ const backchannelLogout: FastifyPluginAsyncTypebox<BackchannelLogoutOptions> = a
       response: { 200: Type.Object({ revoked: Type.Integer({ minimum: 0 }) }), 400: SpecError, 415: ErrorResponse, 502: ErrorResponse, 503: ErrorResponse }
     }
   }, async (request, reply) => {
+    if (request.validationError !== undefined) return invalid(reply, 'the body is not a form with a logout_token')
     const token = request.body.logout_token
     if (typeof token !== 'string' || token === '') return invalid(reply, 'logout_token is missing (or given more than once)')
     let claims

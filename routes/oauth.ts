@@ -88,6 +88,9 @@ const DisconnectReply = Type.Object({
 })
 
 const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (fastify, routeOpts) => {
+  // Every route here logs its path only: a query string may carry a code, a state, a returnTo or a
+  // CSRF token a client put there (the token is then refused, but the request line is still logged).
+  fastify.addHook('onRoute', (route) => { route.logSerializers = { ...route.logSerializers, req: requestForLog } })
   const { redirectAfterLogout, disconnectPath = '/disconnect' } = validateOptions(OAuthRoutesOptionsSchema, routeOpts, 'oauth')
   const flow = fastify.oauthFlow
   const known = (name: string): string => {

@@ -14,6 +14,7 @@ import type { SessionRecord } from '../lib/sessions/contract.ts'
 import type {} from '../plugins/session-registry.ts'
 import { ErrorResponse } from './schemas.ts'
 import { sessionCookieConfig, TAGS } from './openapi.ts'
+import { requestForLog } from '../lib/display-url.ts'
 
 /** What a user sees of a session: never the raw user agent, the IP, the sub or the provider's sid. */
 const SessionView = Type.Object({
@@ -28,6 +29,9 @@ const SessionView = Type.Object({
 const errorReplies = { '4xx': ErrorResponse, '5xx': ErrorResponse }
 
 const sessionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  // Every route here logs its path only: a query string may carry a code, a state, a returnTo or a
+  // CSRF token a client put there (the token is then refused, but the request line is still logged).
+  fastify.addHook('onRoute', (route) => { route.logSerializers = { ...route.logSerializers, req: requestForLog } })
   const sessions = fastify.sessions
   const csrfCheck = fastify.hasPlugin('fastify-session-suite/csrf') ? fastify.csrfProtection : undefined
   const guarded = csrfCheck === undefined ? {} : { preHandler: csrfCheck }

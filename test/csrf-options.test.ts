@@ -157,3 +157,38 @@ t.test('parseFormBody reads what URLSearchParams writes', async (t) => {
   }), { numRuns: 300 })
   t.pass('300 random forms round-trip')
 })
+
+t.test('a sessionKey the session reserves, or the suite field, is refused at start-up (table)', async (t) => {
+  for (const name of ['__proto__', 'constructor', 'prototype', '__ts', '__i', '__c', 'fss']) {
+    await rejectsOption(t, { sessionKey: name }, 'csrf.sessionKey')
+  }
+})
+
+t.test('property: an accepted sessionKey always gives tokens, never a 500 (fast-check)', async (t) => {
+  const reserved = fc.constantFrom('__proto__', 'constructor', 'prototype', '__ts', '__i', '__c', 'fss')
+  const names = fc.oneof(reserved, fc.stringMatching(/^[A-Za-z0-9_.-]{1,12}$/))
+  let accepted = 0
+  await fc.assert(fc.asyncProperty(names, async (sessionKey) => {
+    const app = Fastify()
+    try {
+      await app.register(session, { key, secure: false })
+      app.register(csrf, { sessionKey })
+      const started = await app.after().then(() => true, (e: { code?: string }) => {
+        if (e.code !== 'FSS_OPTIONS_INVALID') throw e
+        return false
+      })
+      if (!started) return true
+      app.get('/token', async (_request, reply) => ({ token: reply.generateCsrf() }))
+      app.post('/check', { preHandler: app.csrfProtection }, async () => ({ ok: true }))
+      accepted++
+      const res = await app.inject({ url: '/token' })
+      if (res.statusCode !== 200) return false
+      const cookie = res.cookies.map((c) => `${c.name}=${c.value}`).join('; ')
+      const check = await app.inject({ method: 'POST', url: '/check', headers: { cookie, 'x-csrf-token': res.json().token } })
+      return check.statusCode === 200
+    } finally {
+      await app.close()
+    }
+  }), { numRuns: 60 })
+  t.ok(accepted > 0, `${accepted} accepted names gave working tokens`)
+})

@@ -175,6 +175,8 @@ t.test('a malformed callback query is a coded 400 that clears the flow cookies, 
     ['an iss of 2049 characters', (u) => { u.searchParams.set('iss', long(2049)) }, 'FSS_OAUTH_CALLBACK_INVALID'],
     ['a session_state of 2049 characters', (u) => { u.searchParams.set('session_state', long(2049)) }, 'FSS_OAUTH_CALLBACK_INVALID'],
     ['state given twice', (u) => { u.searchParams.append('state', u.searchParams.get('state') as string) }, 'FSS_OAUTH_CALLBACK_INVALID'],
+    ['state given twice, the other value first', (u) => { const s = u.searchParams.get('state') as string; u.searchParams.set('state', 'other'); u.searchParams.append('state', s) }, 'FSS_OAUTH_CALLBACK_INVALID'],
+    ['state given three times', (u) => { u.searchParams.append('state', 'x'); u.searchParams.append('state', u.searchParams.get('state') as string) }, 'FSS_OAUTH_CALLBACK_INVALID'],
     ['code given twice', (u) => { u.searchParams.append('code', 'other') }, 'FSS_OAUTH_CALLBACK_INVALID'],
     ['error given twice', (u) => { u.searchParams.set('error', 'access_denied'); u.searchParams.append('error', 'x') }, 'FSS_OAUTH_CALLBACK_INVALID'],
     ['an empty error counts as omitted (RFC 6749 §3.1): the login goes on without a code', (u) => { u.searchParams.set('error', ''); u.searchParams.delete('code') }, 'FSS_OAUTH_CODE_MISSING']
@@ -186,8 +188,9 @@ t.test('a malformed callback query is a coded 400 that clears the flow cookies, 
       const { b, callbackUrl } = await started()
       const res = await b.request(callbackUrl.href)
       assertCoded(t, res, 400, code)
-      // A callback that does not name the flow by one state leaves every flow cookie alone (another tab's, perhaps).
-      assertCookiesCleared(t, res, undefined, !name.startsWith('state given twice') && !name.startsWith('a state of'))
+      // A callback that does not name the flow leaves every flow cookie alone (another tab's, perhaps);
+      // a state given more than once names each of its values' flows, and they are cleared.
+      assertCookiesCleared(t, res, undefined, !name.startsWith('a state of'))
       t.equal(oidc.tokenCalls.total, calls, 'the token endpoint was not called')
       await nothingStored(t, b)
       if (code === 'FSS_OAUTH_CALLBACK_INVALID') t.notMatch(res.json().message, /xxxx/, 'the value is not echoed')
@@ -224,12 +227,12 @@ t.test('property: whatever query the callback gets, it answers a 302 or a coded 
     })
     const { b, callbackUrl } = await started()
     const res = await b.request(callbackUrl.href)
-    // The flow is cleared whenever the callback names it by a single state: any other flow is left alone.
-    const named = callbackUrl.searchParams.getAll('state')
-    const name = named.length === 1 ? flowCookie(named[0] as string) : undefined
-    const cleared = name === undefined
-      ? res.setCookies.every((l) => !l.startsWith('__Host-fss-flow.'))
-      : res.setCookies.some((l) => l.startsWith(`${name}=;`) && /Max-Age=0/.test(l)) || !b.allSetCookies.some((l) => l.startsWith(`${name}=`))
+    // Every flow the callback names by a state (given once or more) is cleared: any other flow is left alone.
+    const named = new Set(callbackUrl.searchParams.getAll('state').filter((s) => s !== '').map((s) => flowCookie(s)))
+    const touched = res.setCookies.filter((l) => l.startsWith('__Host-fss-flow.')).map((l) => l.slice(0, l.indexOf('=')))
+    const held = [...named].filter((n) => b.allSetCookies.some((l) => l.startsWith(`${n}=`) && !/Max-Age=0/.test(l)))
+    const cleared = touched.every((n) => named.has(n)) &&
+      held.every((n) => res.setCookies.some((l) => l.startsWith(`${n}=;`) && /Max-Age=0/.test(l)))
     if (res.status === 302) {
       ok++
       return cleared

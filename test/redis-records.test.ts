@@ -116,6 +116,34 @@ t.test('a token record that opens but is not a valid token reads as no token, co
   rig.logs.assertNoSecrets(t, ['X-Injected', 'rec-at-'])
 })
 
+t.test('a record key holding another Redis type reads as no token, counted, never a 503; the next login writes over it', async (t) => {
+  const rig = await start(t)
+  const counters = rig.app.redisTokenStore.counters
+  const kinds: Array<[string, (k: string) => Promise<unknown>]> = [
+    ['a hash', (k) => raw.hset(k, 'access_token', 'x')],
+    ['a list', (k) => raw.rpush(k, 'x')],
+    ['a set', (k) => raw.sadd(k, 'x')],
+    ['a sorted set', (k) => raw.zadd(k, 1, 'x')],
+    ['a stream', (k) => raw.xadd(k, '*', 'f', 'v')]
+  ]
+  for (const [what, write] of kinds) {
+    const b = await storeToken(rig, good())
+    const recKey = await onlyRecord(rig.prefix)
+    await raw.del(recKey)
+    await write(recKey)
+    const before = counters.rejectedRecords
+    const meta = await b.request('/api/meta')
+    t.same([meta.status, meta.json()], [200, { meta: null }], `${what}: no token`)
+    const token = await b.request('/api/token')
+    t.same([token.status, token.json().code], [401, 'FSS_TOKEN_MISSING'], `${what}: a login is asked for`)
+    t.equal(counters.rejectedRecords, before + 2, `${what}: counted on each read`)
+    const again = await b.request('/api/store', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(good()) })
+    t.equal(again.status, 200, `${what}: a new token is stored over it`)
+    t.equal((await b.request('/api/token')).status, 200, `${what}: and read back`)
+    await raw.del(recKey)
+  }
+})
+
 t.test('property: whatever JSON a record holds, it is a valid token or no token, and never a 5xx', async (t) => {
   const rig = await start(t)
   const b = await storeToken(rig, good())

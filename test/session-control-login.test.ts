@@ -5,6 +5,7 @@
 // provider's own key, by sid or by sub, and refuses every bad one with 400
 // invalid_request, revoking nothing.
 import t, { type Test } from 'tap'
+import fc from 'fast-check'
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import sessionSuite, { type SessionSuiteOptions } from '../index.ts'
@@ -199,4 +200,38 @@ t.test("the provider's keys out of reach: 502, nothing revoked, and the same tok
   }
   t.same([down.status, down.body.code], [502, 'FSS_JWKS_UNAVAILABLE'])
   t.equal(app.sessions.counters().revoked.backchannel, 0)
+})
+
+t.test('whatever body reaches POST /backchannel-logout, the answer is 400 invalid_request or 415, never a 5xx (table + fast-check)', async (t) => {
+  const { app, origin } = await start(t)
+  const post = async (init: { type?: string, body?: string }): Promise<{ status: number, body: any }> => {
+    const res = await fetch(`${origin}/backchannel-logout`, { method: 'POST', headers: init.type === undefined ? {} : { 'content-type': init.type }, body: init.body })
+    const text = await res.text()
+    return { status: res.status, body: text === '' ? null : JSON.parse(text) }
+  }
+  const table: Array<[string, { type?: string, body?: string }, number]> = [
+    ['no body, no content type', {}, 400],
+    ['an empty form', { type: 'application/x-www-form-urlencoded', body: '' }, 400],
+    ['a form with a charset', { type: 'application/x-www-form-urlencoded; charset=utf-8', body: 'logout_token=x' }, 400],
+    ['a bracketed name', { type: 'application/x-www-form-urlencoded', body: 'logout_token[]=x' }, 400],
+    ['a bare name', { type: 'application/x-www-form-urlencoded', body: 'logout_token' }, 400],
+    ['malformed escapes', { type: 'application/x-www-form-urlencoded', body: 'logout_token=%E0%A4%A&%%%' }, 400],
+    ['JSON', { type: 'application/json', body: '{"logout_token":"x"}' }, 415],
+    ['text', { type: 'text/plain', body: 'logout_token=x' }, 415],
+    ['multipart', { type: 'multipart/form-data; boundary=x', body: '--x--' }, 415]
+  ]
+  for (const [name, init, status] of table) {
+    const res = await post(init)
+    t.equal(res.status, status, name)
+    if (status === 400) t.equal(res.body.error, 'invalid_request', `${name}: the spec's error`)
+  }
+  await fc.assert(fc.asyncProperty(
+    fc.option(fc.constantFrom('application/x-www-form-urlencoded', 'application/json', 'text/plain', 'application/octet-stream', 'x/y'), { nil: undefined }),
+    fc.option(fc.string({ maxLength: 64 }), { nil: undefined }),
+    async (type, body) => {
+      const res = await post({ type, body })
+      return res.status === 400 || res.status === 415
+    }
+  ), { numRuns: 40 })
+  t.equal(app.sessions.counters().revoked.backchannel, 0, 'nothing revoked')
 })

@@ -76,6 +76,12 @@ export function flowMatches (flow: FlowState, state: string): boolean {
 
 export interface HeldFlow { name: string, flow: FlowState | null }
 
+/** The part of a flow cookie's name after the prefix: 22 base64url characters (flowCookieName). */
+const FLOW_NAME_TAIL = /^[A-Za-z0-9_-]{22}$/
+
+/** Flow cookies one login response expires at most. */
+export const MAX_DROPPED_FLOWS = 2 * MAX_FLOWS
+
 /**
  * The flow cookies a browser sent that a new flow of `newBytes` (name and value) pushes out:
  * the oldest (an unreadable one counts as oldest) until at most `max` flows and `maxBytes`
@@ -84,7 +90,11 @@ export interface HeldFlow { name: string, flow: FlowState | null }
 export function flowsToDrop (cookies: Record<string, string | undefined>, prefix: string, newBytes: number, max = MAX_FLOWS, maxBytes = MAX_FLOW_BYTES): HeldFlow[] {
   const held: Array<HeldFlow & { bytes: number }> = []
   for (const [name, value] of Object.entries(cookies)) {
-    if (name.startsWith(prefix) && value !== undefined) held.push({ name, flow: decodeFlow(value), bytes: name.length + value.length })
+    // Only a name flowCookieName() could have made is ours to expire: any other (a space or a
+    // non-ASCII character in it, say) cannot even be serialized in a Set-Cookie line.
+    if (name.startsWith(prefix) && FLOW_NAME_TAIL.test(name.slice(prefix.length)) && value !== undefined) {
+      held.push({ name, flow: decodeFlow(value), bytes: name.length + value.length })
+    }
   }
   // Newest first: kept while they fit beside the new flow.
   held.sort((a, b) => (b.flow?.startedAt ?? -1) - (a.flow?.startedAt ?? -1))
@@ -99,5 +109,8 @@ export function flowsToDrop (cookies: Record<string, string | undefined>, prefix
       dropped.push({ name, flow })
     }
   }
-  return dropped
+  // Each login keeps at most `max` flows, so a browser holds a few more at most (logins started
+  // at once in several tabs): more is planted, and expiring it all would answer hundreds of
+  // Set-Cookie lines. The oldest (unreadable ones first) go; the rest are left as they are.
+  return dropped.slice(0, MAX_DROPPED_FLOWS)
 }

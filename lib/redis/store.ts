@@ -51,26 +51,39 @@ export function legacyRecordKey (prefix: string, ref: string): string {
   return `${prefix}tok:${sha256Base64url(ref)}`
 }
 
+const WRONG_TYPE = Symbol('wrong Redis type')
+
 export function createRedisTokenStore (opts: RedisTokenStoreOptions): TokenStore {
   const { client, prefix, commandTimeout, check, counters = { rejectedRecords: 0 }, log, refField = SESSION_REF_FIELD } = opts
   const keys: StoreKey[] = deriveStoreKeys(opts.keys)
   const ttlMs = opts.ttl * 1000
   const run = <R>(command: () => Promise<R>): Promise<R> => guard(client, commandTimeout, command)
+  // A key holding another Redis type (a hash, a list…) is not a record this store wrote: Redis
+  // answers WRONGTYPE, which is a bad record (no token, counted), not an outage (503 forever).
+  // (The guard keeps Redis's reply as the error's cause.)
+  const read = async (key: string): Promise<string | null | typeof WRONG_TYPE> => {
+    try {
+      return await run(() => client.get(key))
+    } catch (err) {
+      if (String((err as { cause?: unknown }).cause).startsWith('WRONGTYPE')) return WRONG_TYPE
+      throw err
+    }
+  }
 
   return {
     async get (request) {
       const ref = getSuiteField(request.session, refField)
       if (typeof ref !== 'string') return null
       let key = recordKey(prefix, ref)
-      let sealed = await run(() => client.get(key))
+      let sealed = await read(key)
       if (sealed === null) {
         // Written before keys carried hash tags: opened under its own name,
         // then rewritten under the new one by the next set().
         key = legacyRecordKey(prefix, ref)
-        sealed = await run(() => client.get(key))
+        sealed = await read(key)
       }
       if (sealed === null) return null
-      const opened = open(keys, sealed, key)
+      const opened = sealed === WRONG_TYPE ? null : open(keys, sealed, key)
       if (opened === null) {
         // Sealed by a key that has left the ring, or tampered with: the user logs in again.
         counters.rejectedRecords++

@@ -129,13 +129,15 @@ export function resolvePolicy (raw: unknown): ResolvedPolicy {
 }
 
 function checkCrossFieldRules (p: SessionPolicy): void {
-  const name = p.cookieName
-  if (name.startsWith('__Host-')) {
+  // RFC 6265bis §4.1.3 matches the prefixes without case: browsers hold `__host-s`
+  // to the `__Host-` rules, and would silently drop a cookie that breaks them.
+  const name = p.cookieName.toLowerCase()
+  if (name.startsWith('__host-')) {
     if (!p.secure) throw new errors.FSS_OPTIONS_INVALID('session.cookieName', 'a __Host- cookie must be Secure; set secure: true or pick another name')
     if (p.domain !== undefined) throw new errors.FSS_OPTIONS_INVALID('session.cookieName', 'a __Host- cookie cannot have a Domain')
     if (p.path !== '/') throw new errors.FSS_OPTIONS_INVALID('session.cookieName', 'a __Host- cookie must have Path=/')
   }
-  if (name.startsWith('__Secure-') && !p.secure) {
+  if (name.startsWith('__secure-') && !p.secure) {
     throw new errors.FSS_OPTIONS_INVALID('session.cookieName', 'a __Secure- cookie must be Secure')
   }
   if (p.sameSite === 'none' && !p.secure) {
