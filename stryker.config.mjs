@@ -27,7 +27,7 @@ const modules = {
   // Equivalent: none known.
   payload: {
     mutate: 'lib/session/payload.ts',
-    tests: ['test/session-payload.test.ts', 'test/session-bad-input.test.ts', 'test/session-timeouts.test.ts']
+    tests: ['test/session-payload.test.ts', 'test/session-payload-bounds.test.ts', 'test/session-sealer.test.ts', 'test/session-bad-input.test.ts', 'test/session-timeouts.test.ts']
   },
   token: {
     mutate: 'lib/oauth/token.ts',

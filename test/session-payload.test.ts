@@ -24,3 +24,36 @@ t.test('the data of a decoded session, from which fields were deleted, is copied
   delete data.__ts
   t.same(buildPayload(data, 1, 2), { a: 1, b: 2, c: 3, __ts: 2, __i: 2, __c: 1 })
 })
+
+t.test('the payload holds exactly the data fields and the three times, no other key', async (t) => {
+  for (const data of [{}, { a: 1 }, { a: 1, b: undefined, c: null }]) {
+    const payload = buildPayload(data, 1, 2)
+    t.same(Object.keys(payload), [...Object.keys(data), '__ts', '__i', '__c'], JSON.stringify(data))
+    t.notOk(Object.hasOwn(payload, 'undefined'))
+  }
+})
+
+t.test('a __proto__ field is an ordinary field of the payload: enumerable, writable, configurable', async (t) => {
+  const data = JSON.parse('{"__proto__":{"isAdmin":true}}') as Record<string, unknown>
+  const payload = buildPayload(data, 1, 2)
+  t.same(Object.getOwnPropertyDescriptor(payload, '__proto__'), { value: { isAdmin: true }, writable: true, enumerable: true, configurable: true })
+  t.same(Object.getOwnPropertyDescriptor(payload, 'user'), undefined)
+  t.same(Object.getOwnPropertyDescriptor(buildPayload({ user: 'ann' }, 1, 2), 'user'), { value: 'ann', writable: true, enumerable: true, configurable: true })
+})
+
+t.test('a field named like a 0.1.0 suite field is written with an (empty) suite field, so it is never adopted as ours', async (t) => {
+  const cases: Array<[Record<string, unknown>, unknown]> = [
+    [{ oauth: 'mine' }, {}],
+    [{ tokenRef: 'mine' }, {}],
+    [{ fssPersistenceTest: true }, {}],
+    [{ oauth: 'mine', fss: { sessionId: 'x' } }, { sessionId: 'x' }],
+    [{ oauth: undefined }, undefined],
+    [{ user: 'ann', persistenceTest: true }, undefined],
+    [{ user: 'ann' }, undefined]
+  ]
+  for (const [data, fss] of cases) {
+    const payload = buildPayload(data, 1, 2)
+    t.same(payload.fss, fss, JSON.stringify(data))
+    t.equal(Object.hasOwn(payload, 'fss'), fss !== undefined)
+  }
+})
