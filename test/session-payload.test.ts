@@ -1,7 +1,7 @@
 // What the session seals: every field of the data as it is, then the
 // internal times, which no field can shadow.
 import t from 'tap'
-import { buildPayload } from '../lib/session/payload.ts'
+import { buildPayload, checkPayload, nowSeconds } from '../lib/session/payload.ts'
 
 t.test('the payload is the data, then the issue and creation times', async (t) => {
   const data = { user: 'ann', n: 1, nested: { list: [1, 2] }, 7: 'integer-like' }
@@ -56,4 +56,40 @@ t.test('a field named like a 0.1.0 suite field is written with an (empty) suite 
     t.same(payload.fss, fss, JSON.stringify(data))
     t.equal(Object.hasOwn(payload, 'fss'), fss !== undefined)
   }
+})
+
+t.test('a payload without a suite field (release 0.1.0) has exactly its three suite fields moved under one', async (t) => {
+  const now = nowSeconds()
+  const open = (fields: Record<string, unknown>) => {
+    const opened = checkPayload({ ...fields, __i: now, __c: now }, undefined, 3600, 7200)
+    return typeof opened === 'string' ? opened : opened.data
+  }
+  const oauth = { access_token: 'a' }
+  const cases: Array<[Record<string, unknown>, Record<string, unknown>]> = [
+    [{ user: 'ann', oauth, tokenRef: 'r1', fssPersistenceTest: true }, { user: 'ann', fss: { oauth, tokenRef: 'r1', persistenceTest: true } }],
+    [{ oauth }, { fss: { oauth } }],
+    [{ tokenRef: 'r1' }, { fss: { tokenRef: 'r1' } }],
+    [{ fssPersistenceTest: false }, { fss: { persistenceTest: false } }],
+    [{ oauth: null, user: 'ann' }, { user: 'ann', fss: { oauth: null } }],
+    // Names that were never suite fields stay where they are.
+    [{ user: 'ann', persistenceTest: true, fss_oauth: 1 }, { user: 'ann', persistenceTest: true, fss_oauth: 1 }],
+    [{}, {}],
+    // With a suite field, same-named top-level fields are the service's own.
+    [{ fss: { sessionId: 's' }, oauth: 'the service\'s', tokenRef: 'its own' }, { fss: { sessionId: 's' }, oauth: 'the service\'s', tokenRef: 'its own' }],
+    [{ fss: {}, fssPersistenceTest: 1 }, { fss: {}, fssPersistenceTest: 1 }]
+  ]
+  for (const [fields, data] of cases) {
+    const opened = open(fields)
+    t.same(opened, data, JSON.stringify(fields))
+    t.same(Object.keys(opened).sort(), Object.keys(data).sort(), 'no other key, not even an undefined one')
+    if (typeof opened === 'object' && data.fss !== undefined) t.same(Object.keys(opened.fss as object).sort(), Object.keys(data.fss).sort())
+  }
+})
+
+t.test('a 0.1.0 field the service wrote survives a round trip: written with an empty suite field, read back as its own', async (t) => {
+  const now = nowSeconds()
+  const sealed = JSON.parse(JSON.stringify(buildPayload({ oauth: 'the service\'s own' }, now, now))) as Record<string, unknown>
+  delete sealed.__ts // secure-session's data() takes it out
+  const opened = checkPayload(sealed, undefined, 3600, 7200)
+  t.same(opened, { data: { oauth: 'the service\'s own', fss: {} }, createdAt: now, issuedAt: now })
 })
