@@ -57,7 +57,7 @@ const modules = {
   // - createKeyFile's unreachable `it disappeared right after creation`
   //   (no coverage): only an outside rm between link() and the read lands there.
   // Not observable by any test (durability after a power cut only):
-  // - syncDir's body emptied, its `open(dir, 'r')` flag → '' (open throws, the
+  // - syncDir's function body or its try block emptied, its `open(dir, 'r')` flag → '' (open throws, the
   //   catch swallows it), its `fh.sync()` emptied, and createKeyFile's
   //   `if (created) await syncDir(dir)` → `true` / `false`. Leaving the
   //   descriptor open is observable and pinned (no descriptor left open).
