@@ -54,6 +54,8 @@ const modules = {
   // - readKeyText's loop `n = -1` → `+1`: the start value only has to be
   //   non-zero. `length < buf.length` → `true` / `<=`: with the buffer full,
   //   one more read asks for 0 bytes, returns 0 and ends the loop the same way.
+  // - parseKeyFile's `lines.length === 0 || …` → `false || …`: every() of no
+  //   lines is true, so an empty file is 'empty' either way.
   // - createKeyFile's unreachable `it disappeared right after creation`
   //   (no coverage): only an outside rm between link() and the read lands there.
   // Not observable by any test (durability after a power cut only):
