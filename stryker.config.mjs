@@ -24,10 +24,14 @@ const modules = {
     mutate: 'lib/session/codec.ts',
     tests: ['test/session-codec.test.ts', 'test/session-stray-cookies.test.ts', 'test/session-bad-input.test.ts', 'test/session.test.ts']
   },
-  // Equivalent: none known.
+  // Equivalent:
+  // - buildPayload's `if (key === '__proto__')` → `true`: defineProperty with a
+  //   writable, enumerable, configurable value is what assignment makes for
+  //   every other key (no other key has a setter on Object.prototype); the test
+  //   pins the descriptor, so only the guard is left, and it exists for speed.
   payload: {
     mutate: 'lib/session/payload.ts',
-    tests: ['test/session-payload.test.ts', 'test/session-bad-input.test.ts', 'test/session-timeouts.test.ts']
+    tests: ['test/session-payload.test.ts', 'test/session-payload-bounds.test.ts', 'test/session-sealer.test.ts', 'test/session-bad-input.test.ts', 'test/session-timeouts.test.ts']
   },
   token: {
     mutate: 'lib/oauth/token.ts',
@@ -46,12 +50,43 @@ const modules = {
     mutate: 'lib/keyring/format.ts',
     tests: ['test/keyring-format.test.ts', 'test/keyring-bounds.test.ts', 'test/keyring-file.test.ts', 'test/keyring-load.test.ts', 'test/app-keys.test.ts']
   },
-  // Equivalent: none known.
+  // Equivalent:
+  // - readKeyText's loop `n = -1` → `+1`: the start value only has to be
+  //   non-zero. `length < buf.length` → `true` / `<=`: with the buffer full,
+  //   one more read asks for 0 bytes, returns 0 and ends the loop the same way.
+  // - parseKeyFile's `lines.length === 0 || …` → `false || …`: every() of no
+  //   lines is true, so an empty file is 'empty' either way.
+  // - createKeyFile's unreachable `it disappeared right after creation`
+  //   (no coverage): only an outside rm between link() and the read lands there.
+  // Not observable by any test (durability after a power cut only):
+  // - syncDir's function body or its try block emptied, its `open(dir, 'r')` flag → '' (open throws, the
+  //   catch swallows it), its `fh.sync()` emptied, and createKeyFile's
+  //   `if (created) await syncDir(dir)` → `true` / `false`. Leaving the
+  //   descriptor open is observable and pinned (no descriptor left open).
+  // Not equivalent, but only a race tells it apart:
+  // - readKeyFile's `readKeyText(path, path, false, …)` → `true` (follow):
+  //   lstat() has already refused a symlink, so O_NOFOLLOW matters only when
+  //   the file is swapped for one between lstat() and open(), which no test can
+  //   stage without hooking fs. lstat() comes first so that a device is never
+  //   opened; O_NOFOLLOW closes the window after it.
   'key-file': {
     mutate: 'lib/keyring/key-file.ts',
     tests: ['test/keyring-file.test.ts', 'test/keyring-bounds.test.ts', 'test/keyring-rotate.test.ts', 'test/keyring-load.test.ts']
   },
-  // Equivalent: none known.
+  // Equivalent:
+  // - addEntry's `parts?.[1] ?? ''` → any other text: a failed ENTRY match
+  //   leaves no address, and '' and that text are both no IP, so both throw
+  //   the same FSS_OPTIONS_INVALID.
+  // - addEntry's `bits !== undefined && (…)` → `true`: without bits the prefix
+  //   is Number(undefined) = NaN, and NaN < 0 and NaN > max are both false.
+  // - hostAllowed's `isIP(ipv6) === 6 && …` → `true`, and allowed()'s
+  //   `type !== undefined && …` → `true`: BlockList.check() answers false for
+  //   any text that is not an address of the family asked (it catches
+  //   SocketAddress's throw), so each guard only saves that parse.
+  // - clientFilter's default `hosts = []` → `['Stryker was here']`: a Host
+  //   with a space fails the HOST pattern before the list is consulted.
+  // - `request.socket.remoteAddress ?? ''` → other text (no coverage: only a
+  //   destroyed socket has no address): neither text is an IP, both refuse.
   'client-filter': {
     mutate: 'routes/client-filter.ts',
     tests: ['test/debug-access.test.ts', 'test/debug.test.ts']

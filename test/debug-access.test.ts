@@ -278,3 +278,53 @@ function isValidAddress (address: string): boolean {
     return false
   }
 }
+
+t.test('an entry is one address: text before a `/` or `%`, or a mapped address with any other digits, never registers what follows', async (t) => {
+  const bad = [
+    '1.2.3.4/10.0.0.0', 'x/10.0.0.0/8', 'x/10.0.0.1', '10.0.0.0/8/10.0.0.0', 'fe80::1%10.0.0.1', 'fe80::1%10.0.0.0/8', 'a%::1', '10.0.0.0/0/0.0.0.0/0',
+    '::ffff:10.0.0.1x', '::ffff:10.0.0.1.5', '::ffff:10.0.0.1.5/120', 'x::ffff:10.0.0.1', '::ffff:10.0.0.1:1',
+    '::ffff:10.10.10.10/8', '::ffff:10.10.10.10/95', '::ffff:1.22.3.4/95', '::ffff:1.2.33.4/95', '::ffff:1.2.3.44/95', '::ffff:11.2.3.4/0'
+  ]
+  for (const entry of bad) {
+    t.throws(() => clientFilter([entry]), {
+      code: 'FSS_OPTIONS_INVALID',
+      message: 'Invalid option debug.allow.0: Expected an IP address or a CIDR range such as 10.0.0.0/8'
+    }, JSON.stringify(entry))
+  }
+  // Mapped ranges from /96 up, with digits of every length, are IPv4 ranges.
+  for (const entry of ['::ffff:10.10.10.10/96', '::ffff:1.22.3.4/120', '::ffff:1.2.33.4/127', '::ffff:1.2.3.44/128', '::ffff:123.123.123.123']) {
+    t.doesNotThrow(() => clientFilter([entry]), entry)
+  }
+})
+
+t.test('an IPv6 address that only ends in a dotted quad is IPv6, as a range and as a client', async (t) => {
+  const f = await filterApp(t)
+  f.use(['2001:db8::ffff:10.0.0.0/104'])
+  for (const [client, expected] of [['2001:db8::ffff:10.1.1.1', true], ['2001:db8::ffff:a01:101', true], ['10.1.1.1', false], ['::ffff:10.1.1.1', false], ['2001:db8::fffe:10.1.1.1', false]] as Array<[string, boolean]>) {
+    t.equal(await f.allowed(client), expected, `2001:db8::ffff:10.0.0.0/104 ${expected ? 'admits' : 'refuses'} ${client}`)
+  }
+  f.use(['10.0.0.0/8'])
+  for (const [client, expected] of [['10.10.10.10', true], ['::ffff:10.10.10.10', true], ['::FFFF:10.1.1.1', true], ['2001:db8::ffff:10.1.1.1', false], ['1::ffff:10.1.1.1', false], ['::10.1.1.1', false]] as Array<[string, boolean]>) {
+    t.equal(await f.allowed(client), expected, `10.0.0.0/8 ${expected ? 'admits' : 'refuses'} ${client}`)
+  }
+})
+
+t.test('property: a valid entry behind other text and a `/` or `%`, or a mapped address followed by other text, is refused (fast-check)', async (t) => {
+  const u32 = fc.integer({ min: 0, max: 2 ** 32 - 1 })
+  const address = fc.oneof(u32.map(v4), u32.map((n) => `::ffff:${v4(n)}`), fc.bigInt({ min: 0n, max: (1n << 128n) - 1n }).map(v6))
+  const prefix = fc.option(fc.integer({ min: 0, max: 32 }).map((n) => `/${n}`), { nil: '' })
+  const junk = fc.string({ unit: fc.constantFrom(...'0123456789abcdefx.:/% '.split('')), minLength: 1, maxLength: 12 })
+  refuses(t, fc.tuple(junk, fc.constantFrom('/', '%'), address, prefix).map(([j, sep, a, p]) => j + sep + a + p))
+  refuses(t, fc.tuple(u32, junk.filter((j) => !/^\d*(?:\/\d+)?$/.test(j))).map(([n, j]) => `::ffff:${v4(n)}${j}`))
+})
+
+function refuses (t: Test, entries: fc.Arbitrary<string>): void {
+  fc.assert(fc.property(entries, (entry) => {
+    try {
+      clientFilter([entry])
+      return false
+    } catch (err) {
+      return (err as { code?: string }).code === 'FSS_OPTIONS_INVALID'
+    }
+  }), { numRuns: 1000 })
+}

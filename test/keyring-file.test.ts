@@ -156,3 +156,52 @@ t.test('a key file line of one repeated byte or of short hex is FSS_SECRET_WEAK 
     t.equal(await readFile(path, 'utf8'), `${good}\n${weak}\n`, 'never replaced')
   }
 })
+
+t.test('formatMode prints the permission bits as four octal digits, whatever the file type bits', async (t) => {
+  const cases: Array<[number, string]> = [[0, '0000'], [0o7, '0007'], [0o44, '0044'], [0o600, '0600'], [0o777, '0777'], [0o100644, '0644'], [0o40700, '0700'], [0o104755, '0755']]
+  for (const [mode, shown] of cases) t.equal(formatMode(mode), shown, mode.toString(8))
+})
+
+t.test('a symlink or a non-file stops loading with the whole fix in the message', async (t) => {
+  const dir = await tempDir(t)
+  const target = await keyFile(dir, encodeKey(randomBytes(32)) + '\n')
+  const link = join(dir, 'link.key')
+  await symlink(target, link)
+  t.equal((await rejects(t, readKeyFile(link), 'FSS_KEY_FILE_UNSAFE')).message,
+    `Key file ${link} is unsafe: it is a symbolic link. Fix: replace it with the regular file it points to, or set the keyFile option to that file (mode 0600)`)
+  const sub = join(dir, 'adir')
+  await mkdir(sub)
+  t.equal((await rejects(t, readKeyFile(sub), 'FSS_KEY_FILE_UNSAFE')).message,
+    `Key file ${sub} is unsafe: it is not a regular file. Fix: remove it, or set the keyFile option to a regular file with mode 0600`)
+})
+
+t.test('only one CR right before a line end is a line end; a CR inside a line, or a blank line beside keys, is damage', async (t) => {
+  const key = encodeKey(randomBytes(32))
+  const other = randomBytes(32)
+  t.same(parseKeyFile('/p', `${key}\r\n${encodeKey(other)}\r\n`), [Buffer.from(key, 'base64url'), other])
+  const cases: Array<[string, RegExp]> = [
+    [`${key.slice(0, 20)}\r${key.slice(20)}\n`, /line 1: it is not hex/],
+    [`${key}\n${key.slice(0, 1)}\r${key.slice(1)}\r\n`, /line 2: it is not hex/],
+    [`${key}\n\n`, /line 2: it is not hex/],
+    [`\n${key}\n`, /line 1: it is not hex/],
+    [`${key}\n \n${key}\n`, /line 2: it is not hex/]
+  ]
+  for (const [text, re] of cases) {
+    const err = (() => { try { parseKeyFile('/p', text) } catch (e) { return e as FssError } })()
+    t.equal(err?.code, 'FSS_KEY_FILE_CORRUPT', JSON.stringify(text.replace(key, 'KEY')))
+    t.match(err?.message, re)
+    t.notMatch(err?.message, /is empty/)
+  }
+})
+
+t.test('creating and reading key files leaves no descriptor open', async (t) => {
+  const dir = await tempDir(t)
+  const fds = async () => (await readdir('/proc/self/fd')).length
+  const before = await fds()
+  for (let i = 0; i < 10; i++) {
+    const made = await createKeyFile(join(dir, `k${i}`, 'secret.key'))
+    t.equal(made.created, true)
+    t.equal((await createKeyFile(join(dir, `k${i}`, 'secret.key'))).created, false)
+  }
+  t.equal(await fds(), before)
+})
