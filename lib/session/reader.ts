@@ -95,19 +95,36 @@ function decode (value: string, policy: SessionPolicy, sealer: Sealer, cache: De
   return cache.set(key, opened.payload) ? { ...opened, key } : opened
 }
 
-/** True when the session with this registry id was ended and must read as empty; may reject (FSS_STORE_UNAVAILABLE). */
-export type RevocationCheck = (id: string) => Promise<boolean>
+/**
+ * True when the session with this registry id was ended and must read as
+ * empty: at once when the process knows, else a promise (which may reject
+ * with FSS_STORE_UNAVAILABLE).
+ */
+export type RevocationCheck = (id: string) => boolean | Promise<boolean>
 
 /**
  * After the decode: a session the registry tracks is checked once per
  * request. A revoked one becomes an empty session with the reason `revoked`,
  * so its cookies are expired on this response. A check that cannot answer
  * rejects, and the request fails (503) rather than serve a session that may
- * have been ended, or overwrite one that was not.
+ * have been ended, or overwrite one that was not. Returns a promise only when
+ * the check had to wait for its answer.
  */
-export async function checkRevocation (request: FastifyRequest, state: RequestState, check: RevocationCheck, counters: SessionCounters): Promise<void> {
-  const id = getSuiteField(state.proxy, SESSION_ID_FIELD)
-  if (id === undefined || !await check(String(id))) return
+export function checkRevocation (request: FastifyRequest, state: RequestState, check: RevocationCheck, counters: SessionCounters): Promise<void> | undefined {
+  // The target, not the proxy: the same get(), without a bound method per call.
+  const id = getSuiteField(state.target as unknown as Session, SESSION_ID_FIELD)
+  if (id === undefined) return undefined
+  const answer = check(String(id))
+  if (typeof answer === 'boolean') {
+    if (answer) revoke(request, state, counters)
+    return undefined
+  }
+  return answer.then((revoked) => {
+    if (revoked) revoke(request, state, counters)
+  })
+}
+
+function revoke (request: FastifyRequest, state: RequestState, counters: SessionCounters): void {
   const { target, proxy } = createSession()
   state.target = target
   state.proxy = proxy
