@@ -137,6 +137,11 @@ t.test('a hit needs every character of the value', async (t) => {
     t.equal(cache.delete(cache.key(other)), false, `${what}: deletes nothing`)
   }
   t.equal(cache.stats().entries, 1)
+  const [first, second] = [value.slice(0, 700), value.slice(700)]
+  t.same(cache.get(cache.key(first + second, first))?.data, { v: 'genuine' }, 'joined from chunks, found by its first chunk: a hit')
+  t.equal(cache.get(cache.key(first + second, second)), undefined, 'a head that is not its prefix only misses')
+  t.equal(cache.get(cache.key(flipped, value.slice(0, 40))), undefined, 'the head is never the key: the whole value decides')
+  t.same(cache.get(cache.key(value, value.slice(0, 10)))?.data, { v: 'genuine' }, 'a head shorter than the slot is not used')
   cache.set(cache.key(flipped), session({ v: 'other' }))
   t.same(cache.get(cache.key(flipped))?.data, { v: 'other' }, 'a value sharing the first characters replaces the entry')
   t.equal(cache.get(key), undefined, 'and the first value is a miss again, never served the other')

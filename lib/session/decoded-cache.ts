@@ -65,8 +65,8 @@ export interface DecodedSession {
   createdAt: number
 }
 
-/** A cookie value, as the cache looks it up (every character counts). */
-export type DecodedCacheKey = string & { readonly decodedCacheKey: unique symbol }
+/** A cookie value, as the cache looks it up (every character counts), and the slot it is found by. */
+export interface DecodedCacheKey { readonly value: string, readonly slot: string }
 
 export interface DecodedCacheStats {
   entries: number
@@ -81,8 +81,12 @@ export interface DecodedCacheStats {
 }
 
 export interface DecodedCache {
-  /** The key for exactly this cookie value (every byte counts). */
-  key (cookieValue: string): DecodedCacheKey
+  /**
+   * The key for exactly this cookie value (every byte counts). `head`, when
+   * given, is a prefix of the value (its first chunk): the slot is read from it,
+   * so a value joined from chunks is compared as the rope it is, never copied.
+   */
+  key (cookieValue: string, head?: string): DecodedCacheKey
   /** A deep copy of the session stored under this key, or undefined; a hit makes it the most recently used. */
   get (key: DecodedCacheKey): DecodedSession | undefined
   /**
@@ -273,14 +277,14 @@ export function createDecodedCache (options: DecodedCacheOptions = {}): DecodedC
   }
 
   return {
-    key (cookieValue) {
-      return cookieValue as DecodedCacheKey
+    key (cookieValue, head = cookieValue) {
+      // A wrong head only misses: a hit still needs the whole value.
+      return { value: cookieValue, slot: slotOf(head.length >= SLOT ? head : cookieValue) }
     },
-    get (key) {
-      const slot = slotOf(key)
+    get ({ value, slot }) {
       const entry = entries.get(slot)
       // Every character, not the slot alone (memcmp: lengths first).
-      if (entry === undefined || entry.value !== key) {
+      if (entry === undefined || entry.value !== value) {
         stats.misses++
         return undefined
       }
@@ -291,7 +295,7 @@ export function createDecodedCache (options: DecodedCacheOptions = {}): DecodedC
       return { data, issuedAt: entry.issuedAt, createdAt: entry.createdAt }
     },
     set (key, session) {
-      const value = ownCopy(key)
+      const value = ownCopy(key.value)
       const slot = slotOf(value)
       // The same value again, or (never for sealed values) another with the
       // same first characters: either way the entry is replaced.
@@ -313,10 +317,9 @@ export function createDecodedCache (options: DecodedCacheOptions = {}): DecodedC
       }
       return true
     },
-    delete (key) {
-      const slot = slotOf(key)
+    delete ({ value, slot }) {
       const entry = entries.get(slot)
-      if (entry === undefined || entry.value !== key) return false
+      if (entry === undefined || entry.value !== value) return false
       remove(slot, entry)
       return true
     },
