@@ -122,8 +122,9 @@ export function createMemorySessionStore (opts: MemorySessionStoreOptions): Memo
       return record !== undefined && clock.now() - record.lastSeenAt >= touchMs
     },
 
+    // The view has checked the id's form already.
     lookupNow (id) {
-      return (isSessionId(id) ? live(id) : undefined) ?? null
+      return live(id) ?? null
     },
 
     async get (id) {
