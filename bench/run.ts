@@ -21,7 +21,7 @@ Options:
   --quick              one short round per row: a smoke run whose speeds mean nothing
   --only ROWS          comma-separated rows, e.g. 1,4,7 (7 = 7a–7d, 8 = refresh storm, 9 = start-up)
   --out FILE           where the markdown goes (default: bench/results.md)
-  --profile            also CPU-profile rows 4, 5 and 7a (node --cpu-prof, into bench/out/)
+  --profile            also CPU-profile rows 2c, 4, 4r, 5 and 7a, or those --only picks (node --cpu-prof, into bench/out/)
   --rounds N           rounds per throughput row (default 5, --quick 1)
   --duration S         seconds per row and round (default 4, --quick 1)
   --warmup S           warm-up seconds per row (default 3, --quick 1)
@@ -57,6 +57,14 @@ const settings = {
 const rollingIntervalSeconds = 1
 const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean)
 const wanted = (id: string): boolean => only === undefined || only.some((o) => id === o || (/^\d+$/.test(o) && id.startsWith(o) && !/\d/.test(id.slice(o.length))))
+// --profile covers these rows (all of them, or those --only picks)
+const PROFILED = [
+  { id: '2c', what: 'suite untouched route, 1.7 KB session cookie sent' },
+  { id: '4', what: 'suite token read' },
+  { id: '4r', what: 'suite token read, session registry on' },
+  { id: '5', what: 'suite token read, session in two cookies' },
+  { id: '7a', what: 'suite counter, writes every request' }
+]
 const out = resolve(values.out ?? `${repoRoot}/bench/results.md`)
 
 /** The median of per-round ratios, and their spread: how much the rounds disagreed. */
@@ -131,12 +139,10 @@ async function main (): Promise<void> {
   }
   if (wanted('9')) rows.push(...await startupTimes({ iterations: quick ? 2 : 10, log: settings.log }))
   if (values.profile === true) {
-    for (const row of [
-      { id: '4', mode: 'tokens', path: '/me', what: 'suite token read' },
-      { id: '5', mode: 'chunked', path: '/me', what: 'suite token read, session in two cookies' },
-      { id: '7a', mode: 'counter', path: '/counter', what: 'suite counter, writes every request' }
-    ]) {
-      extra.push(...await profileRow({ ...row, duration: Math.max(5, settings.duration), connections: settings.connections, log: settings.log }))
+    // the suite's rows, each as its throughput row runs it (mode, options, route, login)
+    for (const row of PROFILED.filter((p) => only === undefined || wanted(p.id))) {
+      const spec = all.find((c) => c.id === row.id) as (typeof all)[number]
+      extra.push(...await profileRow({ ...row, env: spec.env ?? {}, path: spec.path, login: spec.login as string, duration: Math.max(5, settings.duration), connections: settings.connections, log: settings.log }))
     }
   }
 

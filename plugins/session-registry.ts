@@ -165,12 +165,7 @@ const sessionRegistry: FastifyPluginAsync<SessionRegistryPluginOptions> = async 
   }
   // Decorated first: a second registry on this instance stops here, before its check replaces this one's.
   fastify.decorate('sessions', control)
-  setRevocationCheck(fastify, async (id) => {
-    if (await registry.isRevoked(id)) return true
-    // lastSeenAt: written at most once per touchInterval, and never delays the request.
-    registry.touch(id).catch((err: { code?: string }) => log.warn({ code: err.code }, 'lastSeenAt not written'))
-    return false
-  })
+  setRevocationCheck(fastify, registry.check)
 
   healthRegistry(fastify).add('sessions', async () => {
     const h = await registry.health()

@@ -100,15 +100,19 @@ const session: FastifyPluginAsync<SessionOptions> = async (fastify, opts) => {
 
   fastify.decorateRequest(kState, null)
   // The hook point for the session registry (setRevocationCheck). The getter
-  // below is synchronous and the check is not, so with a check set a request
-  // carrying cookies has its session decoded and checked before any handler.
+  // below is synchronous and the check may not be (a Redis lookup), so with a
+  // check set a request carrying cookies has its session decoded and checked
+  // before any handler.
   const info = fastify.sessionInfo as WithCheck
   fastify.addHook('onRequest', (request, _reply, done) => {
     const check = info[kRevocationCheck]
     if (check === undefined || request.headers.cookie === undefined || (request.routeOptions.config as { fssSession?: unknown }).fssSession === false) return done()
     const req = request as WithState
     const state = req[kState] ??= readSession(req, policy, sealer, counters, cache)
-    checkRevocation(req, state, check, counters).then(() => done(), done)
+    // Answered from memory (the usual case): no promise, no extra tick.
+    const pending = checkRevocation(req, state, check, counters)
+    if (pending === undefined) done()
+    else pending.then(() => done(), done)
   })
   fastify.decorateRequest('session', {
     getter (this: FastifyRequest) {

@@ -225,6 +225,37 @@ t.test('isStoredToken: a record read back must be exactly a token normalizeToken
   t.ok(isStoredToken({ access_token: 'a', token_type: 'Bearer', expires_at: Math.floor(Date.now() / 1000) }), 'now defaults to Date.now()')
 })
 
+t.test('isStoredToken: a token equal to one that passed is accepted without the full check, anything else is checked in full', async (t) => {
+  const good = norm({ access_token: 'at-seen', token_type: 'Bearer', expires_in: 60, refresh_token: 'rt', id_token: 'it' })
+  t.ok(isStoredToken(good, now), 'checked in full, and remembered')
+  t.ok(isStoredToken(JSON.parse(JSON.stringify(good)), now), 'the same token decoded again (other strings, same characters)')
+  const nowS = now / 1000
+  // the same access token, so the remembered one is found: every other field still decides
+  const near: Array<[string, unknown]> = [
+    ['a control character in the refresh token', { ...good, refresh_token: 'rt\n' }],
+    ['a control character in the id_token', { ...good, id_token: 'it\u0000' }],
+    ['a non-ASCII id_token', { ...good, id_token: 'ït' }],
+    ['an extra field', { ...good, user: 'x' }],
+    ['an extra field holding undefined', { ...good, user: undefined }],
+    ['a field left out that is required', (({ token_type: _, ...rest }) => rest)(good)],
+    ['token_type bearer', { ...good, token_type: 'bearer' }],
+    ['an expiry centuries ahead', { ...good, expires_at: 9_999_999_999 }],
+    ['an expiry 366 days + 61 s ahead', { ...good, expires_at: nowS + YEAR + 61 }]
+  ]
+  for (const [what, value] of near) t.notOk(isStoredToken(value, now), what)
+  t.ok(isStoredToken(good, now), 'the remembered token still passes')
+  t.notOk(isStoredToken(good, now + (YEAR + 120) * -1000), 'the expiry bound moves with the clock, remembered or not')
+  const withInherited = Object.assign(Object.create({ inherited: 'x' }) as Record<string, unknown>, good)
+  t.ok(isStoredToken(withInherited, now), 'an inherited field is not an own field: checked in full, as before')
+  t.ok(isStoredToken({ ...good, refresh_token: 'rt-2' }, now), 'a field changed to another valid value: checked in full, and passes')
+  // past the bound the remembered tokens are forgotten; every answer stays the same
+  for (let i = 0; i < 1100; i++) t.equal(isStoredToken({ ...good, access_token: `at-${i}` }, now), true)
+  t.ok(isStoredToken(good, now))
+  t.notOk(isStoredToken({ ...good, refresh_token: 'rt\r' }, now))
+  const large = 'x'.repeat(8000)
+  for (let i = 0; i < 300; i++) t.equal(isStoredToken({ ...good, access_token: `${large}-${i}` }, now), true, 'past the character bound too')
+})
+
 t.test('any input either normalizes to the stored shape or throws FSS_TOKEN_INVALID', async (t) => {
   const field = fc.oneof(fc.string(), fc.integer(), fc.double(), fc.constant(null), fc.date(), fc.array(fc.string()), fc.boolean())
   const input = fc.oneof(

@@ -55,7 +55,7 @@ t.test('never more entries than maxEntries', async (t) => {
 })
 
 t.test('never more estimated bytes than maxBytes, and a session larger than the bound alone is not kept', async (t) => {
-  const one = entryBytes({ s: 'x'.repeat(1000) }) as number
+  const one = entryBytes({ s: 'x'.repeat(1000) }, 'c0') as number
   const cache = createDecodedCache({ maxBytes: 4 * one })
   for (let i = 0; i < 20; i++) {
     t.equal(cache.set(cache.key(`c${i}`), session({ s: String(i % 10).repeat(1000) })), true)
@@ -74,7 +74,7 @@ t.test('replacing or deleting an entry gives its bytes back', async (t) => {
   const k = cache.key('v')
   cache.set(k, session({ s: 'x'.repeat(100) }))
   cache.set(k, session({ s: 'x'.repeat(10) }))
-  t.equal(cache.stats().bytes, entryBytes({ s: 'x'.repeat(10) }))
+  t.equal(cache.stats().bytes, entryBytes({ s: 'x'.repeat(10) }, 'v'))
   t.equal(cache.stats().entries, 1)
   t.equal(cache.delete(k), true)
   t.equal(cache.delete(k), false, 'a second delete finds nothing')
@@ -117,16 +117,39 @@ t.test('the times come back as stored; hits and misses are counted', async (t) =
   t.match(cache.stats(), { hits: 1, misses: 1 })
 })
 
-t.test('the key is a digest of every byte of the value, never the value', async (t) => {
+t.test('a hit needs every character of the value', async (t) => {
   const cache = createDecodedCache()
   const value = randomBytes(1200).toString('base64url') + '.' + randomBytes(24).toString('base64url')
   const key = cache.key(value)
-  t.equal(key, cache.key(value), 'the same value, the same key')
-  t.equal(key.length, 32, '32 bytes of SHA-256')
-  t.notOk(value.includes(key) || key.includes(value.slice(0, 8)), 'no part of the value in the key')
+  cache.set(key, session({ v: 'genuine' }))
+  const header = `other=1; session=${value}; more=2`
+  t.same(cache.get(cache.key(header.slice(17, 17 + value.length)))?.data, { v: 'genuine' }, 'the same value, cut from a Cookie header: a hit')
   const flipped = value.slice(0, 600) + (value[600] === 'A' ? 'B' : 'A') + value.slice(601)
-  t.not(cache.key(flipped), key, 'one character changed in the middle: another key')
-  t.not(cache.key(value + 'A'), key, 'one character added: another key')
+  const near = [
+    ['one character changed in the middle', flipped],
+    ['one character added', value + 'A'],
+    ['one character dropped', value.slice(0, -1)],
+    ['the first 32 characters alone', value.slice(0, 32)],
+    ['the last character changed', value.slice(0, -1) + (value.endsWith('A') ? 'B' : 'A')]
+  ]
+  for (const [what, other] of near) {
+    t.equal(cache.get(cache.key(other)), undefined, `${what}: a miss`)
+    t.equal(cache.delete(cache.key(other)), false, `${what}: deletes nothing`)
+  }
+  t.equal(cache.stats().entries, 1)
+  const [first, second] = [value.slice(0, 700), value.slice(700)]
+  t.same(cache.get(cache.key(first + second, first))?.data, { v: 'genuine' }, 'joined from chunks, found by its first chunk: a hit')
+  t.equal(cache.get(cache.key(first + second, second)), undefined, 'a head that is not its prefix only misses')
+  t.equal(cache.get(cache.key(flipped, value.slice(0, 40))), undefined, 'the head is never the key: the whole value decides')
+  t.same(cache.get(cache.key(value, value.slice(0, 10)))?.data, { v: 'genuine' }, 'a head shorter than the slot is not used')
+  cache.set(cache.key(flipped), session({ v: 'other' }))
+  t.same(cache.get(cache.key(flipped))?.data, { v: 'other' }, 'a value sharing the first characters replaces the entry')
+  t.equal(cache.get(key), undefined, 'and the first value is a miss again, never served the other')
+  t.match(cache.stats(), { entries: 1, bytes: entryBytes({ v: 'other' }, flipped) })
+  const wide = '€'.repeat(40) + value
+  cache.set(cache.key(wide), session({ v: 'wide' }))
+  t.same(cache.get(cache.key(wide.slice(0)))?.data, { v: 'wide' }, 'any string works, not only ASCII')
+  t.equal(cache.get(cache.key('€'.repeat(40) + flipped)), undefined)
 })
 
 t.test('data a JSON round trip would change is refused, so a hit is always what decoding gives', async (t) => {
@@ -146,7 +169,7 @@ t.test('data a JSON round trip would change is refused, so a hit is always what 
   for (const [what, value] of refused) {
     t.equal(cache.set(k, session({ ok: 1, value })), false, what)
     t.equal(cache.get(k), undefined, `${what}: nothing stored`)
-    t.equal(entryBytes({ value }), undefined, `${what}: no size either`)
+    t.equal(entryBytes({ value }, 'v'), undefined, `${what}: no size either`)
   }
   t.equal(cache.stats().refused, refused.length)
   t.equal(cache.set(k, session({ value: (deep as unknown[])[0] })), true, '64 levels are kept')
@@ -238,8 +261,9 @@ t.test('against the real sealer: a cached read equals decoding the cookie again'
 })
 
 t.test('the estimate follows how V8 lays the data out', async (t) => {
-  const size = (data: Record<string, unknown>): number => entryBytes(data) as number
-  t.equal(size({}), ENTRY_OVERHEAD + 56, 'an empty object: header and four in-object slots')
+  const size = (data: Record<string, unknown>): number => entryBytes(data, 'v') as number
+  t.equal(size({}), ENTRY_OVERHEAD + 24 + 56, 'an empty object: header and four in-object slots (and the value\'s string)')
+  t.equal(entryBytes({}, 'v'.repeat(1700)), ENTRY_OVERHEAD + 16 + 1704 + 56, 'the cookie value is counted: one byte a character')
   t.equal(size({ s: 'é'.repeat(100) }), size({ s: 'x'.repeat(100) }), 'Latin-1 text: one byte a character')
   t.equal(size({ s: '€'.repeat(100) }) - size({ s: 'x'.repeat(100) }), 96, 'other text: two bytes a character')
   t.equal(size({ n: 1.5 }) - size({ n: 1 }), 16, 'a fraction is a heap number, a small integer is not')
@@ -256,18 +280,20 @@ t.test('memory: the estimate per entry is at or above the heap it takes', async 
   const n = 4000
   const cache = createDecodedCache({ maxEntries: n, maxBytes: 2 ** 32 })
   // the shapes V8 builds once for all sessions, outside the measurement
-  cache.set(cache.key('warm'), session(tokenSession(-1)))
+  // a 1.7 KB cookie value per entry, cut from a Cookie header as a request's is
+  const cookie = (i: number): string => `a=1; session=${createHash('sha256').update(String(i)).digest('base64url').repeat(40)}; b=2`.slice(13, 13 + 1720)
+  cache.set(cache.key(cookie(-1)), session(tokenSession(-1)))
   cache.flush()
   gc()
   gc()
   const before = process.memoryUsage().heapUsed
   // only the cache keeps anything: each session is parsed, stored and dropped
-  for (let i = 0; i < n; i++) cache.set(cache.key(`cookie-${i}`), session(tokenSession(i)))
+  for (let i = 0; i < n; i++) cache.set(cache.key(cookie(i)), session(tokenSession(i)))
   gc()
   gc()
   const measured = (process.memoryUsage().heapUsed - before) / n
   const estimated = cache.stats().bytes / n
-  t.comment(`token-set session (about 1.2 KB of JSON): ${measured.toFixed(0)} B per entry measured, ${estimated.toFixed(0)} B estimated, of which ${ENTRY_OVERHEAD} B bookkeeping`)
+  t.comment(`token-set session (about 1.2 KB of JSON, 1.7 KB cookie): ${measured.toFixed(0)} B per entry measured, ${estimated.toFixed(0)} B estimated, of which ${ENTRY_OVERHEAD} B bookkeeping`)
   t.equal(cache.stats().entries, n)
   t.ok(estimated >= measured, 'the estimate does not undercount a session of a shared shape')
   t.ok(estimated <= 1.5 * measured, 'nor overcount it by half')

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto'
 import { startRedis, type RedisServer } from './fixtures/redis-server.ts'
 import { createRedisClient, waitReady } from '../lib/redis/client.ts'
 import { createSessionRegistry, type SessionRegistry, type SessionRegistryOptions } from '../lib/sessions/registry.ts'
+import { createSessionId } from '../lib/sessions/id.ts'
 import { flushedOn, revokedOn, session } from './sessions-helper.ts'
 import type { Redis } from 'ioredis'
 
@@ -131,6 +132,23 @@ t.test('touch, list and get through the registry; lastSeenAt is written once per
   t.same(await b.get(s.id), s)
   t.same(await b.list('alice'), [s])
   t.equal(await b.touch(s.id), false, 'seen moments ago')
+})
+
+t.test('the per-request check waits for Redis only when the view cannot vouch', async (t) => {
+  const [a, b] = await fleet(t, 2)
+  const s = await a.register(session('alice'))
+  t.equal(a.check(s.id), false, 'registered here: answered at once')
+  const asked = b.check(s.id)
+  t.type(asked, Promise, 'B has never seen it: Redis is asked')
+  t.equal(await asked, false)
+  t.equal(b.check(s.id), false, 'then B answers at once')
+  const heard = revokedOn(b, s.id, 1000)
+  await a.revoke(s.id, 'user')
+  await heard
+  t.equal(b.check(s.id), true, 'the revocation heard: answered at once')
+  const unknown = b.check(createSessionId())
+  t.type(unknown, Promise)
+  t.equal(await unknown, true, 'an id Redis does not know is revoked')
 })
 
 t.test('the registry opens its own subscriber connection by default, and closes it', async (t) => {

@@ -67,6 +67,22 @@ t.test('the memory registry checks the store on every request: nothing to go sta
   t.notOk('feed' in counters, 'no feed without Redis')
 })
 
+t.test('the memory registry answers the per-request check at once, without a promise', async (t) => {
+  const fc = fakeClock()
+  const registry = createSessionRegistry({ store: 'memory', touchInterval: 60 }, { clock: fc.clock })
+  t.teardown(() => registry.close())
+  const a = await registry.register(session('alice'))
+  t.equal(registry.check(a.id), false, 'live, answered synchronously')
+  t.equal(registry.check(createSessionId()), true, 'never registered: revoked, synchronously')
+  t.equal(registry.check('not an id'), true)
+  fc.tick(60_000)
+  t.equal(registry.check(a.id), false, 'a touch is due: started, not waited for')
+  t.equal((await registry.get(a.id))?.lastSeenAt, a.createdAt + 60_000, 'the touch wrote lastSeenAt')
+  await registry.revoke(a.id, 'user')
+  t.equal(registry.check(a.id), true, 'revoked, answered synchronously')
+  t.match(registry.counters().view, { hits: 1, misses: 3 })
+})
+
 t.test('LruMap stays within its bound and forgets the least recently used', async (t) => {
   const map = new LruMap<string, number>(2)
   t.equal(map.set('a', 1), undefined)

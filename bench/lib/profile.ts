@@ -1,4 +1,4 @@
-// `--profile`: runs one of the suite's servers (#4 token read, #7a counter)
+// `--profile`: runs one of the suite's servers (#4 token read, #7a counter, …)
 // under `node --cpu-prof` for one load run and summarises where its CPU time
 // went, by package and by function (self time), and which of the suite's own
 // functions the time passed through (total time, callees included). The
@@ -103,17 +103,17 @@ export function summarise (profile: CpuProfile, fromUs: number, toUs: number, lo
   return { byOwner: sorted(byOwner), byFunction: sorted(byFunction), ownTotal: sorted(ownTotal), totalMs: total / 1000 }
 }
 
-export interface ProfileTarget { id: string, mode: string, path: string, what: string, duration: number, connections: number, log: (line: string) => void }
+export interface ProfileTarget { id: string, env: Record<string, string>, path: string, login: string, what: string, duration: number, connections: number, log: (line: string) => void }
 
-export async function profileRow ({ id, mode, path: route, what, duration, connections, log }: ProfileTarget): Promise<string[]> {
+export async function profileRow ({ id, env, path: route, login: loginPath, what, duration, connections, log }: ProfileTarget): Promise<string[]> {
   const dir = join(repoRoot, 'bench', 'out', `profile-${id}-${new Date().toISOString().replace(/[:.]/g, '-')}`)
   await mkdir(dir, { recursive: true })
-  const started = await startServer('bench/servers/suite.ts', { env: { BENCH_MODE: mode }, profileDir: dir })
+  const started = await startServer('bench/servers/suite.ts', { env, profileDir: dir })
     .catch((err: Error) => ({ ok: false as const, reason: err.message }))
   if (!started.ok) return [`Profile of #${id}: n/a (${started.reason})`]
   const window = { from: 0, to: 0 }
   try {
-    const cookie = await login(started.server.url, '/bench/login')
+    const cookie = await login(started.server.url, loginPath)
     // a warm-up first, so the summary shows steady state, not module loading and JIT
     const load = { url: started.server.url + route, connections, cookie, followCookies: true }
     await runLoad({ ...load, duration: 1 })

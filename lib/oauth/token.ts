@@ -165,7 +165,52 @@ function toEpochSeconds (value: number | string | Date): number {
  * and sizes, and an expiry no further ahead than a provider may state.
  */
 export function isStoredToken (value: unknown, nowMs = Date.now()): value is StoredToken {
-  return storedCheck.Check(value) && value.expires_at <= Math.floor(nowMs / 1000) + MAX_TOKEN_LIFETIME + READ_CLOCK_SKEW
+  if (!passedBefore(value) && !checkInFull(value)) return false
+  return value.expires_at <= Math.floor(nowMs / 1000) + MAX_TOKEN_LIFETIME + READ_CLOCK_SKEW
+}
+
+// Tokens that passed the full check, by access token. A browser sends the same
+// cookie with every request, so the token read back is, field for field, the
+// one that passed on its previous request (with the decoded-session cache, the
+// very same strings): comparing its fields with what passed (=== on strings:
+// a pointer compare, or memcmp) then replaces the schema's per-character
+// pattern tests. Anything else, a token never seen, or one differing in any
+// field or in its set of fields, is checked in full. Bounded, and forgotten
+// all at once when full: a forgotten token is only checked in full again.
+const PASSED_MAX_ENTRIES = 1024
+const PASSED_MAX_CHARS = 2 * 1024 * 1024
+const passed = new Map<string, { token: StoredToken, fields: number }>()
+let passedChars = 0
+
+function passedBefore (value: unknown): value is StoredToken {
+  if (typeof value !== 'object' || value === null) return false
+  const token = value as Record<string, unknown>
+  const access = token.access_token
+  if (typeof access !== 'string') return false
+  const known = passed.get(access)
+  if (known === undefined) return false
+  // for-in also walks enumerable inherited names: any of those, or an own
+  // field the token that passed does not have, changes the count.
+  let fields = 0
+  for (const name in token) {
+    if (token[name] !== (known.token as Record<string, unknown>)[name]) return false
+    fields++
+  }
+  return fields === known.fields
+}
+
+function checkInFull (value: unknown): value is StoredToken {
+  if (!storedCheck.Check(value)) return false
+  const chars = value.access_token.length + (value.refresh_token?.length ?? 0) + (value.id_token?.length ?? 0) + (value.scope?.length ?? 0)
+  if (passed.size >= PASSED_MAX_ENTRIES || passedChars + chars > PASSED_MAX_CHARS) {
+    passed.clear()
+    passedChars = 0
+  }
+  // A copy: the caller's object may be changed later; strings and numbers cannot.
+  const token = { ...value }
+  passed.set(token.access_token, { token, fields: Object.keys(token).length })
+  passedChars += chars
+  return true
 }
 
 export interface TokenMetadata {

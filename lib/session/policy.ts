@@ -60,7 +60,7 @@ export const SessionOptionsSchema = Type.Object({
   })),
   /** @default { maxEntries: 10000, maxBytes: 33554432 } */
   decodedCache: Type.Optional(Type.Union([Type.Literal(false), decodedCacheOptionsSchema], {
-    description: 'The cache of decoded sessions, keyed by a SHA-256 digest of the cookie value: a request carrying a cookie seen before skips decryption (the timeouts are still checked on every request; see docs/sessions.md). `false` turns it off.',
+    description: 'The cache of decoded sessions, keyed by the exact cookie value: a request carrying a cookie seen before skips decryption (the timeouts are still checked on every request; see docs/sessions.md). `false` turns it off.',
     default: DECODED_CACHE_DEFAULTS
   })),
   // Checked by hand in the plugin (Buffer is not a JSON type).

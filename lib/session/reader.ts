@@ -50,7 +50,7 @@ export function readSession (request: FastifyRequest, policy: SessionPolicy, sea
   let cacheKey: DecodedCacheKey | undefined
   if (reason === undefined && received.value !== null) {
     counters.decoded++
-    const opened = decode(received.value, policy, sealer, cache)
+    const opened = decode(received.value, received.head as string, policy, sealer, cache)
     if (typeof opened === 'string') {
       reason = opened
     } else {
@@ -79,9 +79,9 @@ interface Decoded { payload: Payload, rotated: boolean, key?: DecodedCacheKey }
  * the sealer and, when it opened with the newest key, remembered. One opened
  * with an older key is not: this response re-seals it anyway.
  */
-function decode (value: string, policy: SessionPolicy, sealer: Sealer, cache: DecodedCache | null): Decoded | RejectReason {
+function decode (value: string, head: string, policy: SessionPolicy, sealer: Sealer, cache: DecodedCache | null): Decoded | RejectReason {
   if (cache === null) return sealer.open(value)
-  const key = cache.key(value)
+  const key = cache.key(value, head)
   const hit = cache.get(key)
   if (hit !== undefined) {
     const expired = checkTimes(hit.issuedAt, hit.createdAt, policy.idleTimeout, policy.absoluteTimeout)
@@ -95,19 +95,36 @@ function decode (value: string, policy: SessionPolicy, sealer: Sealer, cache: De
   return cache.set(key, opened.payload) ? { ...opened, key } : opened
 }
 
-/** True when the session with this registry id was ended and must read as empty; may reject (FSS_STORE_UNAVAILABLE). */
-export type RevocationCheck = (id: string) => Promise<boolean>
+/**
+ * True when the session with this registry id was ended and must read as
+ * empty: at once when the process knows, else a promise (which may reject
+ * with FSS_STORE_UNAVAILABLE).
+ */
+export type RevocationCheck = (id: string) => boolean | Promise<boolean>
 
 /**
  * After the decode: a session the registry tracks is checked once per
  * request. A revoked one becomes an empty session with the reason `revoked`,
  * so its cookies are expired on this response. A check that cannot answer
  * rejects, and the request fails (503) rather than serve a session that may
- * have been ended, or overwrite one that was not.
+ * have been ended, or overwrite one that was not. Returns a promise only when
+ * the check had to wait for its answer.
  */
-export async function checkRevocation (request: FastifyRequest, state: RequestState, check: RevocationCheck, counters: SessionCounters): Promise<void> {
-  const id = getSuiteField(state.proxy, SESSION_ID_FIELD)
-  if (id === undefined || !await check(String(id))) return
+export function checkRevocation (request: FastifyRequest, state: RequestState, check: RevocationCheck, counters: SessionCounters): Promise<void> | undefined {
+  // The target, not the proxy: the same get(), without a bound method per call.
+  const id = getSuiteField(state.target as unknown as Session, SESSION_ID_FIELD)
+  if (id === undefined) return undefined
+  const answer = check(String(id))
+  if (typeof answer === 'boolean') {
+    if (answer) revoke(request, state, counters)
+    return undefined
+  }
+  return answer.then((revoked) => {
+    if (revoked) revoke(request, state, counters)
+  })
+}
+
+function revoke (request: FastifyRequest, state: RequestState, counters: SessionCounters): void {
   const { target, proxy } = createSession()
   state.target = target
   state.proxy = proxy

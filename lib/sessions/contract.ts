@@ -73,6 +73,12 @@ export interface SessionRegistryStore {
   register: (input: RegisterInput) => Promise<SessionRecord>
   /** Writes lastSeenAt when it is older than the touch interval; true when it wrote. */
   touch: (id: string) => Promise<boolean>
+  /**
+   * False when touch(id) would surely write nothing: this process saw the
+   * session within the touch interval. Synchronous, so the per-request check
+   * starts a touch (and its promise) only when one may be due.
+   */
+  touchDue: (id: string) => boolean
   /** The user's live sessions, most recently seen first (at most LIST_MAX). */
   list: (sub: string) => Promise<SessionRecord[]>
   /** The live record, or null (never registered, revoked, expired, unreadable, or a malformed id). */

@@ -23,6 +23,11 @@ export class LruMap<K, V> {
     return value
   }
 
+  /** The entry's value, without making it the most recent. */
+  peek (key: K): V | undefined {
+    return this.#entries.get(key)
+  }
+
   /** Sets the entry; returns the entry it forgot to stay within `max`, if any. */
   set (key: K, value: V): [K, V] | undefined {
     this.#entries.delete(key)

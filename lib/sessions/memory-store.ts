@@ -23,6 +23,8 @@ export interface MemorySessionStoreOptions {
 
 export interface MemorySessionStore extends SessionRegistryStore {
   readonly kind: 'memory'
+  /** get() without the promise or the copy, for the revocation view: the live record, or null. */
+  lookupNow: (id: string) => { expiresAt: number } | null
 }
 
 type Index = Map<string, Set<string>>
@@ -113,6 +115,16 @@ export function createMemorySessionStore (opts: MemorySessionStoreOptions): Memo
         if (record !== undefined) found.push({ ...record })
       }
       return found.sort((a, b) => b.lastSeenAt - a.lastSeenAt).slice(0, LIST_MAX)
+    },
+
+    touchDue (id) {
+      const record = records.peek(id)
+      return record !== undefined && clock.now() - record.lastSeenAt >= touchMs
+    },
+
+    // The view has checked the id's form already.
+    lookupNow (id) {
+      return live(id) ?? null
     },
 
     async get (id) {

@@ -206,6 +206,11 @@ export function createRedisSessionStore (opts: RedisSessionStoreOptions): RedisS
       return record
     },
 
+    touchDue (id) {
+      const last = touched.peek(id)
+      return isSessionId(id) && (last === undefined || clock.now() - last >= touchMs)
+    },
+
     async touch (id) {
       if (!isSessionId(id)) return false
       const now = clock.now()

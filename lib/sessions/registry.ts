@@ -90,6 +90,13 @@ export interface SessionRegistry {
   revokeBySid: (provider: string, sid: string) => Promise<string[]>
   /** Per request: true when the session must read as empty; from memory when the view can vouch. */
   isRevoked: (id: string) => Promise<boolean>
+  /**
+   * The per-request check: isRevoked(), answered synchronously whenever this
+   * process can (the view vouches, or the store is in memory), and for a live
+   * session a touch of lastSeenAt when one is due, never waited for (a failed
+   * one is logged). A promise only when the store must be asked.
+   */
+  check: (id: string) => boolean | Promise<boolean>
   readonly events: EventEmitter<RegistryEvents>
   counters: () => RegistryCounters
   health: () => Promise<RegistryHealth>
@@ -109,6 +116,7 @@ export function createSessionRegistry (options: SessionRegistryOptions = {}, dep
   const { client, log } = deps
   const commandTimeout = o.commandTimeout ?? 1000
   let store: SessionRegistryStore
+  let lookupNow: ((id: string) => { expiresAt: number } | null) | undefined
   let feed: RevocationFeed | undefined
   let health: () => Promise<RegistryHealth>
   if (o.store === 'redis') {
@@ -135,10 +143,12 @@ export function createSessionRegistry (options: SessionRegistryOptions = {}, dep
     store = redisStore
     feed = redisFeed
   } else {
-    store = createMemorySessionStore({ absoluteTimeout, touchInterval, maxSessions: o.maxSessions ?? 10_000, clock })
+    const memoryStore = createMemorySessionStore({ absoluteTimeout, touchInterval, maxSessions: o.maxSessions ?? 10_000, clock })
+    store = memoryStore
+    lookupNow = memoryStore.lookupNow
     health = async () => ({ kind: 'memory', healthy: true, detail: 'in memory: sessions are known to this process only' })
   }
-  const view = createRevocationView({ lookup: store.get, feed, maxEntries: o.viewSize ?? 10_000, outageTrust, clock })
+  const view = createRevocationView({ lookup: store.get, lookupNow, feed, maxEntries: o.viewSize ?? 10_000, outageTrust, clock })
   const events = new EventEmitter<RegistryEvents>()
   feed?.onRevoked((ids) => {
     view.markRevoked(ids)
@@ -148,6 +158,16 @@ export function createSessionRegistry (options: SessionRegistryOptions = {}, dep
     view.flush()
     events.emit('flushed')
   })
+
+  // lastSeenAt: written at most once per touchInterval, and never delays the request.
+  function touchIfDue (id: string): void {
+    if (store.touchDue(id)) store.touch(id).catch((err: { code?: string }) => log?.warn({ code: err.code }, 'lastSeenAt not written'))
+  }
+
+  function seen (revoked: boolean, id: string): boolean {
+    if (!revoked) touchIfDue(id)
+    return revoked
+  }
 
   return {
     kind: store.kind,
@@ -182,6 +202,12 @@ export function createSessionRegistry (options: SessionRegistryOptions = {}, dep
     },
 
     isRevoked: view.isRevoked,
+
+    check (id) {
+      const answer = view.revokedNow(id)
+      return answer === undefined ? view.isRevoked(id).then((revoked) => seen(revoked, id)) : seen(answer, id)
+    },
+
     events,
 
     counters () {

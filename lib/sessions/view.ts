@@ -18,6 +18,12 @@ import type { Clock } from './contract.ts'
 export interface RevocationViewOptions {
   /** The authoritative answer for one id: the store's record, or null when it is not live. */
   lookup: (id: string) => Promise<{ expiresAt: number } | null>
+  /**
+   * The same answer, synchronously, from a store that keeps its records in
+   * this process (the memory store). With it every check is answered at
+   * once; `lookup` is never called.
+   */
+  lookupNow?: (id: string) => { expiresAt: number } | null
   /** Without a feed nothing vouches for "live", so every check asks the store (right for the memory store). */
   feed?: RevocationFeed
   /** Most ids remembered (live and revoked together). */
@@ -41,6 +47,12 @@ export interface ViewCounters {
 export interface RevocationView {
   /** True when the session must read as empty. Rejects with FSS_STORE_UNAVAILABLE when neither memory nor the store can answer. */
   isRevoked: (id: string) => Promise<boolean>
+  /**
+   * isRevoked()'s answer when this process can give it without waiting (the
+   * view vouches, or the store is in memory); undefined when only the store
+   * can answer: then call isRevoked(). Counted as isRevoked() counts.
+   */
+  revokedNow: (id: string) => boolean | undefined
   markRevoked: (ids: string[]) => void
   markLive: (id: string, expiresAt: number) => void
   /** Forgets every "live" entry. */
@@ -54,7 +66,7 @@ export interface RevocationView {
 const REVOKED = -1
 
 export function createRevocationView (opts: RevocationViewOptions): RevocationView {
-  const { lookup, feed, clock } = opts
+  const { lookup, lookupNow, feed, clock } = opts
   const trustMs = opts.outageTrust * 1000
   const entries = new LruMap<string, number>(opts.maxEntries)
   const counters = { hits: 0, misses: 0, unavailable: 0, flushes: 0 }
@@ -63,15 +75,28 @@ export function createRevocationView (opts: RevocationViewOptions): RevocationVi
 
   const trusted = (now: number): boolean => feed !== undefined && now - feed.heardUpTo() <= trustMs
 
+  function revokedNow (id: string): boolean | undefined {
+    if (!isSessionId(id)) return true
+    const now = clock.now()
+    const known = entries.get(id)
+    if (known === REVOKED || (known !== undefined && known > now && trusted(now))) {
+      counters.hits++
+      return known === REVOKED
+    }
+    if (lookupNow === undefined) return undefined
+    counters.misses++
+    if (lookupNow(id) !== null) return false
+    // No feed vouches for "live" here, so only "revoked" is worth remembering.
+    entries.set(id, REVOKED)
+    return true
+  }
+
   return {
+    revokedNow,
+
     async isRevoked (id) {
-      if (!isSessionId(id)) return true
-      const now = clock.now()
-      const known = entries.get(id)
-      if (known === REVOKED || (known !== undefined && known > now && trusted(now))) {
-        counters.hits++
-        return known === REVOKED
-      }
+      const answer = revokedNow(id)
+      if (answer !== undefined) return answer
       counters.misses++
       const asked = epoch
       let record: { expiresAt: number } | null
