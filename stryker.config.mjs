@@ -29,13 +29,25 @@ const modules = {
     mutate: 'lib/session/payload.ts',
     tests: ['test/session-payload.test.ts', 'test/session-bad-input.test.ts', 'test/session-timeouts.test.ts']
   },
+  // Equivalent:
+  // - TokenInput's `expires_at: Type.Number({ minimum: 0 })` → `Type.Number({})`:
+  //   a negative number becomes a negative `expires_at`, which StoredTokenSchema's
+  //   `minimum: 0` refuses before anything is returned: the same FSS_TOKEN_INVALID
+  //   naming expires_at (only TypeBox's wording of the rule differs).
+  // Not mutated: firstError's `'invalid'` fallback, unreachable (Check() failed,
+  // so Errors() has an entry); a `Stryker disable` comment marks it in the code.
   token: {
     mutate: 'lib/oauth/token.ts',
     tests: ['test/oauth-token.test.ts', 'test/oauth-plugin.test.ts', 'test/oauth-flow.test.ts']
   },
+  // Equivalent:
+  // - replaced()'s `if (this.#recent.size === 0) return null` → removed (`false`):
+  //   with nothing remembered the chain loop's first lookup finds nothing and
+  //   breaks, so it returns null without counting a share all the same; the
+  //   shortcut only saves hashing the refresh token.
   refresh: {
     mutate: 'lib/oauth/refresh.ts',
-    tests: ['test/oauth-refresh.test.ts', 'test/oauth-flow.test.ts']
+    tests: ['test/oauth-refresh-rules.test.ts', 'test/oauth-refresh.test.ts', 'test/oauth-flow.test.ts', 'test/redis-records.test.ts']
   },
   // Equivalent:
   // - decodeMaterial's `if (body.length % 4 === 1) return undefined` → removed
