@@ -99,7 +99,7 @@ export interface NormalizeOptions {
  * `now + assumedLifetime` and `expires_in` is left out so that metadata
  * reports `expiresAssumed: true`. A provider-stated expiry beyond
  * `now + MAX_TOKEN_LIFETIME` is FSS_TOKEN_INVALID: a token never "never expires".
- * (`assumedLifetime` is the operator's own setting and is not bounded here.)
+ * (`assumedLifetime` is the operator's setting: its option schema caps it at MAX_TOKEN_LIFETIME.)
  */
 export function normalizeToken (raw: unknown, opts: NormalizeOptions): StoredToken {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
