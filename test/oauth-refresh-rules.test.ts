@@ -216,4 +216,10 @@ t.test('the fields a refresh answer brings win: a narrower scope, a new id_token
   oidc.substitute({ patch: (body) => { delete body.scope; delete body.id_token; delete body.refresh_token } })
   const kept = await c.refresh(other)
   t.same([kept.scope, kept.id_token, kept.refresh_token], ['openid profile', 'kept-id-token', other.refresh_token])
+
+  // Neither the old pair nor the answer has a scope or an id_token: the token a store is handed has
+  // no such key at all (a store that writes undefined as null would read back a token that fails isStoredToken).
+  oidc.substitute({ patch: (body) => { delete body.scope; delete body.id_token } })
+  const bare = await c.refresh(expired())
+  t.same(Object.keys(bare).sort(), ['access_token', 'expires_at', 'expires_in', 'refresh_token', 'token_type'])
 })
