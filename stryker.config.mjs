@@ -30,10 +30,23 @@ const modules = {
     tests: ['test/session-payload.test.ts', 'test/session-bad-input.test.ts', 'test/session-timeouts.test.ts']
   },
   // Equivalent:
-  // - TokenInput's `expires_at: Type.Number({ minimum: 0 })` → `Type.Number({})`:
-  //   a negative number becomes a negative `expires_at`, which StoredTokenSchema's
-  //   `minimum: 0` refuses before anything is returned: the same FSS_TOKEN_INVALID
-  //   naming expires_at (only TypeBox's wording of the rule differs).
+  // - TokenInput's `token_type: Type.String({ maxLength: 64 })` → `Type.String({})`:
+  //   a longer token_type is never 'bearer' (toLowerCase never shortens a
+  //   string), so the Bearer check refuses it: the same FSS_TOKEN_INVALID naming
+  //   token_type, only the stated rule differs.
+  // - TokenInput's `expires_in: Type.Number({ minimum: 0 })` → `Type.Number({})`
+  //   and `expires_at: Type.Number({ minimum: 0 })` → `Type.Number({})`: a
+  //   negative number is copied into the stored `expires_in` or becomes a
+  //   negative `expires_at`, which StoredTokenSchema's `minimum: 0` refuses
+  //   before anything is returned: the same FSS_TOKEN_INVALID naming the same
+  //   field (only TypeBox's wording of the rule differs).
+  // - normalizeToken's `value !== undefined && value !== null` → `true && …`:
+  //   an undefined field is then picked, but TypeBox's Optional accepts
+  //   undefined and every later use tests `!== undefined`: the same token.
+  // - normalizeToken's `stated.length > 0 && expiresAt > …` → `true && …` /
+  //   `stated.length >= 0`: differs only when the assumed lifetime exceeds
+  //   MAX_TOKEN_LIFETIME, which oauth.assumedLifetime's schema refuses
+  //   (maximum 31622400).
   // Not mutated: firstError's `'invalid'` fallback, unreachable (Check() failed,
   // so Errors() has an entry); a `Stryker disable` comment marks it in the code.
   token: {
