@@ -33,13 +33,38 @@ const modules = {
     mutate: 'lib/session/payload.ts',
     tests: ['test/session-payload.test.ts', 'test/session-payload-bounds.test.ts', 'test/session-sealer.test.ts', 'test/session-bad-input.test.ts', 'test/session-timeouts.test.ts']
   },
+  // Equivalent:
+  // - TokenInput's `token_type: Type.String({ maxLength: 64 })` → `Type.String({})`:
+  //   a longer token_type is never 'bearer' (toLowerCase never shortens a
+  //   string), so the Bearer check refuses it: the same FSS_TOKEN_INVALID naming
+  //   token_type, only the stated rule differs.
+  // - TokenInput's `expires_in: Type.Number({ minimum: 0 })` → `Type.Number({})`
+  //   and `expires_at: Type.Number({ minimum: 0 })` → `Type.Number({})`: a
+  //   negative number is copied into the stored `expires_in` or becomes a
+  //   negative `expires_at`, which StoredTokenSchema's `minimum: 0` refuses
+  //   before anything is returned: the same FSS_TOKEN_INVALID naming the same
+  //   field (only TypeBox's wording of the rule differs).
+  // - normalizeToken's `value !== undefined && value !== null` → `true && …`:
+  //   an undefined field is then picked, but TypeBox's Optional accepts
+  //   undefined and every later use tests `!== undefined`: the same token.
+  // - normalizeToken's `stated.length > 0 && expiresAt > …` → `true && …` /
+  //   `stated.length >= 0`: differs only when the assumed lifetime exceeds
+  //   MAX_TOKEN_LIFETIME, which oauth.assumedLifetime's schema refuses
+  //   (maximum 31622400).
+  // Not mutated: firstError's `'invalid'` fallback, unreachable (Check() failed,
+  // so Errors() has an entry); a `Stryker disable` comment marks it in the code.
   token: {
     mutate: 'lib/oauth/token.ts',
     tests: ['test/oauth-token.test.ts', 'test/oauth-plugin.test.ts', 'test/oauth-flow.test.ts']
   },
+  // Equivalent:
+  // - replaced()'s `if (this.#recent.size === 0) return null` → removed (`false`):
+  //   with nothing remembered the chain loop's first lookup finds nothing and
+  //   breaks, so it returns null without counting a share all the same; the
+  //   shortcut only saves hashing the refresh token.
   refresh: {
     mutate: 'lib/oauth/refresh.ts',
-    tests: ['test/oauth-refresh.test.ts', 'test/oauth-flow.test.ts']
+    tests: ['test/oauth-refresh-rules.test.ts', 'test/oauth-refresh.test.ts', 'test/oauth-flow.test.ts', 'test/redis-records.test.ts']
   },
   // Equivalent:
   // - decodeMaterial's `if (body.length % 4 === 1) return undefined` → removed

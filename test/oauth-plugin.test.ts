@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto'
 import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import Fastify, { type FastifyRequest } from 'fastify'
+import FakeTimers from '@sinonjs/fake-timers'
 import session from '../plugins/session.ts'
 import oauthTokens, { unconfiguredOAuthInfo, type StoredToken, type TokenStore } from '../plugins/oauth-tokens.ts'
 import oauthRoutes from '../routes/oauth.ts'
@@ -32,6 +33,7 @@ t.test('invalid options fail registration naming the option, never a value', asy
     [{ redirectAfterLogin: 'https://evil.example' }, /oauth\.redirectAfterLogin/],
     [{ callbackUri: '/callback' }, /oauth\.callbackUri/],
     [{ refreshSkew: -1 }, /oauth\.refreshSkew/],
+    [{ assumedLifetime: 31_622_401 }, /oauth\.assumedLifetime/],
     [{ loginPath: 'login' }, /oauth\.loginPath/],
     [{ provider: { issuer: 'not a url' } }, /oauth\.provider/],
     [{ clientSecrets: 'typo' }, /oauth/],
@@ -80,6 +82,18 @@ t.test('oauthInfo shows policy and provider, never the client secret', async (t)
   t.match(app.oauthInfo, { configured: true, providerKind: 'explicit', lastRefreshFailure: null, policy: { pkce: 'S256', refreshSkew: 60, assumedLifetime: 3600, stateMaxAge: 600, tokenBackup: false } })
   t.same(unconfiguredOAuthInfo().configured, false)
   t.same(unconfiguredOAuthInfo().provider, null)
+})
+
+t.test('the assumed lifetime is at most 366 days, and a token stored under the longest one reads back', async (t) => {
+  // A longer one was accepted and every token stating no expiry was stored, then refused on read.
+  const clock = FakeTimers.install({ toFake: ['Date'], now: Date.now() })
+  t.teardown(() => clock.uninstall())
+  const { browser } = await startOAuthApp(t, oidc, { assumedLifetime: 31_622_400 })
+  const b = browser()
+  const stored = await b.request('/api/store', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ access_token: 'no-expiry-stated', token_type: 'Bearer' }) })
+  t.equal(stored.status, 200)
+  const meta = (await b.request('/api/meta')).json().meta
+  t.match(meta, { expiresIn: 31_622_400, expiresAssumed: true }, 'read back: 366 days, assumed')
 })
 
 t.test('request.tokens.store() refuses an invalid token with a coded 502', async (t) => {

@@ -146,6 +146,7 @@ t.test('a used-up refresh token answers its error without a call for a day', asy
   const later = await c.refresh(old).catch((err: unknown) => err)
   t.equal((later as { code?: string }).code, 'FSS_TOKEN_INVALID')
   t.ok(isRefreshTokenSpent(later), 'a day less 1 ms later: still used up, so the caller clears its copy')
+  t.equal((later as Error).message, 'Token rejected: the refresh answer was unusable (the answer used up the refresh token)', 'the answer shown says why no call was made')
   t.equal(c.counters.backedOff, 1)
   t.same(sent, [old.refresh_token], 'no second call')
   clock.tick(1)
@@ -163,7 +164,10 @@ t.test('a failure that did not use the refresh token up is not spent, and is ret
   t.equal((first as { code?: string }).code, 'FSS_TOKEN_PROVIDER_ERROR')
   t.notOk(isRefreshTokenSpent(first))
   clock.tick(4999)
-  t.notOk(isRefreshTokenSpent(await c.refresh(old).catch((err: unknown) => err)), 'the backoff answer is not spent either')
+  const backedOff = await c.refresh(old).catch((err: unknown) => err) as Error & { code: string }
+  t.notOk(isRefreshTokenSpent(backedOff), 'the backoff answer is not spent either')
+  t.equal(backedOff.code, 'FSS_TOKEN_PROVIDER_ERROR')
+  t.equal(backedOff.message, 'The OAuth provider failed: the refresh failed (retrying after the backoff window)', 'the answer shown says why no call was made')
   clock.tick(1)
   t.ok((await c.refresh(old)).access_token, 'retried once the backoff has passed')
 })
@@ -212,4 +216,10 @@ t.test('the fields a refresh answer brings win: a narrower scope, a new id_token
   oidc.substitute({ patch: (body) => { delete body.scope; delete body.id_token; delete body.refresh_token } })
   const kept = await c.refresh(other)
   t.same([kept.scope, kept.id_token, kept.refresh_token], ['openid profile', 'kept-id-token', other.refresh_token])
+
+  // Neither the old pair nor the answer has a scope or an id_token: the token a store is handed has
+  // no such key at all (a store that writes undefined as null would read back a token that fails isStoredToken).
+  oidc.substitute({ patch: (body) => { delete body.scope; delete body.id_token } })
+  const bare = await c.refresh(expired())
+  t.same(Object.keys(bare).sort(), ['access_token', 'expires_at', 'expires_in', 'refresh_token', 'token_type'])
 })

@@ -60,6 +60,16 @@ t.test('a provider-stated expiry more than 366 days (31 622 400 s) ahead is FSS_
     t.match(err.message, /expires_(at|in): more than/, what)
     t.notMatch(err.message, /secret-value/)
   }
+  // The message names the field that stated the expiry: expires_at when the token has one, else expires_in.
+  const named: Array<[string, unknown, string]> = [
+    ['expires_in alone', { ...base, expires_in: year + 1 }, 'expires_in'],
+    ['expires_at alone', { ...base, expires_at: now / 1000 + year + 1 }, 'expires_at'],
+    ['expires_at as an ISO string', { ...base, expires_at: '9999-12-31' }, 'expires_at'],
+    ['both beyond', { ...base, expires_in: year + 1, expires_at: now / 1000 + year + 1 }, 'expires_at']
+  ]
+  for (const [what, raw, field] of named) {
+    t.equal((t.throws(() => norm(raw), what) as Error).message, `Token rejected: ${field}: more than 31622400 s ahead (a unit error?)`, what)
+  }
   t.equal(norm({ ...base, expires_in: year }).expires_at, now / 1000 + year, 'exactly a year is accepted')
   t.equal(norm({ ...base, expires_at: now / 1000 + year }).expires_at, now / 1000 + year)
   // One absurd field next to a sane one: the earlier (sane) one is the expiry.
@@ -121,6 +131,17 @@ t.test('edges of the expiry forms: empty values, negative numbers and dates befo
   t.match((t.throws(() => norm({ ...base, expires_at: 1e11 })) as Error).message, /milliseconds/)
   t.match((t.throws(() => norm({ ...base, expires_at: 1e11 - 1 })) as Error).message, /more than 31622400 s ahead/)
   t.equal(norm({ ...base, expires_in: 0 }).expires_at, now / 1000, 'expires_in 0')
+  // A date string or Date that is no date at all, or lies before 1970, is named as such, not as
+  // a shape error of what it would have become.
+  for (const [what, at] of [['an unparsable string', 'tomorrow'], ['an ISO date 1 ms before 1970', '1969-12-31T23:59:59.999Z'], ['a Date 1 ms before 1970', new Date(-1)], ['a Date in 1900', new Date(Date.UTC(1900, 0, 1))]] as const) {
+    t.equal((t.throws(() => norm({ ...base, expires_at: at }), what) as Error).message, 'Token rejected: expires_at: not a valid date', what)
+  }
+  // A date string is at most 64 characters: the edge, with a date that parses at any length.
+  const padded = (length: number): string => '2030-01-01T00:01:40.' + '0'.repeat(length - 21) + 'Z'
+  t.equal(padded(64).length, 64)
+  t.equal(norm({ ...base, expires_at: padded(64) }).expires_at, now / 1000 + 100, 'a 64-character date string')
+  t.equal(Date.parse(padded(65)), now + 100_000, 'the 65-character string is a valid date')
+  t.equal(code(() => norm({ ...base, expires_at: padded(65) })), 'FSS_TOKEN_INVALID', 'and is refused for its length')
 })
 
 t.test('null counts as absent for every optional field, and a lone expires_at is a stated lifetime', async (t) => {
@@ -211,6 +232,8 @@ t.test('isStoredToken: a record read back must be exactly a token normalizeToken
     ['a fractional expires_at', { ...good, expires_at: nowS + 0.5 }],
     ['a string expires_at', { ...good, expires_at: String(nowS) }],
     ['a negative expires_at', { ...good, expires_at: -1 }],
+    ['a negative expires_in', { ...good, expires_in: -1 }],
+    ['a string expires_in', { ...good, expires_in: '60' }],
     ['an extra field', { ...good, user: 'x' }],
     ['a control character', { ...good, refresh_token: 'r\n' }],
     ['an empty id_token', { ...good, id_token: '' }],
@@ -278,6 +301,11 @@ t.test('metadata carries no value', async (t) => {
   const meta = tokenMetadata(token, now + 61_000)
   t.same(meta, { fields: ['access_token', 'refresh_token', 'token_type', 'expires_in', 'expires_at', 'scope', 'id_token'], tokenType: 'Bearer', expiresAt: now / 1000 + 60, expiresIn: -1, expired: true, expiresAssumed: false, hasRefreshToken: true, hasIdToken: true, scopes: ['openid', 'email'] })
   t.same(tokenMetadata(norm({ access_token: 'a', token_type: 'Bearer' }), now).scopes, [])
+  // A token with only the required fields has no refresh token and no id_token.
+  t.same(tokenMetadata(norm({ access_token: 'a', token_type: 'Bearer', expires_in: 60 }), now), { fields: ['access_token', 'token_type', 'expires_in', 'expires_at'], tokenType: 'Bearer', expiresAt: now / 1000 + 60, expiresIn: 60, expired: false, expiresAssumed: false, hasRefreshToken: false, hasIdToken: false, scopes: [] })
+  // Expired from the second of expires_at on, not only after it.
+  const at = token.expires_at
+  t.same([at * 1000 - 1, at * 1000, at * 1000 + 999].map((ms) => [tokenMetadata(token, ms).expiresIn, tokenMetadata(token, ms).expired]), [[1, false], [0, true], [0, true]])
   t.notMatch(JSON.stringify(meta), /value-123/)
   const doc = JSON.stringify(backupDocument(token, now))
   t.notMatch(doc, /value-123/)

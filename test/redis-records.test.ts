@@ -199,6 +199,8 @@ t.test('a hand-off record that cannot be used counts its refresh token as used u
     const res = await b.request('/api/token')
     t.equal(res.status, 502, what)
     t.equal(res.json().code, 'FSS_TOKEN_INVALID', what)
+    // The answer says where the unusable token came from: the envelope, or the token inside it.
+    t.equal(res.json().message, `Token rejected: the refresh result handed over by another instance is ${counted ? 'unreadable' : 'not a valid token'}`, what)
     t.same((await b.request('/api/meta')).json(), { meta: null }, `${what}: tokens cleared`)
     t.equal(oidc.tokenCalls.refresh_token, calls, `${what}: the provider was not called`)
     t.equal(counters.rejectedRecords, before + (counted ? 1 : 0), `${what}: counted`)

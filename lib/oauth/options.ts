@@ -7,7 +7,7 @@ import { displayUrl } from '../display-url.ts'
 import { isTokenStore, type TokenStore } from './store.ts'
 import type { RefreshLock } from './refresh.ts'
 import type { FastifyRequest } from 'fastify'
-import type { TokenMetadata } from './token.ts'
+import { MAX_TOKEN_LIFETIME, type TokenMetadata } from './token.ts'
 
 /**
  * A redirect target: a local path only (`//evil.example` or `/\\evil` would be
@@ -132,7 +132,9 @@ export const OAuthOptionsSchema = Type.Object({
   /** seconds @default 60 */
   refreshSkew: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, description: 'Seconds before expiry at which a refresh starts (0 to 3600; at most half the token\'s announced lifetime).', default: OAUTH_DEFAULTS.refreshSkew })),
   /** seconds @default 3600 */
-  assumedLifetime: Type.Optional(Type.Integer({ minimum: 1, description: 'Seconds a token is taken to live when it states no expiry.', default: OAUTH_DEFAULTS.assumedLifetime })),
+  // At most the longest lifetime a stored token may have: a longer assumed
+  // expiry would be stored, then refused on every read (isStoredToken).
+  assumedLifetime: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_TOKEN_LIFETIME, description: 'Seconds a token is taken to live when it states no expiry (1 to 31622400: 366 days, the longest lifetime a token may have).', default: OAUTH_DEFAULTS.assumedLifetime })),
   /** seconds @default 5 */
   refreshBackoff: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, description: 'Seconds a failed refresh token is not sent again; callers get the same coded error.', default: OAUTH_DEFAULTS.refreshBackoff })),
   /** ms @default 10000 */
