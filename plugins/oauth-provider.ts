@@ -9,8 +9,8 @@ import { errors } from '../lib/errors.ts'
 import { describeProvider, fastifyOAuth2Options, type ProviderEndpoints, type ResolvedProvider } from '../lib/oauth/options.ts'
 import { normalizeToken, type StoredToken } from '../lib/oauth/token.ts'
 import { checkedTokenStore, type TokenStore } from '../lib/oauth/store.ts'
-import { RefreshCoordinator, type RefreshCounters } from '../lib/oauth/refresh.ts'
-import { classifyTokenEndpointError, isEmptySuccess } from '../lib/oauth/provider-errors.ts'
+import { markRefreshTokenSpent, RefreshCoordinator, type RefreshCounters } from '../lib/oauth/refresh.ts'
+import { answeredSuccess, classifyTokenEndpointError, isEmptySuccess } from '../lib/oauth/provider-errors.ts'
 import { captureRawAnswers, refreshGrant, type TokenClient } from '../lib/oauth/raw-answer.ts'
 import { withTokenBackup } from '../lib/oauth/backup.ts'
 import { loginIdentity, type LoginIdentity } from '../lib/oauth/identity.ts'
@@ -88,7 +88,10 @@ export async function createProvider (fastify: FastifyInstance, opts: ResolvedPr
       try {
         return await refreshGrant(client, refreshToken)
       } catch (err) {
-        throw classifyTokenEndpointError(err, 'refresh_token')
+        const coded = classifyTokenEndpointError(err, 'refresh_token')
+        // A 2xx whose body could not be used still used the refresh token at the
+        // provider: like an invalid 2xx answer, it is never sent again.
+        throw answeredSuccess(err) ? markRefreshTokenSpent(coded) : coded
       }
     },
     normalize,

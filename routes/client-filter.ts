@@ -19,6 +19,20 @@ export const FORWARDING_HEADERS = [
   'x-cluster-client-ip', 'x-forwarded', 'forwarded-for', 'x-appengine-user-ip', 'cf-pseudo-ipv4'
 ]
 
+// Proxies invent more (X-Original-Forwarded-For, X-Originating-IP, CF-Connecting-IPv6,
+// X-Envoy-External-Address, X-Azure-ClientIP…), so the names are also judged by their
+// shape: anything "forwarded", or an address-like ending after a word that says whose.
+// X-Forwarded-Host/-Proto/-Port/-Prefix name where the request went, not who sent it.
+const NOT_A_CLIENT = new Set(['x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-server', 'x-forwarded-scheme', 'x-forwarded-ssl', 'x-forwarded-uri', 'x-forwarded-method'])
+const ADDRESS_ENDING = /(?:^|-)(?:[a-z]*ip|ipv4|ipv6|addr|address)$/
+const WHOSE = /client|real|connect|origin|remote|user|true|proxy|external|pseudo|cluster|socket|peer|source|src/
+
+/** True for a header that passes a client's address on (lower-case name, as Node gives it). */
+export function isForwardingHeader (name: string): boolean {
+  if (NOT_A_CLIENT.has(name)) return false
+  return FORWARDING_HEADERS.includes(name) || name.includes('forwarded') || (ADDRESS_ENDING.test(name) && WHOSE.test(name))
+}
+
 // An address, then optionally `/` and a prefix length in canonical decimal.
 const ENTRY = /^([^/%]+)(?:\/(0|[1-9]\d{0,2}))?$/
 // The IPv4-mapped form `::ffff:a.b.c.d`: its range in IPv4 is the prefix minus 96.
@@ -94,7 +108,8 @@ export function clientFilter (allow: string[], hosts: string[] = []): (request: 
     if (!hostAllowed(request.host, loopback, hostNames) || (sent !== undefined && !hostAllowed(sent, loopback, hostNames))) return false
     /* c8 ignore next -- only a destroyed socket has no remoteAddress; '' is then refused */
     const socket = request.socket.remoteAddress ?? ''
-    const proxied = FORWARDING_HEADERS.some((h) => request.headers[h] !== undefined)
+    let proxied = false
+    for (const name in request.headers) if (isForwardingHeader(name)) proxied = true
     // Forwarding headers Fastify did not apply (no trustProxy) mean request.ip is the proxy's.
     if (proxied && request.ip === socket) return false
     // Every hop must be allowed: the socket peer and each address Fastify took from

@@ -9,7 +9,7 @@ import { once } from 'node:events'
 import { join } from 'node:path'
 import Fastify, { type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import sessionSuite, { type SessionSuiteOptions } from '../index.ts'
-import { clientFilter, FORWARDING_HEADERS } from '../routes/client-filter.ts'
+import { clientFilter, FORWARDING_HEADERS, isForwardingHeader } from '../routes/client-filter.ts'
 import { build, tempDir } from './helper.ts'
 
 async function suite (t: Test, debug: SessionSuiteOptions['debug'] = true, server: FastifyServerOptions = {}) {
@@ -160,6 +160,25 @@ t.test('every client-address forwarding header Fastify did not apply refuses the
     'under trustProxy too, when Fastify applied no X-Forwarded-For')
   t.equal((await proxied.inject({ url: '/api/session/debug', remoteAddress: '127.0.0.1', headers: { 'x-forwarded-for': '127.0.0.5', 'cf-connecting-ip': '127.0.0.5' } })).statusCode, 200,
     'with X-Forwarded-For applied, its hops are checked')
+})
+
+t.test('forwarding headers are also known by their shape: names proxies invent refuse the request, request-routing ones do not', async (t) => {
+  const forwarding = [
+    'x-original-forwarded-for', 'x-forwarded-for-original', 'x-forwarded-client-cert', 'forwarded-for', 'x-originating-ip', 'cf-connecting-ipv6',
+    'x-envoy-external-address', 'x-azure-clientip', 'x-azure-socketip', 'x-proxyuser-ip', 'x-remote-ip', 'x-remote-addr', 'client-ip',
+    'x-client-ipv4', 'x-true-client-ip', 'x-original-remote-addr', 'x-real-ip', 'x-source-ip', 'x-peer-address'
+  ]
+  const other = ['x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-prefix', 'x-request-id', 'x-tip', 'zip', 'x-ip-hint', 'user-agent', 'accept', 'x-client-version', 'cookie']
+  for (const name of forwarding) t.ok(isForwardingHeader(name), `${name} passes an address on`)
+  for (const name of other) t.notOk(isForwardingHeader(name), `${name} names no client`)
+  for (const name of FORWARDING_HEADERS) t.ok(isForwardingHeader(name), name)
+  const app = await suite(t)
+  for (const name of forwarding) {
+    t.equal((await app.inject({ url: '/api/session/debug', headers: { [name]: '203.0.113.9' } })).statusCode, 403, `${name}: refused from 127.0.0.1`)
+  }
+  for (const name of ['x-forwarded-proto', 'x-request-id']) {
+    t.equal((await app.inject({ url: '/api/session/debug', headers: { [name]: 'https' } })).statusCode, 200, `${name}: served`)
+  }
 })
 
 // ── CIDR ranges ────────────────────────────────────────────────────────────

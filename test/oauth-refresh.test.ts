@@ -204,6 +204,32 @@ t.test('a 2xx JSON answer that fails validation used up the refresh token: 502 F
   }
 })
 
+t.test('a 2xx JSON answer that does not parse used up the refresh token too: tokens cleared, never replayed', async (t) => {
+  const bodies: Array<[string, string]> = [
+    ['truncated JSON', '{"access_token": "abc", "token_type": '],
+    ['a __proto__ member', '{"__proto__": {"x": 1}, "access_token": "abc", "token_type": "Bearer", "expires_in": 3600}'],
+    ['a nested __proto__ member', '{"access_token": "abc", "token_type": "Bearer", "extra": {"__proto__": null}}']
+  ]
+  for (const [what, body] of bodies) {
+    const env = await startOAuthApp(t, oidc, { refreshBackoff: 5 })
+    const { b, refresh } = await expiredSession(env)
+    const stale = await b.jar.getCookieString(b.origin + '/')
+    const sent = refreshTokensSent(t)
+    const clock = FakeTimers.install({ toFake: ['Date'], now: Date.now() })
+    oidc.substitute({ status: 200, body, contentType: 'application/json' })
+    const res = await b.request('/api/token')
+    t.same([res.status, res.json().code], [502, 'FSS_TOKEN_INVALID'], what)
+    t.same((await b.request('/api/meta')).json(), { meta: null }, `${what}: tokens cleared`)
+    for (const wait of [0, 5001, 3600_000]) {
+      clock.tick(wait)
+      const other = await env.browser().request('/api/token', { headers: { cookie: stale } })
+      t.equal(other.json().code, 'FSS_TOKEN_INVALID', `${what}: old cookie after ${wait} ms`)
+    }
+    clock.uninstall()
+    t.same(sent, [refresh], `${what}: the provider saw the refresh token once`)
+  }
+})
+
 t.test('a non-JSON 2xx answer (maybe a proxy page) keeps the tokens and is retried after the backoff', async (t) => {
   const env = await startOAuthApp(t, oidc, { refreshBackoff: 5 })
   const { b, refresh } = await expiredSession(env)

@@ -4,7 +4,7 @@ import t from 'tap'
 import fc from 'fast-check'
 import { normalizeToken, tokenMetadata, isStoredToken, MAX_TOKEN_LIFETIME, MAX_TOKEN_BYTES } from '../lib/oauth/token.ts'
 import { fingerprint } from '../lib/digest.ts'
-import { classifyTokenEndpointError, codeOf, failureKind, isEmptySuccess } from '../lib/oauth/provider-errors.ts'
+import { answeredSuccess, classifyTokenEndpointError, codeOf, failureKind, isEmptySuccess } from '../lib/oauth/provider-errors.ts'
 import { errors } from '../lib/errors.ts'
 import { clientAuthMethod, fastifyOAuth2Options, resolveOAuthOptions } from '../lib/oauth/options.ts'
 import { backupDocument } from '../lib/oauth/backup.ts'
@@ -340,6 +340,21 @@ t.test('token-endpoint errors map to codes by kind', async (t) => {
   t.equal(codeOf(new Error('x')), 'unknown')
   t.ok(isEmptySuccess(boom(406, { res: res(200) })))
   t.notOk(isEmptySuccess(boom(406, { res: res(503) })))
+  // A 2xx JSON answer that did not parse used the grant; a non-JSON 2xx (406) or any other status did not.
+  const used: Array<[unknown, boolean]> = [
+    [boom(502, { res: res(200) }), true],
+    [boom(502, { res: res(201) }), true],
+    [boom(502, { res: res(299) }), true],
+    [boom(406, { res: res(200) }), false],
+    [boom(502, { res: res(199) }), false],
+    [boom(502, { res: res(300) }), false],
+    [boom(400, { res: res(400), isResponseError: true }), false],
+    [boom(502, {}), false],
+    [boom(502, null), false],
+    [boom(504), false],
+    [new Error('x'), false]
+  ]
+  for (const [err, expected] of used) t.equal(answeredSuccess(err), expected)
   t.notOk(isEmptySuccess(new Error('x')))
 })
 

@@ -55,6 +55,20 @@ export function classifyTokenEndpointError (err: unknown, grant: 'refresh_token'
 }
 
 /**
+ * True when the token endpoint answered 2xx with a JSON content type whose
+ * body did not parse (truncated, or a `__proto__` member, which Wreck refuses):
+ * the provider reported success, so it has processed the grant, and a rotated
+ * refresh token is used up there although its replacement never arrived. A 2xx
+ * that is not JSON at all (Wreck's 406) may be a proxy's page that never
+ * reached the provider, and is not counted.
+ */
+export function answeredSuccess (err: unknown): boolean {
+  if (!isBoom(err) || err.output.statusCode === 406) return false
+  const status = err.data?.res?.statusCode
+  return status !== undefined && status >= 200 && status < 300
+}
+
+/**
  * RFC 7009 §2.2: a revocation answers 200 with no body. simple-oauth2 asks
  * Wreck for strict JSON, so an empty 2xx answer arrives as a 406 error.
  */

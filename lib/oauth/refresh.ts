@@ -177,8 +177,8 @@ export class RefreshCoordinator {
         fresh = normalize(raw)
       } catch (err) {
         // call() resolved: a 2xx JSON object the provider built after using
-        // the refresh token. (Non-JSON or HTML bodies, maybe from a proxy,
-        // reject inside call() and keep the token.)
+        // the refresh token. (A 2xx body that is not JSON at all rejects inside
+        // call(), marked spent there for the same reason; a non-2xx keeps the token.)
         throw spent(err as CodedError)
       }
       // RFC 6749 §6: the provider MAY issue a new refresh token; when it does
