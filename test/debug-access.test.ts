@@ -166,9 +166,18 @@ t.test('forwarding headers are also known by their shape: names proxies invent r
   const forwarding = [
     'x-original-forwarded-for', 'x-forwarded-for-original', 'x-forwarded-client-cert', 'forwarded-for', 'x-originating-ip', 'cf-connecting-ipv6',
     'x-envoy-external-address', 'x-azure-clientip', 'x-azure-socketip', 'x-proxyuser-ip', 'x-remote-ip', 'x-remote-addr', 'client-ip',
-    'x-client-ipv4', 'x-true-client-ip', 'x-original-remote-addr', 'x-real-ip', 'x-source-ip', 'x-peer-address'
+    'x-client-ipv4', 'x-true-client-ip', 'x-original-remote-addr', 'x-real-ip', 'x-source-ip', 'x-peer-address',
+    // each word that says whose, alone, and each address-like ending
+    ...['client', 'real', 'connect', 'origin', 'remote', 'user', 'true', 'proxy', 'external', 'pseudo', 'cluster', 'socket', 'peer', 'source', 'src'].map((w) => `x-${w}-ip`),
+    'clientip', 'x-client-ipv6', 'x-client-addr', 'x-client-address', 'x-clientip'
   ]
-  const other = ['x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-prefix', 'x-request-id', 'x-tip', 'zip', 'x-ip-hint', 'user-agent', 'accept', 'x-client-version', 'cookie']
+  const other = [
+    // where the request went, not who sent it
+    'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-server', 'x-forwarded-scheme', 'x-forwarded-ssl',
+    'x-forwarded-uri', 'x-forwarded-method',
+    // an address-like ending without a word that says whose, or such a word without the ending
+    'x-request-id', 'x-tip', 'zip', 'x-ip-hint', 'x-ip', 'user-agent', 'accept', 'x-client-version', 'x-client-ip-version', 'x-real-ipx', 'cookie', 'x-client-ipv5'
+  ]
   for (const name of forwarding) t.ok(isForwardingHeader(name), `${name} passes an address on`)
   for (const name of other) t.notOk(isForwardingHeader(name), `${name} names no client`)
   for (const name of FORWARDING_HEADERS) t.ok(isForwardingHeader(name), name)

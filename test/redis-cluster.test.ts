@@ -124,8 +124,10 @@ t.test('a primary killed under load: coded 503s only, its replica takes over, se
   // The dead primary comes back as a replica of its stand-in; everything stays healthy.
   await cluster.restart(victim.primary.port)
   await cluster.waitStable()
-  const now = await cluster.shards()
-  t.ok(now.some((s) => s.primary.port === standIn.port && s.replicas.some((r) => r.port === victim.primary.port)), 'the old primary serves as its stand-in\'s replica')
+  // The cluster is stable before the returning node has finished its replica handshake: wait for that too.
+  const rejoined = async (): Promise<boolean> => (await cluster.shards()).some((s) => s.primary.port === standIn.port && s.replicas.some((r) => r.port === victim.primary.port))
+  await pollUntil('the old primary to rejoin as a replica', 20_000, rejoined).catch(() => {})
+  t.ok(await rejoined(), 'the old primary serves as its stand-in\'s replica')
   for (const i of fleet) t.match(await redisCheck(i), { status: 'pass' }, `${i.name} healthy after the rejoin`)
   for (const i of fleet) i.logs.assertNoSecrets(t, [...oidc.issued(), CLIENT_SECRET, KEY])
 })
