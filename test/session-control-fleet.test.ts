@@ -218,6 +218,8 @@ t.test('Redis unreachable within outageTrust: a session the view knows is served
 t.test('sign out everywhere else on B keeps this device; a restarted instance does not bring the others back', async (t) => {
   const [a, b] = [await instance(t), await instance(t)]
   const devices = [await login(a, 'bea', 's1'), await login(a, 'bea', 's2'), await login(b, 'bea', 's3')]
+  // A copy of a revoked device's cookie, kept past the revocation (the browser drops its own).
+  const stale = await devices[1].browser.jar.getCookieString(`${a.origin}/`)
   const heardOnA = hear(a.app, devices.slice(1).map((d) => d.id))
   const res = await devices[0].browser.request(`${b.origin}/api/sessions/revoke-others`, { method: 'POST' })
   t.same(res.json(), { revoked: 2 })
@@ -227,6 +229,8 @@ t.test('sign out everywhere else on B keeps this device; a restarted instance do
   await a.app.close()
   const restarted = await instance(t)
   for (const d of devices.slice(1)) t.same(await me(d, restarted), { token: false, id: null }, 'and stay logged out on a fresh instance')
+  // The fresh instance's view has never heard of that id: it asks Redis, which says revoked.
+  t.same(await (await fetch(`${restarted.origin}/test/me`, { headers: { cookie: stale } })).json(), { token: false, id: null }, 'a kept copy of a revoked cookie reads as logged out on a fresh instance')
   t.same(await me(devices[0], restarted), { token: true, id: devices[0].id })
 })
 
