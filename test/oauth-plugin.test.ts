@@ -32,6 +32,8 @@ t.test('invalid options fail registration naming the option, never a value', asy
     [{ redirectAfterLogin: '//evil.example' }, /oauth\.redirectAfterLogin/],
     [{ redirectAfterLogin: 'https://evil.example' }, /oauth\.redirectAfterLogin/],
     [{ callbackUri: '/callback' }, /oauth\.callbackUri/],
+    [{ callbackUri: 'https://app.example/callback#x' }, /oauth\.callbackUri/],
+    [{ callbackUri: 'https://app.example/callback#' }, /oauth\.callbackUri/],
     [{ refreshSkew: -1 }, /oauth\.refreshSkew/],
     [{ assumedLifetime: 31_622_401 }, /oauth\.assumedLifetime/],
     [{ loginPath: 'login' }, /oauth\.loginPath/],

@@ -123,7 +123,8 @@ export const OAuthOptionsSchema = Type.Object({
   defaultProvider: Type.Optional(Type.String({ pattern: PROVIDER_NAME_PATTERN, description: 'With `providers`: the one `GET <loginPath>` starts and `request.tokens` serves. Default: the first.' })),
   onLogin: Type.Optional(Type.Unsafe<OnLogin>(Type.Any({ tsType: 'OnLogin', description: '`async (request, { provider, identity, tokenMetadata, connect }) => void`: awaited after a successful callback, before the redirect. If it throws, the login fails with FSS_OAUTH_LOGIN_HOOK_FAILED and nothing is stored.' }))),
   scope: Type.Optional(Scope),
-  callbackUri: HttpUrl('The absolute URL of the callback route as the provider redirects to it, registered at the provider.'),
+  // RFC 6749 §3.1.2: a redirection endpoint URI has no fragment.
+  callbackUri: Type.String({ pattern: '^https?://[^\\s/?#]+[^\\s#]*$', description: 'The absolute URL of the callback route as the provider redirects to it, registered at the provider (no `#fragment`, RFC 6749 §3.1.2).' }),
   loginPath: Type.Optional(RoutePath('Path of the route that starts a login.', OAUTH_DEFAULTS.loginPath)),
   callbackPath: Type.Optional(RoutePath('Path of the callback route.', OAUTH_DEFAULTS.callbackPath)),
   logoutPath: Type.Optional(RoutePath('Path of the logout route (POST).', OAUTH_DEFAULTS.logoutPath)),
