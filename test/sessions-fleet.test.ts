@@ -154,6 +154,8 @@ t.test('the per-request check waits for Redis only when the view cannot vouch', 
 t.test('the registry opens its own subscriber connection by default, and closes it', async (t) => {
   const client = await createRedisClient({ url: redis.url, commandTimeout: 1000 }) as unknown as Redis
   t.teardown(() => client.disconnect())
+  // The command connection fails fast until it is ready: wait for it, as the plugin does.
+  if (!await waitReady(client, 5000)) throw new Error('Redis not ready')
   const registry = createSessionRegistry({ store: 'redis' }, { client, keys: [K] })
   await flushedOn(registry)
   const s = await registry.register(session('alice'))
