@@ -77,6 +77,15 @@ const ProviderLogout = Type.Union([Type.Literal('post'), Type.Literal('get'), Ty
 const ClientAuthMethod = Type.Union([Type.Literal('client_secret_basic'), Type.Literal('client_secret_post')], { description: 'How the client authenticates at the token and revocation endpoints: `client_secret_basic` (HTTP Basic) or `client_secret_post` (in the form body). Default: Basic, unless discovery advertises `client_secret_post` and not Basic. A public client (`clientSecret: \'\'`) sends only its `client_id`, in the body.' })
 const MapIdentityOption = Type.Unsafe<MapIdentity>(Type.Any({ tsType: 'MapIdentity', description: 'Plain OAuth 2 providers only: `async ({ accessToken, signal }) => ({ sub, iss, claims? } | null)`, kept as `request.identity` (claims allow-listed and bounded).' }))
 
+/** Settings a provider of `oauth.providers` may give for itself, or the single-provider options once for all. */
+const PER_PROVIDER = {
+  oidc: Type.Optional(OidcSettings),
+  userinfo: Type.Optional(Userinfo),
+  providerLogout: Type.Optional(ProviderLogout),
+  clientAuthMethod: Type.Optional(ClientAuthMethod),
+  mapIdentity: Type.Optional(MapIdentityOption)
+}
+
 /** A provider name: in routes (`/login/<name>`), cookie and session field names. */
 export const PROVIDER_NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,31}$'
 
@@ -86,11 +95,7 @@ export const ProviderOptionsSchema = Type.Object({
   clientId: ClientId,
   clientSecret: ClientSecret,
   scope: Type.Optional(Scope),
-  oidc: Type.Optional(OidcSettings),
-  userinfo: Type.Optional(Userinfo),
-  providerLogout: Type.Optional(ProviderLogout),
-  clientAuthMethod: Type.Optional(ClientAuthMethod),
-  mapIdentity: Type.Optional(MapIdentityOption)
+  ...PER_PROVIDER
 }, { additionalProperties: false })
 
 export type ProviderOptions = Static<typeof ProviderOptionsSchema>
@@ -148,12 +153,8 @@ export const OAuthOptionsSchema = Type.Object({
   // Checked by shape below (TypeBox cannot describe functions' signatures).
   store: Type.Optional(Type.Unsafe<TokenStore>(Type.Any({ tsType: 'TokenStore', description: 'Where tokens live: `{ get, set, delete }`, all async. Default: the encrypted session (`fss.oauth`).' }))),
   refreshLock: Type.Optional(Type.Unsafe<RefreshLock>(Type.Any({ tsType: 'RefreshLock', description: 'Cross-instance single-flight: `{ refresh(refreshToken, fn), outlive?(timeoutMs) }`, e.g. the Redis token store\'s `refreshLock`.' }))),
-  oidc: Type.Optional(OidcSettings),
-  userinfo: Type.Optional(Userinfo),
-  providerLogout: Type.Optional(ProviderLogout),
-  clientAuthMethod: Type.Optional(ClientAuthMethod),
-  // A function (checked below): a plain OAuth 2 provider's identity, mapped by the service.
-  mapIdentity: Type.Optional(MapIdentityOption)
+  // mapIdentity is a function (checked below): a plain OAuth 2 provider's identity, mapped by the service.
+  ...PER_PROVIDER
 }, { additionalProperties: false })
 
 export type OAuthOptions = Static<typeof OAuthOptionsSchema>
