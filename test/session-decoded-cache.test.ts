@@ -138,10 +138,19 @@ t.test('a hit needs every character of the value', async (t) => {
   }
   t.equal(cache.stats().entries, 1)
   const [first, second] = [value.slice(0, 700), value.slice(700)]
-  t.same(cache.get(cache.key(first + second, first))?.data, { v: 'genuine' }, 'joined from chunks, found by its first chunk: a hit')
-  t.equal(cache.get(cache.key(first + second, second)), undefined, 'a head that is not its prefix only misses')
-  t.equal(cache.get(cache.key(flipped, value.slice(0, 40))), undefined, 'the head is never the key: the whole value decides')
-  t.same(cache.get(cache.key(value, value.slice(0, 10)))?.data, { v: 'genuine' }, 'a head shorter than the slot is not used')
+  t.same(cache.get(cache.key(first + second, [first, second]))?.data, { v: 'genuine' }, 'joined from chunks, compared chunk by chunk: a hit')
+  const [a, b, c] = [value.slice(0, 10), value.slice(10, 900), value.slice(900)]
+  t.same(cache.get(cache.key(a + b + c, [a, b, c]))?.data, { v: 'genuine' }, 'a first chunk shorter than the slot: found by the whole value\'s slot')
+  t.equal(cache.get(cache.key(second + first, [second, first])), undefined, 'the chunks in another order: a miss')
+  const flippedSecond = second.slice(0, 100) + (second[100] === 'A' ? 'B' : 'A') + second.slice(101)
+  t.equal(cache.get(cache.key(first + flippedSecond, [first, flippedSecond])), undefined, 'one character changed in a later chunk: a miss')
+  t.equal(cache.get(cache.key(first + second.slice(0, -1), [first, second.slice(0, -1)])), undefined, 'the last chunk one character short: a miss')
+  t.equal(cache.get(cache.key(first + second + 'A', [first, second + 'A'])), undefined, 'the last chunk one character long: a miss')
+  t.equal(cache.get(cache.key(first + second, [first, second.slice(0, -1)])), undefined, 'chunks that do not cover the kept value: a miss')
+  t.equal(cache.get(cache.key(value.slice(0, 32) + 'A', [value.slice(0, 32), 'A'])), undefined, 'a short value sharing the slot: a miss')
+  t.equal(cache.delete(cache.key(first + flippedSecond, [first, flippedSecond])), false, 'a changed chunk deletes nothing')
+  t.equal(cache.delete(cache.key(first + second, [first, second])), true, 'the same chunks delete the entry')
+  cache.set(key, session({ v: 'genuine' }))
   cache.set(cache.key(flipped), session({ v: 'other' }))
   t.same(cache.get(cache.key(flipped))?.data, { v: 'other' }, 'a value sharing the first characters replaces the entry')
   t.equal(cache.get(key), undefined, 'and the first value is a miss again, never served the other')

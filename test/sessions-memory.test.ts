@@ -3,6 +3,7 @@ import { createMemorySessionStore } from '../lib/sessions/memory-store.ts'
 import { createSessionRegistry } from '../lib/sessions/registry.ts'
 import { createSessionId } from '../lib/sessions/id.ts'
 import { LruMap } from '../lib/sessions/lru.ts'
+import fc from 'fast-check'
 import { fakeClock, session, storeContract } from './sessions-helper.ts'
 
 t.test('the memory store keeps the store contract', async (t) => {
@@ -63,7 +64,7 @@ t.test('the memory registry checks the store on every request: nothing to go sta
   t.equal(await registry.revoke(a.id, 'logout'), true)
   t.equal(await registry.isRevoked(a.id), true)
   const counters = registry.counters()
-  t.match(counters, { registered: 1, revoked: { logout: 1 }, view: { hits: 1, misses: 2 } })
+  t.match(counters, { registered: 1, revoked: { logout: 1 }, view: { hits: 0, misses: 3 } }, 'every check asked the store in memory: nothing to remember beside it')
   t.notOk('feed' in counters, 'no feed without Redis')
 })
 
@@ -80,7 +81,7 @@ t.test('the memory registry answers the per-request check at once, without a pro
   t.equal((await registry.get(a.id))?.lastSeenAt, a.createdAt + 60_000, 'the touch wrote lastSeenAt')
   await registry.revoke(a.id, 'user')
   t.equal(registry.check(a.id), true, 'revoked, answered synchronously')
-  t.match(registry.counters().view, { hits: 1, misses: 3 })
+  t.match(registry.counters().view, { hits: 0, misses: 4, entries: 0 }, 'the store answered every well-formed id; the view keeps no copy')
 })
 
 t.test('LruMap stays within its bound and forgets the least recently used', async (t) => {
@@ -99,4 +100,57 @@ t.test('LruMap stays within its bound and forgets the least recently used', asyn
   map.clear()
   t.equal(map.size, 0)
   t.equal(map.get(createSessionId()), undefined)
+})
+
+t.test('LruMap evicts exactly as a reference LRU, whatever the sequence of operations (fast-check)', async (t) => {
+  // the reference: an array, most recent last
+  const op = fc.oneof(
+    fc.record({ kind: fc.constant('get' as const), key: fc.integer({ min: 0, max: 5 }) }),
+    fc.record({ kind: fc.constant('set' as const), key: fc.integer({ min: 0, max: 5 }), value: fc.integer() }),
+    fc.record({ kind: fc.constant('delete' as const), key: fc.integer({ min: 0, max: 5 }) }),
+    fc.record({ kind: fc.constant('peek' as const), key: fc.integer({ min: 0, max: 5 }) })
+  )
+  fc.assert(fc.property(fc.integer({ min: 1, max: 4 }), fc.array(op, { maxLength: 60 }), (max, ops) => {
+    const map = new LruMap<number, number>(max)
+    let ref: Array<[number, number]> = []
+    for (const o of ops) {
+      const at = ref.findIndex(([k]) => k === o.key)
+      if (o.kind === 'get') {
+        const expected = at === -1 ? undefined : ref[at][1]
+        if (at !== -1) ref = [...ref.slice(0, at), ...ref.slice(at + 1), ref[at]]
+        if (map.get(o.key) !== expected) return false
+      } else if (o.kind === 'peek') {
+        if (map.peek(o.key) !== (at === -1 ? undefined : ref[at][1])) return false
+      } else if (o.kind === 'delete') {
+        if (at !== -1) ref.splice(at, 1)
+        if (map.delete(o.key) !== (at !== -1)) return false
+      } else {
+        if (at !== -1) ref.splice(at, 1)
+        ref.push([o.key, o.value])
+        const evicted = ref.length > max ? ref.shift() : undefined
+        const got = map.set(o.key, o.value)
+        if (JSON.stringify(got) !== JSON.stringify(evicted)) return false
+      }
+      if (map.size !== ref.length) return false
+    }
+    return true
+  }), { numRuns: 2000 })
+  t.pass('2000 sequences agree')
+})
+
+t.test('LruMap: reading the newest entry again keeps the order; reading another moves it', async (t) => {
+  const map = new LruMap<string, number>(3)
+  map.set('a', 1)
+  map.set('b', 2)
+  map.set('c', 3)
+  t.equal(map.get('c'), 3)
+  t.equal(map.get('c'), 3, 'the newest, read twice')
+  t.same(map.set('d', 4), ['a', 1], 'the oldest goes first')
+  t.equal(map.get('b'), 2, 'b becomes the newest')
+  t.equal(map.get('b'), 2)
+  t.same(map.set('e', 5), ['c', 3], 'c, not b: b was read after c was')
+  t.equal(map.delete('e'), true)
+  map.set('f', 6)
+  t.same(map.set('g', 7), ['d', 4])
+  t.same(map.set('h', 8), ['b', 2], 'b was the newest until f and g came')
 })

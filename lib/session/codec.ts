@@ -64,8 +64,12 @@ export function toSealed (value: string): string | null {
 export interface ReceivedCookies {
   /** the joined value, or null when nothing of ours was sent */
   value: string | null
-  /** the first cookie's value (the whole value, or chunk 0): a prefix of `value` that is not a joined rope */
-  head: string | null
+  /**
+   * The values `value` is joined from, in order: one for a single cookie, one
+   * per chunk. Each is a slice of the Cookie header, flat, where `value` is
+   * a rope V8 would copy into one string to compare it.
+   */
+  parts: string[]
   /** every name of ours the browser sent (at most MAX_CHUNKS + 1), to expire the ones we stop using */
   names: string[]
   /** bytes of the values as received */
@@ -84,7 +88,7 @@ export interface ReceivedCookies {
  */
 export function readCookies (header: string | undefined, name: string): ReceivedCookies {
   const found = new Map<string, string>()
-  const result: ReceivedCookies = { value: null, head: null, names: [], bytes: 0, chunks: 0 }
+  const result: ReceivedCookies = { value: null, parts: [], names: [], bytes: 0, chunks: 0 }
   // No pair can be ours unless the name occurs somewhere: most requests stop here.
   if (header === undefined || !header.includes(name)) return result
   const prefix = name + '.'
@@ -117,23 +121,26 @@ export function readCookies (header: string | undefined, name: string): Received
   const single = found.get(name)
   if (single !== undefined) {
     result.value = single
-    result.head = single
+    result.parts = [single]
     result.chunks = 1
     return result
   }
   // Chunks must be exactly `.0` … `.n-1`: a gap is a chunk lost on the way.
   // Joined with `+`, not Array#join: V8 then makes a rope without copying,
-  // which a cache hit compares as it is, and only a decrypt flattens.
+  // which only a decrypt flattens (a cache hit compares the parts).
   let value = ''
-  let chunks = 0
-  for (let part = found.get(prefix + '0'); part !== undefined; part = found.get(prefix + String(++chunks))) value += part
-  if (chunks !== found.size) {
+  const parts: string[] = []
+  for (let part = found.get(prefix + '0'); part !== undefined; part = found.get(prefix + String(parts.length))) {
+    value += part
+    parts.push(part)
+  }
+  if (parts.length !== found.size) {
     result.problem = 'chunks'
     return result
   }
   result.value = value
-  result.head = found.get(prefix + '0') as string
-  result.chunks = chunks
+  result.parts = parts
+  result.chunks = parts.length
   return result
 }
 

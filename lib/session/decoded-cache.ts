@@ -65,8 +65,11 @@ export interface DecodedSession {
   createdAt: number
 }
 
-/** A cookie value, as the cache looks it up (every character counts), and the slot it is found by. */
-export interface DecodedCacheKey { readonly value: string, readonly slot: string }
+/**
+ * A cookie value, as the cache looks it up (every character counts), the slot
+ * it is found by, and, for a value joined from chunks, the chunks.
+ */
+export interface DecodedCacheKey { readonly value: string, readonly slot: string, readonly parts?: readonly string[] }
 
 export interface DecodedCacheStats {
   entries: number
@@ -82,11 +85,12 @@ export interface DecodedCacheStats {
 
 export interface DecodedCache {
   /**
-   * The key for exactly this cookie value (every byte counts). `head`, when
-   * given, is a prefix of the value (its first chunk): the slot is read from it,
-   * so a value joined from chunks is compared as the rope it is, never copied.
+   * The key for exactly this cookie value (every byte counts). `parts`, when
+   * given, are the strings the value was joined from (its chunks), in order:
+   * a hit compares them one by one with the kept value, so the joined rope is
+   * never flattened (a copy of the whole value per request).
    */
-  key (cookieValue: string, head?: string): DecodedCacheKey
+  key (cookieValue: string, parts?: readonly string[]): DecodedCacheKey
   /** A deep copy of the session stored under this key, or undefined; a hit makes it the most recently used. */
   get (key: DecodedCacheKey): DecodedSession | undefined
   /**
@@ -260,6 +264,24 @@ function ownCopy (value: string): string {
 
 const slotOf = (value: string): string => value.length <= SLOT ? value : value.slice(0, SLOT)
 
+/**
+ * The kept value equals the key's, character for character. Strings compare
+ * with memcmp (lengths first) once flat; a joined rope is compared part by
+ * part against slices of the kept value (a slice shares its characters), as
+ * flattening it would copy the whole value.
+ */
+function sameValue (kept: string, { value, parts }: DecodedCacheKey): boolean {
+  if (parts === undefined) return kept === value
+  if (kept.length !== value.length) return false
+  let at = 0
+  for (const part of parts) {
+    const end = at + part.length
+    if (kept.slice(at, end) !== part) return false
+    at = end
+  }
+  return at === kept.length
+}
+
 interface Entry { value: string, data: Record<string, unknown>, issuedAt: number, createdAt: number, bytes: number }
 
 export function createDecodedCache (options: DecodedCacheOptions = {}): DecodedCache {
@@ -277,20 +299,22 @@ export function createDecodedCache (options: DecodedCacheOptions = {}): DecodedC
   }
 
   return {
-    key (cookieValue, head = cookieValue) {
-      // A wrong head only misses: a hit still needs the whole value.
-      return { value: cookieValue, slot: slotOf(head.length >= SLOT ? head : cookieValue) }
+    key (cookieValue, parts) {
+      // With parts, the parts decide (the value is their join): a hit needs
+      // each equal to its stretch of the kept value, together all of it.
+      if (parts === undefined || parts.length < 2) return { value: cookieValue, slot: slotOf(cookieValue) }
+      return { value: cookieValue, slot: slotOf(parts[0].length >= SLOT ? parts[0] : cookieValue), parts }
     },
-    get ({ value, slot }) {
-      const entry = entries.get(slot)
-      // Every character, not the slot alone (memcmp: lengths first).
-      if (entry === undefined || entry.value !== value) {
+    get (key) {
+      const entry = entries.get(key.slot)
+      // Every character, not the slot alone.
+      if (entry === undefined || !sameValue(entry.value, key)) {
         stats.misses++
         return undefined
       }
       stats.hits++
-      entries.delete(slot)
-      entries.set(slot, entry)
+      entries.delete(key.slot)
+      entries.set(key.slot, entry)
       const data = (prototypeClean() ? copy(entry.data) : copyOwn(entry.data)) as Record<string, unknown>
       return { data, issuedAt: entry.issuedAt, createdAt: entry.createdAt }
     },
@@ -317,10 +341,10 @@ export function createDecodedCache (options: DecodedCacheOptions = {}): DecodedC
       }
       return true
     },
-    delete ({ value, slot }) {
-      const entry = entries.get(slot)
-      if (entry === undefined || entry.value !== value) return false
-      remove(slot, entry)
+    delete (key) {
+      const entry = entries.get(key.slot)
+      if (entry === undefined || !sameValue(entry.value, key)) return false
+      remove(key.slot, entry)
       return true
     },
     flush () {

@@ -50,7 +50,7 @@ export function readSession (request: FastifyRequest, policy: SessionPolicy, sea
   let cacheKey: DecodedCacheKey | undefined
   if (reason === undefined && received.value !== null) {
     counters.decoded++
-    const opened = decode(received.value, received.head as string, policy, sealer, cache)
+    const opened = decode(received.value, received.parts, policy, sealer, cache)
     if (typeof opened === 'string') {
       reason = opened
     } else {
@@ -79,9 +79,9 @@ interface Decoded { payload: Payload, rotated: boolean, key?: DecodedCacheKey }
  * the sealer and, when it opened with the newest key, remembered. One opened
  * with an older key is not: this response re-seals it anyway.
  */
-function decode (value: string, head: string, policy: SessionPolicy, sealer: Sealer, cache: DecodedCache | null): Decoded | RejectReason {
+function decode (value: string, parts: readonly string[], policy: SessionPolicy, sealer: Sealer, cache: DecodedCache | null): Decoded | RejectReason {
   if (cache === null) return sealer.open(value)
-  const key = cache.key(value, head)
+  const key = cache.key(value, parts)
   const hit = cache.get(key)
   if (hit !== undefined) {
     const expired = checkTimes(hit.issuedAt, hit.createdAt, policy.idleTimeout, policy.absoluteTimeout)

@@ -77,18 +77,19 @@ export function createRevocationView (opts: RevocationViewOptions): RevocationVi
 
   function revokedNow (id: string): boolean | undefined {
     if (!isSessionId(id)) return true
+    // A store in this process is the authority and answers at once: a copy
+    // of its answers here would only cost a second map lookup per request.
+    if (lookupNow !== undefined) {
+      counters.misses++
+      return lookupNow(id) === null
+    }
     const now = clock.now()
     const known = entries.get(id)
     if (known === REVOKED || (known !== undefined && known > now && trusted(now))) {
       counters.hits++
       return known === REVOKED
     }
-    if (lookupNow === undefined) return undefined
-    counters.misses++
-    if (lookupNow(id) !== null) return false
-    // No feed vouches for "live" here, so only "revoked" is worth remembering.
-    entries.set(id, REVOKED)
-    return true
+    return undefined
   }
 
   return {
@@ -117,11 +118,11 @@ export function createRevocationView (opts: RevocationViewOptions): RevocationVi
     },
 
     markRevoked (ids) {
-      for (const id of ids) entries.set(id, REVOKED)
+      if (lookupNow === undefined) for (const id of ids) entries.set(id, REVOKED)
     },
 
     markLive (id, expiresAt) {
-      if (entries.get(id) !== REVOKED) entries.set(id, expiresAt)
+      if (lookupNow === undefined && entries.get(id) !== REVOKED) entries.set(id, expiresAt)
     },
 
     flush () {
