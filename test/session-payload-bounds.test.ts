@@ -3,7 +3,7 @@
 import t, { type Test } from 'tap'
 import FakeTimers from '@sinonjs/fake-timers'
 import fc from 'fast-check'
-import { checkPayload, buildPayload, nowSeconds, CLOCK_SKEW, ISSUED, OWN_ISSUED, CREATED, RESERVED } from '../lib/session/payload.ts'
+import { checkPayload, buildPayload, withoutTimes, nowSeconds, CLOCK_SKEW, ISSUED, OWN_ISSUED, CREATED, RESERVED } from '../lib/session/payload.ts'
 
 const NOW = 1_800_000_000
 const IDLE = 3600
@@ -88,4 +88,18 @@ t.test('buildPayload: internal fields last, so user data cannot shadow them (fas
     t.equal(built.__c, created)
     for (const k of Object.keys(data)) if (!RESERVED.has(k)) t.same(built[k], data[k])
   }), { numRuns: 200 })
+})
+
+t.test('withoutTimes: the payload less its three times, own __proto__ fields kept as fields, the payload untouched (fast-check)', async (t) => {
+  const withProto = fc.dictionary(fc.oneof(fc.string(), fc.constantFrom('__proto__', 'constructor', ISSUED, OWN_ISSUED, CREATED)), fc.jsonValue())
+  fc.assert(fc.property(withProto, fc.nat(), fc.nat(), (data, created, issued) => {
+    const payload = buildPayload(data, created, issued)
+    const before = Object.entries(payload)
+    const stripped = withoutTimes(payload)
+    t.same(Object.entries(payload), before, 'the payload keeps its fields')
+    t.same(Object.entries(stripped), before.filter(([k]) => !RESERVED.has(k)), 'every other field, in order')
+    t.equal(Object.getPrototypeOf(stripped), Object.prototype, 'a plain object: an own __proto__ field did not set its prototype')
+  }), { numRuns: 300 })
+  const parsed = JSON.parse('{"__proto__":{"x":1},"a":2,"__i":5}') as Record<string, unknown>
+  t.same(Object.keys(withoutTimes(parsed)), ['__proto__', 'a'])
 })

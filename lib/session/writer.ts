@@ -7,7 +7,7 @@ import type { SerializeOptions } from '@fastify/cookie'
 import { errors } from '../errors.ts'
 import { cookieAttributes, type SessionPolicy } from './policy.ts'
 import { planCookies, requestBytes, MAX_REQUEST_COOKIE_BYTES } from './codec.ts'
-import { buildPayload, nowSeconds, RESERVED } from './payload.ts'
+import { buildPayload, nowSeconds, withoutTimes } from './payload.ts'
 import type { DecodedCache } from './decoded-cache.ts'
 import { kData, kCreated, kIssued, kOptions } from './session-object.ts'
 import type { Sealer } from './sealer.ts'
@@ -35,6 +35,7 @@ export function createSessionWriter ({ policy, sealer, counters, cache, serializ
   // absolute limit): one cached entry serves nearly every write.
   let cachedMaxAge = -1
   let cachedAttributes = ''
+  let cachedAttributeBytes = 0
 
   /**
    * `; Max-Age=…; Path=/; …` as @fastify/cookie's serializer writes it (and
@@ -67,16 +68,20 @@ export function createSessionWriter ({ policy, sealer, counters, cache, serializ
     const payload = buildPayload(target[kData], created, issuedAt)
     const value = sealer.seal(payload)
     let attributes: string
+    let attributeBytes: number
     if (target[kOptions] !== null) {
       attributes = attributesOf({ ...attrs, ...target[kOptions], maxAge })
+      attributeBytes = Buffer.byteLength(attributes)
     } else {
       if (maxAge !== cachedMaxAge) {
         cachedAttributes = attributesOf({ ...attrs, maxAge })
+        cachedAttributeBytes = Buffer.byteLength(cachedAttributes)
         cachedMaxAge = maxAge
       }
       attributes = cachedAttributes
+      attributeBytes = cachedAttributeBytes
     }
-    const lines = planCookies(policy.cookieName, value, Buffer.byteLength(attributes))
+    const lines = planCookies(policy.cookieName, value, attributeBytes)
     const bytes = requestBytes(lines)
     if (bytes > MAX_REQUEST_COOKIE_BYTES) {
       counters.tooLarge++
@@ -93,8 +98,7 @@ export function createSessionWriter ({ policy, sealer, counters, cache, serializ
       // (the payload without the three times, which the entry holds apart), so
       // that request skips decryption. set() refuses data a JSON round trip
       // would change, which then decodes as usual.
-      for (const name of RESERVED) delete payload[name]
-      cache.set(cache.key(value), { data: payload, issuedAt, createdAt: created })
+      cache.set(cache.key(value), { data: withoutTimes(payload), issuedAt, createdAt: created })
     }
     counters.issued++
     if (lines.length > 1) {
