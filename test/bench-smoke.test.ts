@@ -85,6 +85,7 @@ t.test('npm run bench -- --quick prints and writes the whole table, elsewhere th
     if (cells[6] !== 'n/a') t.match(cells[4], /\d+\.\d\d× (#\w+|this) \(\d+\.\d\d–\d+\.\d\d\)/, `#${c.id} shows its ratio with the spread`)
   }
   t.match(rows.get('2b')?.[7] ?? '', /cookie \d+ B in 1/, '#2b is sent a session cookie (#2c\'s)')
+  t.match(rows.get('5b')?.[7] ?? '', /cookie \d+ B in 2/, '#5b is sent #5\'s two chunk cookies')
   t.match(rows.get('6')?.[4] ?? '', /Set-Cookie in \d+ responses|n\/a/, '#6 reports the Set-Cookie share')
   t.match(rows.get('8')?.[4] ?? '', /calls for \d+ refresh tokens|n\/a/, '#8 reports calls per refresh token')
 

@@ -307,3 +307,15 @@ t.test('memory: the estimate per entry is at or above the heap it takes', async 
   t.ok(estimated >= measured, 'the estimate does not undercount a session of a shared shape')
   t.ok(estimated <= 1.5 * measured, 'nor overcount it by half')
 })
+
+t.test('a value the process sealed itself is kept as it is, counted as a copied one is', async (t) => {
+  const value = randomBytes(300).toString('base64url') + '.' + randomBytes(24).toString('base64url')
+  const owned = createDecodedCache()
+  const copied = createDecodedCache()
+  t.equal(owned.set(owned.key(value), session({ v: 1 }), true), true)
+  t.equal(copied.set(copied.key(value), session({ v: 1 })), true)
+  t.same(owned.get(owned.key(value))?.data, { v: 1 }, 'a hit')
+  t.equal(owned.get(owned.key(value.slice(0, -1) + '.')), undefined, 'and still every character decides')
+  t.equal(owned.stats().bytes, copied.stats().bytes, 'the same bytes counted')
+  t.equal(owned.set(owned.key(value), session({ f: () => 1 } as never), true), false, 'and the same data refused')
+})

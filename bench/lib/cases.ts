@@ -87,6 +87,10 @@ export function throughputCases ({ rollingIntervalSeconds }: { rollingIntervalSe
       login: '/bench/login',
       targets: [{ baseline: '4', min: 0.8, text: '≥ 0.8× #4' }]
     },
+    // the bytes alone: bare fastify receiving #5's 6 KB of cookies instead of
+    // #2c's 1.7 KB (#5b ÷ #2b) is the floor of #5 ÷ #4 set by the larger
+    // header, before any session code runs
+    { id: '5b', label: 'bare fastify, same route, receiving #5\'s 6 KB chunked session cookies', server: 'bench/servers/bare.ts', path: '/json', cookieFrom: '5', baseline: '2b' },
     {
       id: '6',
       label: `suite, rolling every ${rollingIntervalSeconds} s, clients follow Set-Cookie`,

@@ -97,9 +97,11 @@ export interface DecodedCache {
    * Keeps a deep copy of a session that the value behind `key` decodes to.
    * Returns false, storing nothing, for data a JSON round trip would change
    * (undefined, NaN, -0, a Date, a class instance, a function), nested deeper
-   * than 64 levels, or larger alone than maxBytes.
+   * than 64 levels, or larger alone than maxBytes. `owned`: the value is a
+   * string this process made (a cookie it just sealed), not a slice of a
+   * request's Cookie header, so it is kept as it is rather than copied.
    */
-  set (key: DecodedCacheKey, session: DecodedSession): boolean
+  set (key: DecodedCacheKey, session: DecodedSession, owned?: boolean): boolean
   delete (key: DecodedCacheKey): boolean
   /** Forgets every session: call it when the keyring changes. */
   flush (): void
@@ -318,8 +320,8 @@ export function createDecodedCache (options: DecodedCacheOptions = {}): DecodedC
       const data = (prototypeClean() ? copy(entry.data) : copyOwn(entry.data)) as Record<string, unknown>
       return { data, issuedAt: entry.issuedAt, createdAt: entry.createdAt }
     },
-    set (key, session) {
-      const value = ownCopy(key.value)
+    set (key, session, owned = false) {
+      const value = owned ? key.value : ownCopy(key.value)
       const slot = slotOf(value)
       // The same value again, or (never for sealed values) another with the
       // same first characters: either way the entry is replaced.

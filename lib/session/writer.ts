@@ -98,7 +98,7 @@ export function createSessionWriter ({ policy, sealer, counters, cache, serializ
       // (the payload without the three times, which the entry holds apart), so
       // that request skips decryption. set() refuses data a JSON round trip
       // would change, which then decodes as usual.
-      cache.set(cache.key(value), { data: withoutTimes(payload), issuedAt, createdAt: created })
+      cache.set(cache.key(value), { data: withoutTimes(payload), issuedAt, createdAt: created }, true)
     }
     counters.issued++
     if (lines.length > 1) {
