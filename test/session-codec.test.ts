@@ -88,7 +88,7 @@ t.test('the Cookie-header scan reads exactly what split-and-trim reads', async (
   // Pieces that stress the scan: our names, look-alikes, pairs without '=', stray separators and spaces.
   const piece = fc.oneof(
     fc.constantFrom('sid', 'sid.0', 'sid.1', 'sid.2', 'sid.9', 'sidx', 'xsid', 'sid.', ' sid ', 'a', ''),
-    fc.string({ unit: fc.constantFrom('s', 'i', 'd', '.', '=', ';', ' ', '0', '1', 'A', '\t'), maxLength: 12 })
+    fc.string({ unit: fc.constantFrom('s', 'i', 'd', '.', '=', ';', ' ', '0', '1', 'A', '\t', '\n', '\u00a0', '\ufeff', '\u0085'), maxLength: 12 })
   )
   const pair = fc.tuple(piece, fc.boolean(), piece).map(([k, eq, v]) => eq ? `${k}=${v}` : k)
   const header = fc.array(pair, { maxLength: 8 }).chain((pairs) => fc.constantFrom('; ', ';').map((sep) => pairs.join(sep)))
@@ -104,6 +104,9 @@ t.test('a long header of pairs without = is read correctly', async (t) => {
   // 16 KB of `sid;` then one pair (the scan looks for each '=' once, not once per pair).
   const h = 'sid;'.repeat(4000) + 'sid=v'
   t.same(readCookies(h, 'sid'), { value: 'v', parts: ['v'], names: ['sid'], bytes: 1, chunks: 1 })
+  // the name thousands of times inside one key, and inside one value: one pair each
+  t.same(readCookies('x' + 'sid'.repeat(4000) + '=1; sid=v', 'sid'), { value: 'v', parts: ['v'], names: ['sid'], bytes: 1, chunks: 1 })
+  t.same(readCookies('a=' + ' sid'.repeat(4000) + '; \u00a0sid\t=\tv ', 'sid'), { value: 'v', parts: ['v'], names: ['sid'], bytes: 1, chunks: 1 }, 'spaces trimmed as String#trim trims them')
 })
 
 t.test('planned lines are exactly as long as the lines @fastify/cookie sends, and never over 4096 bytes', async (t) => {
