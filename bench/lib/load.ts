@@ -14,6 +14,8 @@ export interface LoadOptions {
 
 export interface LoadResult {
   requests: number
+  /** how long the load ran, as autocannon measured it */
+  seconds: number
   rps: number
   p99: number
   non2xx: number
@@ -79,6 +81,7 @@ export async function runLoad (opts: LoadOptions): Promise<LoadResult> {
   })
   return {
     requests: result.requests.total,
+    seconds: result.duration,
     rps: result.requests.total / result.duration,
     p99: result.latency.p99,
     non2xx: result.non2xx,

@@ -76,7 +76,7 @@ export function markdownReport (rows: Row[], meta: ReportMeta): string {
     `- Load average at the start: ${meta.loadAtStart.map((l) => l.toFixed(2)).join(', ')} (1, 5, 15 min)`,
     `- Settings: ${meta.settings}`,
     '- Each server runs in its own process on 127.0.0.1; the load generator (autocannon) runs in the harness process on the same machine.',
-    '- Rows are measured round-robin (the order rotates each round); req/s and p99 are medians over the rounds; a ratio is the median of the per-round ratios (both rows of a pair ran in the same round, so load that varies between rounds cancels), with the lowest and highest per-round ratio in brackets: how noisy the run was. Targets are reported, never asserted.',
+    '- Rows are measured round-robin (the order rotates each round), each row\'s time in a round cut into slices taken in turn with the other rows\', so that every row\'s figure spans the whole round; a round\'s req/s counts all its slices and its p99 is the worst slice\'s; req/s and p99 are medians over the rounds; a ratio is the median of the per-round ratios (both rows of a pair ran in the same round, so load that varies between rounds cancels), with the lowest and highest per-round ratio in brackets: how noisy the run was. Targets are reported, never asserted.',
     '',
     markdownTable(rows),
     '',

@@ -7,7 +7,15 @@ import type { ThroughputCase } from './cases.ts'
 
 export interface ThroughputSettings {
   warmup: number
+  /** seconds per row and round, measured as `slices` equal parts */
   duration: number
+  /**
+   * Parts each row's time in a round is cut into, measured one row after the
+   * other and summed (default 1): every row's figure then spans the whole
+   * round, so a slow spell of the machine (the hypervisor taking CPU) falls
+   * on every row of the round alike instead of on whichever row ran in it.
+   */
+  slices?: number
   rounds: number
   connections: number
   log: (line: string) => void
@@ -39,6 +47,29 @@ export function median (values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b)
   const mid = Math.floor(sorted.length / 2)
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}
+
+/**
+ * One row's round from its slices: counts add up, req/s is the responses over
+ * the slices' total time, p99 is the worst slice's (a merged histogram is not
+ * kept), and CPU is per response over all of them.
+ */
+export function mergeSlices (slices: Array<LoadResult & { cpuUs: number }>): Round {
+  const sum = (pick: (s: LoadResult & { cpuUs: number }) => number): number => slices.reduce((total, s) => total + pick(s), 0)
+  const seconds = sum((s) => s.seconds)
+  const requests = sum((s) => s.requests)
+  const responses = sum((s) => s.responses)
+  return {
+    requests,
+    seconds,
+    rps: seconds > 0 ? requests / seconds : 0,
+    p99: Math.max(0, ...slices.map((s) => s.p99)),
+    non2xx: sum((s) => s.non2xx),
+    errors: sum((s) => s.errors),
+    responses,
+    withSetCookie: sum((s) => s.withSetCookie),
+    cpuPerResponse: sum((s) => s.cpuUs) / Math.max(1, responses)
+  }
 }
 
 /** Logs in through the server's bench route and returns the Cookie header it set. */
@@ -94,16 +125,23 @@ export async function measureThroughput (cases: ThroughputCase[], settings: Thro
       settings.log(`warm-up #${r.spec.id} (${settings.warmup} s)`)
       await load(r, settings.warmup)
     }
+    const slices = settings.slices ?? 1
     for (let round = 0; round < settings.rounds; round++) {
       const order = active.map((_, i) => active[(i + round) % active.length])
+      const parts = new Map<Running, Array<LoadResult & { cpuUs: number }>>(order.map((r) => [r, []]))
+      for (let slice = 0; slice < slices; slice++) {
+        for (const r of order) {
+          const server = r.server as ServerHandle
+          const before = await server.stats()
+          const result = await load(r, settings.duration / slices)
+          const after = await server.stats()
+          parts.get(r)?.push({ ...result, cpuUs: after.cpuUs - before.cpuUs })
+        }
+      }
       for (const r of order) {
-        const server = r.server as ServerHandle
-        const before = await server.stats()
-        const result = await load(r, settings.duration)
-        const after = await server.stats()
-        const cpuPerResponse = (after.cpuUs - before.cpuUs) / Math.max(1, result.responses)
-        r.rounds.push({ ...result, cpuPerResponse })
-        settings.log(`round ${round + 1}/${settings.rounds} #${r.spec.id}: ${Math.round(result.rps)} req/s, p99 ${result.p99} ms, ${cpuPerResponse.toFixed(1)} µs CPU/response`)
+        const measured = mergeSlices(parts.get(r) ?? [])
+        r.rounds.push(measured)
+        settings.log(`round ${round + 1}/${settings.rounds} #${r.spec.id}: ${Math.round(measured.rps)} req/s, p99 ${measured.p99} ms, ${measured.cpuPerResponse.toFixed(1)} µs CPU/response`)
       }
     }
   } finally {
