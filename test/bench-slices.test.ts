@@ -2,7 +2,7 @@
 // length: counts are summed, req/s is over the slices' total time, p99 is the
 // worst slice's, CPU is per response over all of them.
 import t from 'tap'
-import { mergeSlices } from '../bench/lib/throughput.ts'
+import { mergeSlices } from '../bench/lib/slices.ts'
 
 const slice = (requests: number, seconds: number, p99: number, cpuUs: number, extra: Partial<{ non2xx: number, errors: number, withSetCookie: number }> = {}) => ({
   requests, seconds, rps: requests / seconds, p99, non2xx: extra.non2xx ?? 0, errors: extra.errors ?? 0, responses: requests, withSetCookie: extra.withSetCookie ?? 0, cpuUs

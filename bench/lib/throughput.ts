@@ -4,6 +4,7 @@
 import { startServer, type ServerHandle } from './children.ts'
 import { runLoad, mergeCookies, type LoadResult } from './load.ts'
 import type { ThroughputCase } from './cases.ts'
+import { mergeSlices } from './slices.ts'
 
 export interface ThroughputSettings {
   warmup: number
@@ -47,29 +48,6 @@ export function median (values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b)
   const mid = Math.floor(sorted.length / 2)
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
-}
-
-/**
- * One row's round from its slices: counts add up, req/s is the responses over
- * the slices' total time, p99 is the worst slice's (a merged histogram is not
- * kept), and CPU is per response over all of them.
- */
-export function mergeSlices (slices: Array<LoadResult & { cpuUs: number }>): Round {
-  const sum = (pick: (s: LoadResult & { cpuUs: number }) => number): number => slices.reduce((total, s) => total + pick(s), 0)
-  const seconds = sum((s) => s.seconds)
-  const requests = sum((s) => s.requests)
-  const responses = sum((s) => s.responses)
-  return {
-    requests,
-    seconds,
-    rps: seconds > 0 ? requests / seconds : 0,
-    p99: Math.max(0, ...slices.map((s) => s.p99)),
-    non2xx: sum((s) => s.non2xx),
-    errors: sum((s) => s.errors),
-    responses,
-    withSetCookie: sum((s) => s.withSetCookie),
-    cpuPerResponse: sum((s) => s.cpuUs) / Math.max(1, responses)
-  }
 }
 
 /** Logs in through the server's bench route and returns the Cookie header it set. */
