@@ -33,6 +33,7 @@
 // already shows the decoded sessions, tokens included.
 import { Type, type Static } from '@sinclair/typebox'
 import { validateOptions } from '../options.ts'
+import { putField as put } from './payload.ts'
 
 export const DECODED_CACHE_DEFAULTS = { maxEntries: 10_000, maxBytes: 32 * 1024 * 1024 } as const
 
@@ -148,13 +149,6 @@ function objectBytes (fields: number): number {
   if (fields > DICTIONARY_PROPERTIES) return OBJECT_HEADER + WORD * IN_OBJECT_SLOTS + PROPERTY_ARRAY_HEADER + DICTIONARY_ENTRY * fields
   const outside = fields - IN_OBJECT_SLOTS
   return OBJECT_HEADER + WORD * IN_OBJECT_SLOTS + (outside > 0 ? PROPERTY_ARRAY_HEADER + WORD * (outside + PROPERTY_SLACK) : 0)
-}
-
-// An own `__proto__` field (JSON.parse makes one from `"__proto__": …`) must
-// stay a field: assigning it would set the copy's prototype instead.
-function put (out: Record<string, unknown>, key: string, value: unknown): void {
-  if (key === '__proto__') Object.defineProperty(out, key, { value, writable: true, enumerable: true, configurable: true })
-  else out[key] = value
 }
 
 const REFUSED = Symbol('refused')

@@ -106,6 +106,12 @@ function adoptLegacyFields (data: Record<string, unknown>): void {
   if (fields !== undefined) data[SUITE_FIELD] = fields
 }
 
+/** Sets a field; an own `__proto__` field (JSON.parse makes them) stays a field instead of setting the prototype. */
+export function putField (out: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(out, key, { value, writable: true, enumerable: true, configurable: true })
+  else out[key] = value
+}
+
 /**
  * The payload without its three times: what reading back the cookie sealed
  * from it decodes to. A copy, not `delete` on the payload: deleting fields
@@ -117,8 +123,7 @@ export function withoutTimes (payload: Record<string, unknown>): Record<string, 
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i]
     if (RESERVED.has(key)) continue
-    if (key === '__proto__') Object.defineProperty(data, key, { value: payload[key], writable: true, enumerable: true, configurable: true })
-    else data[key] = payload[key]
+    putField(data, key, payload[key])
   }
   return data
 }
@@ -131,9 +136,7 @@ export function buildPayload (data: Record<string, unknown>, createdAt: number, 
   const keys = Object.keys(data)
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i]
-    // an own `__proto__` field (JSON.parse makes them) stays a field
-    if (key === '__proto__') Object.defineProperty(payload, key, { value: data[key], writable: true, enumerable: true, configurable: true })
-    else payload[key] = data[key]
+    putField(payload, key, data[key])
   }
   if (data[SUITE_FIELD] === undefined && LEGACY_FIELDS.some(([legacy]) => data[legacy] !== undefined)) payload[SUITE_FIELD] = {}
   // Internal fields last: user data cannot shadow them (set() refuses them too).
